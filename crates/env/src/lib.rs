@@ -1,0 +1,56 @@
+//! The vectorised multi-agent environment interface shared by simulators and learners.
+//!
+//! A learner (crate `rl`) drives any [`VecEnv`]: a batch of `num_envs` independent
+//! environments, each with `agents_per_env` decision makers that share one policy
+//! (CartPole has one agent; the MEC simulator has one agent per device). Observations,
+//! actions and rewards are flat, row-major buffers owned by the caller, so stepping a
+//! batch allocates nothing.
+//!
+//! This crate has no dependencies and never does I/O: it is the only thing the
+//! learner knows about a simulator.
+
+/// Summary of one finished episode, reported by [`VecEnv::drain_finished`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeInfo {
+    /// Index of the environment in the batch.
+    pub env: usize,
+    /// Undiscounted sum of the environment-level reward over the episode.
+    pub episode_return: f64,
+    /// Number of steps in the episode.
+    pub length: usize,
+    /// Domain metrics (for MEC: latency, violation rate, accuracy, ...).
+    pub extras: Vec<(&'static str, f64)>,
+}
+
+/// A batch of environments stepped in lock-step.
+///
+/// Buffer layouts (all row-major):
+/// - observations: `num_envs * agents_per_env * obs_dim`
+/// - actions and action masks: `num_envs * agents_per_env`
+/// - rewards: `num_envs * agents_per_env` (an agent's share of its environment's reward)
+/// - dones: `num_envs`
+///
+/// When an environment's episode ends, `step` reports `done = true` for it and writes
+/// the first observation of the next episode (auto-reset), as is standard for
+/// vectorised PPO.
+pub trait VecEnv {
+    /// Number of environments in the batch.
+    fn num_envs(&self) -> usize;
+    /// Decision makers per environment (all share one policy).
+    fn agents_per_env(&self) -> usize;
+    /// Features per agent observation.
+    fn obs_dim(&self) -> usize;
+    /// Number of discrete actions per agent.
+    fn num_actions(&self) -> usize;
+    /// Reset every environment; environment `i` is seeded from `seed` and `i`.
+    fn reset(&mut self, seed: u64, obs: &mut [f32]);
+    /// Apply one action per agent and advance every environment by one step.
+    fn step(&mut self, actions: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]);
+    /// Which agents have a decision to make this step (`true` = its action matters).
+    /// Learners may skip masked-out agents in their loss. Default: all active.
+    fn active_agents(&self, mask: &mut [bool]) {
+        mask.fill(true);
+    }
+    /// Move the summaries of episodes finished since the last call into `out`.
+    fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>);
+}

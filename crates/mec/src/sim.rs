@@ -1,0 +1,908 @@
+//! The slotted MEC system model (design §3).
+//!
+//! Each slot: the policy decides, for every device with pending queries, whether they run
+//! on the device or on the edge server; the simulator schedules them (local FIFO per
+//! device; Shannon uplink with the bandwidth shared by that slot's offloaders; a FIFO edge
+//! queue in front of `edge.workers` model instances; fixed-rate downlink), charges energy,
+//! scores quality, and then moves time on: mobility, fading, budget windows and the next
+//! slot's arrivals. Queries arriving during a slot are scheduled at the start of the next
+//! one. Because service is FIFO and non-preemptive, a query's completion time is known
+//! when it is scheduled, so its latency is charged in the slot that schedules it (the
+//! long-run average is the same as charging it on completion).
+//!
+//! The exogenous randomness (arrivals, sizes, mobility, fading) is drawn in a fixed order
+//! that never depends on the actions, so every policy run on the same seed faces exactly
+//! the same queries and channels.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Catalogue;
+use crate::config::SimConfig;
+use crate::error::{ConfigError, MecError};
+use crate::metrics::{EpisodeMetrics, MetricsAccumulator};
+use crate::rng::SimRng;
+
+/// Where a device's pending queries run this slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Run on the device with its installed variant.
+    Local,
+    /// Send to the edge server, which runs the base model.
+    Offload,
+}
+
+impl Action {
+    /// 0 = local, 1 = offload (the learner's discrete action index).
+    #[must_use]
+    pub fn index(self) -> u32 {
+        match self {
+            Self::Local => 0,
+            Self::Offload => 1,
+        }
+    }
+
+    /// Inverse of [`Action::index`]; any non-zero index means offload.
+    #[must_use]
+    pub fn from_index(i: u32) -> Self {
+        if i == 0 { Self::Local } else { Self::Offload }
+    }
+}
+
+/// Features per device in [`Simulator::observe`].
+pub const OBS_DIM: usize = 16;
+
+/// Names of the observation features, in order (for docs, plots and the web app).
+pub const OBS_FEATURES: [&str; OBS_DIM] = [
+    "last channel gain (dB, scaled)",
+    "distance to edge / cell radius",
+    "local backlog / latency scale",
+    "energy budget left (fraction)",
+    "budget window elapsed (fraction)",
+    "pending queries / 4",
+    "pending tokens / (4 · mean query)",
+    "local service time of pending / latency scale",
+    "local energy of pending / budget",
+    "local variant accuracy − constraint (×5)",
+    "local variant hallucination − constraint (×5)",
+    "estimated uplink time / latency scale",
+    "edge backlog / latency scale",
+    "devices offloading last slot (fraction)",
+    "episode elapsed (fraction)",
+    "population / 100",
+];
+
+/// The visible state of one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    /// Position, metres (edge server at the origin).
+    pub x_m: f64,
+    /// Position, metres.
+    pub y_m: f64,
+    /// Index into `config.classes`.
+    pub class: usize,
+    /// Index of the installed variant in the catalogue.
+    pub variant: usize,
+    /// True channel gain this slot (path loss × fading), dB. Only the oracle sees it.
+    pub channel_gain_db: f64,
+    /// The gain measured in the previous slot: what a policy sees.
+    pub estimated_gain_db: f64,
+    /// Seconds until the device's own model is free.
+    pub local_backlog_s: f64,
+    /// Energy spent in the current budget window, joules (never negative).
+    pub energy_used_j: f64,
+    /// Budget per window, joules.
+    pub energy_budget_j: f64,
+    /// Queries waiting for a decision this slot.
+    pub pending: u32,
+    /// Prompt tokens of the pending queries.
+    pub pending_input_tokens: u32,
+    /// Answer tokens of the pending queries.
+    pub pending_output_tokens: u32,
+    /// The last action applied to this device's queries.
+    pub last_action: Option<Action>,
+    waypoint: (f64, f64),
+    speed_mps: f64,
+    fade: (f64, f64),
+    gain_lin: f64,
+    local_free_at: f64,
+}
+
+impl DeviceState {
+    /// Distance to the edge server, metres.
+    #[must_use]
+    pub fn distance_m(&self) -> f64 {
+        libm::sqrt(self.x_m * self.x_m + self.y_m * self.y_m)
+    }
+
+    /// Energy left in the current window, joules (≥ 0).
+    #[must_use]
+    pub fn energy_left_j(&self) -> f64 {
+        (self.energy_budget_j - self.energy_used_j).max(0.0)
+    }
+}
+
+/// Per-device constants resolved from its class and installed variant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeviceParams {
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub joules_per_token: f64,
+    pub tx_power_w: f64,
+    pub idle_power_w: f64,
+    pub accuracy: f64,
+    pub hallucination: f64,
+}
+
+/// One query waiting for a decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PendingQuery {
+    /// Owning device.
+    pub device: u32,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Answer tokens.
+    pub output_tokens: u32,
+    /// Bits sent on the uplink if offloaded (prompt plus attached context).
+    pub uplink_bits: f64,
+}
+
+/// What happened to one query.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QueryEvent {
+    /// Owning device.
+    pub device: u32,
+    /// Where it ran.
+    pub action: Action,
+    /// Latency charged (≤ `max_latency_s`; exactly that when dropped), seconds.
+    pub latency_s: f64,
+    /// Uplink transfer time (0 for local), seconds.
+    pub uplink_s: f64,
+    /// Energy charged to the device, joules.
+    pub energy_j: f64,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Answer tokens.
+    pub output_tokens: u32,
+    /// Rejected because its latency would exceed `max_latency_s`.
+    pub dropped: bool,
+}
+
+/// Result of one slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SlotOutcome {
+    /// Environment reward for the slot (Lagrangian, per query; design §3).
+    pub reward: f64,
+    /// Queries scheduled in the slot.
+    pub queries: usize,
+    /// Queries dropped in the slot.
+    pub dropped: usize,
+    /// Mean latency of the slot's queries (0 if none), seconds.
+    pub mean_latency_s: f64,
+    /// Whether the episode has ended.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OffloadRequest {
+    query: usize,
+    arrive_s: f64,
+    uplink_s: f64,
+}
+
+/// Precomputed scenario constants.
+#[derive(Debug, Clone)]
+struct Consts {
+    noise_w_per_hz: f64,
+    fade_keep: f64,
+    fade_innov: f64,
+    exp_neg_lambda: f64,
+    edge_accuracy: f64,
+    edge_hallucination: f64,
+    mean_query_tokens: f64,
+}
+
+/// A running MEC episode.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    config: SimConfig,
+    catalogue: Catalogue,
+    consts: Consts,
+    rng: SimRng,
+    slot: usize,
+    devices: Vec<DeviceState>,
+    params: Vec<DeviceParams>,
+    pending: Vec<PendingQuery>,
+    pending_start: Vec<u32>,
+    edge_free_at: Vec<f64>,
+    last_offloaders: usize,
+    events: Vec<QueryEvent>,
+    agent_rewards: Vec<f64>,
+    offload_buf: Vec<OffloadRequest>,
+    acc: MetricsAccumulator,
+}
+
+fn db_to_lin(db: f64) -> f64 {
+    libm::exp(db * (core::f64::consts::LN_10 / 10.0))
+}
+
+impl Simulator {
+    /// Build a simulator for `config`, checking it against `catalogue`, and reset it with `seed`.
+    pub fn new(config: SimConfig, catalogue: Catalogue, seed: u64) -> Result<Self, MecError> {
+        config.validate()?;
+        catalogue.validate()?;
+        let (_, edge_variant) =
+            catalogue
+                .get(&config.edge.variant)
+                .ok_or_else(|| ConfigError::OutOfRange {
+                    field: "edge.variant".into(),
+                    value: format!("{:?}", config.edge.variant),
+                    expected: format!(
+                        "one of the catalogue's variants: {}",
+                        variant_names(&catalogue)
+                    ),
+                })?;
+        let mut class_params = Vec::with_capacity(config.classes.len());
+        for (i, class) in config.classes.iter().enumerate() {
+            let (vi, v) = catalogue
+                .get(&class.variant)
+                .ok_or_else(|| ConfigError::OutOfRange {
+                    field: format!("classes[{i}].variant"),
+                    value: format!("{:?}", class.variant),
+                    expected: format!(
+                        "one of the catalogue's variants: {}",
+                        variant_names(&catalogue)
+                    ),
+                })?;
+            let p = v.per_class.get(&class.name).ok_or_else(|| {
+                MecError::Catalogue(format!(
+                    "variant {:?} has no profile for device class {:?} (classes[{i}]); it lists: {}",
+                    v.name,
+                    class.name,
+                    v.per_class.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if v.bytes > class.memory_bytes {
+                return Err(ConfigError::OutOfRange {
+                    field: format!("classes[{i}].variant"),
+                    value: format!("{:?} ({} bytes)", v.name, v.bytes),
+                    expected: format!(
+                        "a variant that fits the class memory of {} bytes",
+                        class.memory_bytes
+                    ),
+                }
+                .into());
+            }
+            class_params.push((
+                vi,
+                DeviceParams {
+                    prefill_tok_s: p.prefill_tok_s,
+                    decode_tok_s: p.decode_tok_s,
+                    joules_per_token: p.joules_per_token,
+                    tx_power_w: class.tx_power_w,
+                    idle_power_w: class.idle_power_w,
+                    accuracy: v.accuracy,
+                    hallucination: v.hallucination_rate,
+                },
+            ));
+        }
+        let rho = config.radio.fading_correlation;
+        let consts = Consts {
+            noise_w_per_hz: db_to_lin(config.radio.noise_dbm_per_hz - 30.0),
+            fade_keep: rho,
+            fade_innov: libm::sqrt((1.0 - rho * rho) / 2.0),
+            exp_neg_lambda: libm::exp(-config.arrival_rate),
+            edge_accuracy: edge_variant.accuracy,
+            edge_hallucination: edge_variant.hallucination_rate,
+            mean_query_tokens: config.query.input_tokens_mean + config.query.output_tokens_mean,
+        };
+        let n = config.devices;
+        let mut sim = Self {
+            consts,
+            rng: SimRng::new(seed),
+            slot: 0,
+            devices: Vec::with_capacity(n),
+            params: Vec::with_capacity(n),
+            pending: Vec::new(),
+            pending_start: vec![0; n + 1],
+            edge_free_at: vec![0.0; config.edge.workers],
+            last_offloaders: 0,
+            events: Vec::new(),
+            agent_rewards: vec![0.0; n],
+            offload_buf: Vec::new(),
+            acc: MetricsAccumulator::default(),
+            catalogue,
+            config,
+        };
+        sim.init_devices(&class_params);
+        Ok(sim)
+    }
+
+    /// Start a new episode with `seed` (same config and catalogue).
+    pub fn reset(&mut self, seed: u64) {
+        *self = Self::new(self.config.clone(), self.catalogue.clone(), seed)
+            .expect("a simulator's own config and catalogue stay valid");
+    }
+
+    fn init_devices(&mut self, class_params: &[(usize, DeviceParams)]) {
+        let total_share: f64 = self.config.classes.iter().map(|c| c.share).sum();
+        let n = self.config.devices;
+        self.devices.clear();
+        self.params.clear();
+        for _ in 0..n {
+            // Class by share.
+            let mut u = self.rng.uniform() * total_share;
+            let mut class = self.config.classes.len() - 1;
+            for (i, c) in self.config.classes.iter().enumerate() {
+                if u < c.share {
+                    class = i;
+                    break;
+                }
+                u -= c.share;
+            }
+            let (x, y) = self.random_point();
+            let waypoint = self.random_point();
+            let speed = self.rng.range(0.0, self.config.max_speed_mps);
+            let (a, b) = self.rng.normal_pair();
+            let fade = (
+                a * core::f64::consts::FRAC_1_SQRT_2,
+                b * core::f64::consts::FRAC_1_SQRT_2,
+            );
+            let (variant, params) = class_params[class];
+            let c = &self.config.classes[class];
+            let mut d = DeviceState {
+                x_m: x,
+                y_m: y,
+                class,
+                variant,
+                channel_gain_db: 0.0,
+                estimated_gain_db: 0.0,
+                local_backlog_s: 0.0,
+                energy_used_j: 0.0,
+                energy_budget_j: c.energy_budget_j,
+                pending: 0,
+                pending_input_tokens: 0,
+                pending_output_tokens: 0,
+                last_action: None,
+                waypoint,
+                speed_mps: speed,
+                fade,
+                gain_lin: 0.0,
+                local_free_at: 0.0,
+            };
+            Self::update_gain(&self.config, &mut d);
+            d.estimated_gain_db = d.channel_gain_db;
+            self.devices.push(d);
+            self.params.push(params);
+        }
+        self.generate_arrivals();
+    }
+
+    /// A point uniformly distributed in the cell annulus.
+    fn random_point(&mut self) -> (f64, f64) {
+        let r_min = self.config.min_distance_m;
+        let r_max = self.config.cell_radius_m;
+        let r = libm::sqrt(r_min * r_min + (r_max * r_max - r_min * r_min) * self.rng.uniform());
+        let theta = core::f64::consts::TAU * self.rng.uniform();
+        (r * libm::cos(theta), r * libm::sin(theta))
+    }
+
+    fn update_gain(config: &SimConfig, d: &mut DeviceState) {
+        let min2 = config.min_distance_m * config.min_distance_m;
+        let dist2 = (d.x_m * d.x_m + d.y_m * d.y_m).max(min2);
+        // Path gain g0 · d^-α, in dB, from ln(d²) (one transcendental call).
+        let path_db = config.radio.reference_gain_db
+            - 5.0 * config.radio.path_loss_exponent * libm::log(dist2) / core::f64::consts::LN_10;
+        let power = (d.fade.0 * d.fade.0 + d.fade.1 * d.fade.1).max(1e-30);
+        d.channel_gain_db = path_db + 10.0 * libm::log10(power);
+        d.gain_lin = db_to_lin(d.channel_gain_db);
+    }
+
+    fn generate_arrivals(&mut self) {
+        self.pending.clear();
+        let q = &self.config.query;
+        let (lo, hi) = (f64::from(q.min_tokens), f64::from(q.max_tokens));
+        for u in 0..self.devices.len() {
+            self.pending_start[u] = self.pending.len() as u32;
+            let k = self.rng.poisson_with_limit(self.consts.exp_neg_lambda);
+            let (mut tin, mut tout) = (0u32, 0u32);
+            for _ in 0..k {
+                let sig = q.tokens_sigma;
+                let (z0, z1) = self.rng.normal_pair();
+                let input = libm::round(
+                    libm::exp(libm::log(q.input_tokens_mean) - 0.5 * sig * sig + sig * z0)
+                        .clamp(lo, hi),
+                ) as u32;
+                let output = libm::round(
+                    libm::exp(libm::log(q.output_tokens_mean) - 0.5 * sig * sig + sig * z1)
+                        .clamp(lo, hi),
+                ) as u32;
+                let context_bytes = if q.context_kb_mean > 0.0 {
+                    1000.0 * self.rng.lognormal_mean(q.context_kb_mean, q.context_sigma)
+                } else {
+                    0.0
+                };
+                let uplink_bits =
+                    f64::from(input) * self.config.radio.bits_per_token + 8.0 * context_bytes;
+                self.pending.push(PendingQuery {
+                    device: u as u32,
+                    input_tokens: input,
+                    output_tokens: output,
+                    uplink_bits,
+                });
+                tin += input;
+                tout += output;
+            }
+            let d = &mut self.devices[u];
+            d.pending = k;
+            d.pending_input_tokens = tin;
+            d.pending_output_tokens = tout;
+        }
+        self.pending_start[self.devices.len()] = self.pending.len() as u32;
+    }
+
+    /// The scenario.
+    #[must_use]
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The variant catalogue in use.
+    #[must_use]
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// Number of devices N.
+    #[must_use]
+    pub fn num_devices(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Slots simulated so far in this episode.
+    #[must_use]
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Current time, seconds since the episode started.
+    #[must_use]
+    pub fn now_s(&self) -> f64 {
+        self.slot as f64 * self.config.slot_s
+    }
+
+    /// Whether the episode has ended.
+    #[must_use]
+    pub fn done(&self) -> bool {
+        self.slot >= self.config.slots
+    }
+
+    /// The devices' visible state.
+    #[must_use]
+    pub fn devices(&self) -> &[DeviceState] {
+        &self.devices
+    }
+
+    /// Queries waiting for a decision, grouped by device in device order.
+    #[must_use]
+    pub fn pending_queries(&self) -> &[PendingQuery] {
+        &self.pending
+    }
+
+    /// The pending queries of device `u`.
+    #[must_use]
+    pub fn pending_of(&self, u: usize) -> &[PendingQuery] {
+        &self.pending[self.pending_start[u] as usize..self.pending_start[u + 1] as usize]
+    }
+
+    /// Seconds until the first edge worker is free (the wait a new query would see).
+    #[must_use]
+    pub fn edge_backlog_s(&self) -> f64 {
+        let now = self.now_s();
+        self.edge_free_at
+            .iter()
+            .fold(f64::INFINITY, |m, &t| m.min(t))
+            .max(now)
+            - now
+    }
+
+    /// Absolute times at which each edge worker becomes free.
+    #[must_use]
+    pub fn edge_free_at(&self) -> &[f64] {
+        &self.edge_free_at
+    }
+
+    /// Devices that offloaded in the previous slot.
+    #[must_use]
+    pub fn last_offloaders(&self) -> usize {
+        self.last_offloaders
+    }
+
+    /// What happened to each query scheduled in the last slot.
+    #[must_use]
+    pub fn last_events(&self) -> &[QueryEvent] {
+        &self.events
+    }
+
+    /// Each device's share of the last slot's reward (sum over its queries of the
+    /// per-query Lagrangian terms, minus its energy-overrun penalty).
+    #[must_use]
+    pub fn agent_rewards(&self) -> &[f64] {
+        &self.agent_rewards
+    }
+
+    /// Metrics of the episode so far.
+    #[must_use]
+    pub fn metrics(&self) -> EpisodeMetrics {
+        self.acc.summary(
+            self.config.qos.min_accuracy,
+            self.config.qos.max_hallucination,
+        )
+    }
+
+    /// Accuracy and hallucination rate of the edge's model.
+    #[must_use]
+    pub fn edge_quality(&self) -> (f64, f64) {
+        (self.consts.edge_accuracy, self.consts.edge_hallucination)
+    }
+
+    /// Accuracy and hallucination rate of device `u`'s installed variant.
+    #[must_use]
+    pub fn local_quality(&self, u: usize) -> (f64, f64) {
+        (self.params[u].accuracy, self.params[u].hallucination)
+    }
+
+    /// Time the device's model needs to serve a query of these sizes, seconds.
+    #[must_use]
+    pub fn local_service_s(&self, u: usize, input_tokens: u32, output_tokens: u32) -> f64 {
+        let p = &self.params[u];
+        f64::from(input_tokens) / p.prefill_tok_s + f64::from(output_tokens) / p.decode_tok_s
+    }
+
+    /// Energy the device spends serving a query of these sizes itself, joules.
+    #[must_use]
+    pub fn local_energy_j(&self, u: usize, input_tokens: u32, output_tokens: u32) -> f64 {
+        self.params[u].joules_per_token * f64::from(input_tokens + output_tokens)
+    }
+
+    /// Time one edge worker needs to serve a query of these sizes, seconds.
+    #[must_use]
+    pub fn edge_service_s(&self, input_tokens: u32, output_tokens: u32) -> f64 {
+        f64::from(input_tokens) / self.config.edge.prefill_tok_s
+            + f64::from(output_tokens) / self.config.edge.decode_tok_s
+    }
+
+    /// Downlink time for an answer of this length, seconds.
+    #[must_use]
+    pub fn downlink_s(&self, output_tokens: u32) -> f64 {
+        f64::from(output_tokens) * self.config.radio.bits_per_token / self.config.radio.downlink_bps
+    }
+
+    /// Shannon rate of device `u` with `share_hz` of bandwidth at the given linear gain, bits/s.
+    #[must_use]
+    pub fn uplink_rate_bps(&self, u: usize, gain_lin: f64, share_hz: f64) -> f64 {
+        let snr = self.params[u].tx_power_w * gain_lin / (self.consts.noise_w_per_hz * share_hz);
+        share_hz * libm::log2(1.0 + snr)
+    }
+
+    /// Linear channel gain: the true current one, or the last estimate.
+    #[must_use]
+    pub fn gain_lin(&self, u: usize, true_channel: bool) -> f64 {
+        if true_channel {
+            self.devices[u].gain_lin
+        } else {
+            db_to_lin(self.devices[u].estimated_gain_db)
+        }
+    }
+
+    /// Write the observation of every device into `out` (`num_devices * OBS_DIM`).
+    ///
+    /// # Panics
+    /// If `out` has the wrong length.
+    pub fn observe(&self, out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            self.devices.len() * OBS_DIM,
+            "observation buffer length"
+        );
+        let cfg = &self.config;
+        let ls = cfg.reward.latency_scale_s;
+        let now = self.now_s();
+        let edge_backlog = self.edge_backlog_s();
+        let n = self.devices.len().max(1) as f64;
+        let share = cfg.radio.bandwidth_hz / (self.last_offloaders as f64 + 1.0).min(n);
+        let window_phase =
+            (self.slot % cfg.energy_window_slots) as f64 / cfg.energy_window_slots as f64;
+        let (qa, qh) = (cfg.qos.min_accuracy, cfg.qos.max_hallucination);
+        for (u, (d, o)) in self
+            .devices
+            .iter()
+            .zip(out.chunks_exact_mut(OBS_DIM))
+            .enumerate()
+        {
+            let p = &self.params[u];
+            let local_s = self.local_service_s(u, d.pending_input_tokens, d.pending_output_tokens);
+            let local_e = self.local_energy_j(u, d.pending_input_tokens, d.pending_output_tokens);
+            let bits: f64 = self.pending_of(u).iter().map(|q| q.uplink_bits).sum();
+            let rate = self.uplink_rate_bps(u, db_to_lin(d.estimated_gain_db), share);
+            let f = [
+                (d.estimated_gain_db + 90.0) / 20.0,
+                d.distance_m() / cfg.cell_radius_m,
+                (d.local_free_at - now).max(0.0) / ls,
+                d.energy_left_j() / d.energy_budget_j,
+                window_phase,
+                f64::from(d.pending) / 4.0,
+                f64::from(d.pending_input_tokens + d.pending_output_tokens)
+                    / (4.0 * self.consts.mean_query_tokens),
+                local_s / ls,
+                local_e / d.energy_budget_j,
+                (p.accuracy - qa) * 5.0,
+                (p.hallucination - qh) * 5.0,
+                (bits / rate / ls).min(10.0),
+                edge_backlog / ls,
+                self.last_offloaders as f64 / n,
+                self.slot as f64 / cfg.slots as f64,
+                n / 100.0,
+            ];
+            for (dst, src) in o.iter_mut().zip(f) {
+                *dst = src as f32;
+            }
+        }
+    }
+
+    /// Apply `actions` (one per device; ignored for devices with nothing pending) and
+    /// advance one slot. After the episode has ended this does nothing.
+    ///
+    /// # Panics
+    /// If `actions.len() != num_devices()`; use [`Simulator::try_step`] to get an error instead.
+    pub fn step(&mut self, actions: &[Action]) -> SlotOutcome {
+        self.try_step(actions).expect("one action per device")
+    }
+
+    /// [`Simulator::step`], returning an error for a wrong number of actions.
+    pub fn try_step(&mut self, actions: &[Action]) -> Result<SlotOutcome, MecError> {
+        let n = self.devices.len();
+        if actions.len() != n {
+            return Err(MecError::ActionCount {
+                expected: n,
+                got: actions.len(),
+            });
+        }
+        if self.done() {
+            return Ok(SlotOutcome {
+                done: true,
+                ..SlotOutcome::default()
+            });
+        }
+        let cfg = &self.config;
+        let now = self.now_s();
+        let max_lat = cfg.max_latency_s;
+        let rw = &cfg.reward;
+        let (qa, qh) = (cfg.qos.min_accuracy, cfg.qos.max_hallucination);
+        self.events.clear();
+        self.agent_rewards.fill(0.0);
+
+        let offloaders = (0..n)
+            .filter(|&u| self.devices[u].pending > 0 && actions[u] == Action::Offload)
+            .count();
+        let share_hz = cfg.radio.bandwidth_hz / offloaders.max(1) as f64;
+
+        // Local execution and uplink transfers.
+        self.offload_buf.clear();
+        for (u, &action) in actions.iter().enumerate() {
+            let start = self.pending_start[u] as usize;
+            let end = self.pending_start[u + 1] as usize;
+            if start == end {
+                continue;
+            }
+            self.devices[u].last_action = Some(action);
+            let mut uplink_free = now;
+            for qi in start..end {
+                let q = self.pending[qi];
+                match action {
+                    Action::Local => {
+                        let p = self.params[u];
+                        let d = &mut self.devices[u];
+                        let begin = d.local_free_at.max(now);
+                        let service = f64::from(q.input_tokens) / p.prefill_tok_s
+                            + f64::from(q.output_tokens) / p.decode_tok_s;
+                        let latency = begin + service - now;
+                        let dropped = latency > max_lat;
+                        let energy = if dropped {
+                            0.0
+                        } else {
+                            d.local_free_at = begin + service;
+                            p.joules_per_token * f64::from(q.input_tokens + q.output_tokens)
+                        };
+                        self.events.push(QueryEvent {
+                            device: u as u32,
+                            action: Action::Local,
+                            latency_s: if dropped { max_lat } else { latency },
+                            uplink_s: 0.0,
+                            energy_j: energy,
+                            input_tokens: q.input_tokens,
+                            output_tokens: q.output_tokens,
+                            dropped,
+                        });
+                    }
+                    Action::Offload => {
+                        let rate = self.uplink_rate_bps(u, self.devices[u].gain_lin, share_hz);
+                        let uplink_s = q.uplink_bits / rate;
+                        uplink_free += uplink_s;
+                        self.offload_buf.push(OffloadRequest {
+                            query: qi,
+                            arrive_s: uplink_free,
+                            uplink_s,
+                        });
+                    }
+                }
+            }
+        }
+
+        // The edge queue serves offloaded queries FIFO by arrival time.
+        self.offload_buf.sort_by(|a, b| {
+            a.arrive_s
+                .total_cmp(&b.arrive_s)
+                .then(a.query.cmp(&b.query))
+        });
+        for i in 0..self.offload_buf.len() {
+            let r = self.offload_buf[i];
+            let q = self.pending[r.query];
+            let u = q.device as usize;
+            let (w, free) = self.edge_free_at.iter().copied().enumerate().fold(
+                (0, f64::INFINITY),
+                |best, (i, t)| if t < best.1 { (i, t) } else { best },
+            );
+            let begin = free.max(r.arrive_s);
+            let finish = begin + self.edge_service_s(q.input_tokens, q.output_tokens);
+            let latency = finish + self.downlink_s(q.output_tokens) - now;
+            let dropped = latency > max_lat;
+            let p = self.params[u];
+            let energy = if dropped {
+                p.tx_power_w * r.uplink_s
+            } else {
+                self.edge_free_at[w] = finish;
+                p.tx_power_w * r.uplink_s + p.idle_power_w * (latency - r.uplink_s)
+            };
+            self.events.push(QueryEvent {
+                device: q.device,
+                action: Action::Offload,
+                latency_s: if dropped { max_lat } else { latency },
+                uplink_s: r.uplink_s,
+                energy_j: energy,
+                input_tokens: q.input_tokens,
+                output_tokens: q.output_tokens,
+                dropped,
+            });
+        }
+
+        // Energy, quality and reward accounting.
+        let mut reward_sum = 0.0;
+        let mut latency_sum = 0.0;
+        let mut dropped = 0;
+        for e in &self.events {
+            let u = e.device as usize;
+            let (a, h) = if e.dropped {
+                (0.0, 0.0)
+            } else {
+                match e.action {
+                    Action::Local => (self.params[u].accuracy, self.params[u].hallucination),
+                    Action::Offload => (self.consts.edge_accuracy, self.consts.edge_hallucination),
+                }
+            };
+            let d = &mut self.devices[u];
+            let budget = d.energy_budget_j;
+            let over_before = (d.energy_used_j - budget).max(0.0);
+            d.energy_used_j += e.energy_j;
+            let over_after = (d.energy_used_j - budget).max(0.0);
+            let r = -e.latency_s / rw.latency_scale_s
+                - rw.accuracy_weight * (qa - a)
+                - rw.hallucination_weight * (h - qh)
+                - rw.energy_weight * (over_after - over_before) / budget;
+            self.agent_rewards[u] += r;
+            reward_sum += r;
+            latency_sum += e.latency_s;
+            dropped += usize::from(e.dropped);
+            self.acc.latencies.push(e.latency_s as f32);
+            self.acc.latency_sum += e.latency_s;
+            self.acc.accuracy_sum += a;
+            self.acc.hallucination_sum += h;
+            self.acc.offloaded += usize::from(e.action == Action::Offload);
+        }
+        self.acc.dropped += dropped;
+        let nq = self.events.len();
+        let reward = if nq == 0 { 0.0 } else { reward_sum / nq as f64 };
+        self.acc.reward_sum += reward;
+        self.acc.slots += 1;
+        self.last_offloaders = offloaders;
+
+        // Time moves on.
+        self.slot += 1;
+        let w = self.config.energy_window_slots;
+        let done = self.done();
+        if self.slot.is_multiple_of(w) || done {
+            let frac = if self.slot.is_multiple_of(w) {
+                1.0
+            } else {
+                (self.slot % w) as f64 / w as f64
+            };
+            for d in &mut self.devices {
+                let budget = d.energy_budget_j * frac;
+                self.acc.windows += 1;
+                self.acc.window_energy_sum += d.energy_used_j;
+                self.acc.window_budget_sum += budget;
+                if d.energy_used_j > budget * (1.0 + 1e-9) {
+                    self.acc.violated_windows += 1;
+                }
+                d.energy_used_j = 0.0;
+            }
+        }
+        self.advance_world();
+        if done {
+            for d in &mut self.devices {
+                d.pending = 0;
+                d.pending_input_tokens = 0;
+                d.pending_output_tokens = 0;
+            }
+            self.pending.clear();
+            self.pending_start.fill(0);
+        }
+        Ok(SlotOutcome {
+            reward,
+            queries: nq,
+            dropped,
+            mean_latency_s: if nq == 0 {
+                0.0
+            } else {
+                latency_sum / nq as f64
+            },
+            done,
+        })
+    }
+
+    /// Mobility, fading and the next slot's arrivals (drawn whatever the actions were).
+    fn advance_world(&mut self) {
+        let now = self.now_s();
+        let step_m = self.config.slot_s;
+        for u in 0..self.devices.len() {
+            // Random waypoint.
+            let (wx, wy) = self.devices[u].waypoint;
+            let d = &self.devices[u];
+            let (dx, dy) = (wx - d.x_m, wy - d.y_m);
+            let dist = libm::sqrt(dx * dx + dy * dy);
+            let travel = d.speed_mps * step_m;
+            if dist <= travel {
+                let next = self.random_point();
+                let speed = self.rng.range(0.0, self.config.max_speed_mps);
+                let d = &mut self.devices[u];
+                d.x_m = wx;
+                d.y_m = wy;
+                d.waypoint = next;
+                d.speed_mps = speed;
+            } else {
+                let d = &mut self.devices[u];
+                d.x_m += dx / dist * travel;
+                d.y_m += dy / dist * travel;
+            }
+            // Gauss–Markov fading on the complex gain; the policy sees last slot's value.
+            let (a, b) = self.rng.normal_pair();
+            let d = &mut self.devices[u];
+            d.estimated_gain_db = d.channel_gain_db;
+            d.fade = (
+                self.consts.fade_keep * d.fade.0 + self.consts.fade_innov * a,
+                self.consts.fade_keep * d.fade.1 + self.consts.fade_innov * b,
+            );
+            Self::update_gain(&self.config, d);
+            d.local_backlog_s = (d.local_free_at - now).max(0.0);
+        }
+        self.generate_arrivals();
+    }
+}
+
+fn variant_names(c: &Catalogue) -> String {
+    c.variants
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,149 @@
+//! The simulator as a batch of environments for learners ([`edgewise_env::VecEnv`]).
+//!
+//! One agent per device, all sharing one policy; action 0 = local, 1 = offload. The agent
+//! reward is the device's own share of the slot's Lagrangian reward
+//! ([`Simulator::agent_rewards`]); episode returns sum the environment reward.
+
+use edgewise_env::{EpisodeInfo, VecEnv};
+
+use crate::catalogue::Catalogue;
+use crate::config::SimConfig;
+use crate::error::MecError;
+use crate::rng::derive_seed;
+use crate::sim::{Action, OBS_DIM, Simulator};
+
+/// `num_envs` simulators of the same scenario stepped in lock-step.
+#[derive(Debug, Clone)]
+pub struct MecVecEnv {
+    sims: Vec<Simulator>,
+    seed: u64,
+    episodes: Vec<u64>,
+    returns: Vec<f64>,
+    finished: Vec<EpisodeInfo>,
+    actions: Vec<Action>,
+}
+
+impl MecVecEnv {
+    /// Build `num_envs` simulators (seeds derived from `seed`).
+    pub fn new(
+        config: &SimConfig,
+        catalogue: &Catalogue,
+        num_envs: usize,
+        seed: u64,
+    ) -> Result<Self, MecError> {
+        let sims = (0..num_envs.max(1))
+            .map(|i| {
+                Simulator::new(
+                    config.clone(),
+                    catalogue.clone(),
+                    derive_seed(seed, i as u64),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = config.devices;
+        let num = sims.len();
+        Ok(Self {
+            sims,
+            seed,
+            episodes: vec![0; num],
+            returns: vec![0.0; num],
+            finished: Vec::new(),
+            actions: vec![Action::Offload; n],
+        })
+    }
+
+    /// The simulators (e.g. to render one).
+    #[must_use]
+    pub fn sims(&self) -> &[Simulator] {
+        &self.sims
+    }
+
+    fn env_seed(&self, env: usize) -> u64 {
+        derive_seed(derive_seed(self.seed, env as u64), 1 + self.episodes[env])
+    }
+}
+
+impl VecEnv for MecVecEnv {
+    fn num_envs(&self) -> usize {
+        self.sims.len()
+    }
+
+    fn agents_per_env(&self) -> usize {
+        self.sims[0].num_devices()
+    }
+
+    fn obs_dim(&self) -> usize {
+        OBS_DIM
+    }
+
+    fn num_actions(&self) -> usize {
+        2
+    }
+
+    fn reset(&mut self, seed: u64, obs: &mut [f32]) {
+        self.seed = seed;
+        let per = self.agents_per_env() * OBS_DIM;
+        for i in 0..self.sims.len() {
+            self.episodes[i] = 0;
+            self.returns[i] = 0.0;
+            let s = self.env_seed(i);
+            self.sims[i].reset(s);
+            self.sims[i].observe(&mut obs[i * per..(i + 1) * per]);
+        }
+        self.finished.clear();
+    }
+
+    fn step(&mut self, actions: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]) {
+        let n = self.agents_per_env();
+        let per = n * OBS_DIM;
+        for i in 0..self.sims.len() {
+            for (dst, &a) in self.actions.iter_mut().zip(&actions[i * n..(i + 1) * n]) {
+                *dst = Action::from_index(a);
+            }
+            let out = self.sims[i].step(&self.actions);
+            for (r, &ar) in rewards[i * n..(i + 1) * n]
+                .iter_mut()
+                .zip(self.sims[i].agent_rewards())
+            {
+                *r = ar as f32;
+            }
+            self.returns[i] += out.reward;
+            dones[i] = out.done;
+            if out.done {
+                let m = self.sims[i].metrics();
+                self.finished.push(EpisodeInfo {
+                    env: i,
+                    episode_return: self.returns[i],
+                    length: m.slots,
+                    extras: vec![
+                        ("mean_latency_s", m.mean_latency_s),
+                        ("p95_latency_s", m.p95_latency_s),
+                        ("energy_violation_rate", m.energy_violation_rate),
+                        ("accuracy", m.accuracy),
+                        ("hallucination_rate", m.hallucination_rate),
+                        ("offload_fraction", m.offload_fraction),
+                        ("reward", m.reward),
+                    ],
+                });
+                self.returns[i] = 0.0;
+                self.episodes[i] += 1;
+                let s = self.env_seed(i);
+                self.sims[i].reset(s);
+            }
+            self.sims[i].observe(&mut obs[i * per..(i + 1) * per]);
+        }
+    }
+
+    fn active_agents(&self, mask: &mut [bool]) {
+        let n = self.agents_per_env();
+        for (i, sim) in self.sims.iter().enumerate() {
+            for (m, d) in mask[i * n..(i + 1) * n].iter_mut().zip(sim.devices()) {
+                *m = d.pending > 0;
+            }
+        }
+    }
+
+    fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {
+        out.append(&mut self.finished);
+    }
+}

@@ -1,0 +1,238 @@
+//! Checkpoints that resume exactly, written atomically.
+//!
+//! # File layout (`edgewise-checkpoint`, version 1)
+//!
+//! ```text
+//! "EDGEWISE-CKPT\n"                      14-byte magic
+//! u32 LE  header length, then the header: JSON {"format":"edgewise-checkpoint","version":1,
+//!         "algo":"ppo", "state":{config, env spec, seed, RNG state, normaliser and
+//!         reward-scaler state, iteration and step counters}, "blobs":[names]}
+//! for each blob: u64 LE length, then the bytes (burnpack records of the burn module
+//!         and of the optimiser state)
+//! ```
+//!
+//! A checkpoint is written to `PATH.tmp`, flushed to disk and renamed over `PATH`, so a
+//! crash never leaves a half-written checkpoint behind.
+//!
+//! Environments cannot be snapshotted through [`edgewise_env::VecEnv`], so a checkpoint
+//! is also a *segment boundary*: right after saving (and right after loading) the learner
+//! restarts its environments from a seed derived from the run seed and the iteration.
+//! A run that is checkpointed and resumed is therefore identical, bit for bit, to the
+//! same run continued in the process that wrote the checkpoint.
+
+use std::io::Write;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, RlError};
+use crate::model::ActorCritic;
+use crate::ppo::{Ppo, PpoState};
+
+const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
+/// The value of the header's `format` field.
+pub const FORMAT: &str = "edgewise-checkpoint";
+/// The checkpoint version this code reads and writes.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Header<S> {
+    format: String,
+    version: u32,
+    algo: String,
+    state: S,
+    blobs: Vec<String>,
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+///
+/// # Errors
+/// [`RlError::Io`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| RlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn encode<S: Serialize>(algo: &str, state: &S, blobs: &[(&str, &[u8])]) -> Vec<u8> {
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        algo: algo.into(),
+        state,
+        blobs: blobs.iter().map(|(n, _)| (*n).to_owned()).collect(),
+    };
+    let json = serde_json::to_vec(&header).expect("checkpoint header serialises");
+    let mut out =
+        Vec::with_capacity(json.len() + blobs.iter().map(|b| b.1.len() + 8).sum::<usize>() + 32);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(
+        &u32::try_from(json.len())
+            .expect("header under 4 GiB")
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&json);
+    for (_, b) in blobs {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+fn decode<S: for<'de> Deserialize<'de>>(
+    path: &Path,
+    algo: &str,
+    bytes: &[u8],
+) -> Result<(S, Vec<Vec<u8>>)> {
+    let bad = |reason: String| RlError::Checkpoint {
+        path: path.display().to_string(),
+        reason,
+    };
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("not an edgewise checkpoint (bad magic)".into()))?;
+    let (len, rest) = rest
+        .split_at_checked(4)
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    let (json, mut rest) = rest
+        .split_at_checked(len)
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| bad(format!("header: {e}")))?;
+    if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
+        return Err(bad(format!("format is not {FORMAT}")));
+    }
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(VERSION)) {
+        return Err(bad(format!(
+            "version {version:?} is not supported (this build reads {VERSION})"
+        )));
+    }
+    let header: Header<S> =
+        serde_json::from_value(value).map_err(|e| bad(format!("header: {e}")))?;
+    if header.algo != algo {
+        return Err(bad(format!("written by {}, not {algo}", header.algo)));
+    }
+    let mut blobs = Vec::new();
+    for name in &header.blobs {
+        let (len, r) = rest
+            .split_at_checked(8)
+            .ok_or_else(|| bad(format!("truncated before {name}")))?;
+        let len = usize::try_from(u64::from_le_bytes(len.try_into().expect("8 bytes")))
+            .map_err(|_| bad(format!("{name} too large")))?;
+        let (blob, r) = r
+            .split_at_checked(len)
+            .ok_or_else(|| bad(format!("{name} truncated")))?;
+        blobs.push(blob.to_vec());
+        rest = r;
+    }
+    if !rest.is_empty() {
+        return Err(bad(format!("{} trailing bytes", rest.len())));
+    }
+    Ok((header.state, blobs))
+}
+
+impl Ppo {
+    /// Serialise the whole learner (module, Adam state, RNG, normalisers, counters).
+    /// Restarts the environments at the next iteration (see the module docs).
+    ///
+    /// # Errors
+    /// [`RlError::Checkpoint`] if burn cannot serialise a record.
+    pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
+        let bad = |reason: String| RlError::Checkpoint {
+            path: "<memory>".into(),
+            reason,
+        };
+        let model = self.model.as_ref().expect("model present").clone();
+        let model_bytes = model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| bad(format!("module record: {e:?}")))?;
+        let optim_bytes = self
+            .optim
+            .into_bytes()
+            .map_err(|e| bad(format!("optimiser record: {e:?}")))?;
+        let out = encode(
+            "ppo",
+            &self.state,
+            &[("model", &model_bytes), ("optimizer", &optim_bytes)],
+        );
+        self.restart_envs();
+        Ok(out)
+    }
+
+    /// Write a checkpoint to `path` atomically. Restarts the environments at the next
+    /// iteration, exactly as [`Ppo::load_checkpoint`] does.
+    ///
+    /// # Errors
+    /// [`RlError::Io`] or [`RlError::Checkpoint`].
+    pub fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let bytes = self.checkpoint_bytes()?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Rebuild a learner from checkpoint bytes (`origin` names them in errors).
+    ///
+    /// # Errors
+    /// [`RlError::Checkpoint`] for a corrupt, truncated or foreign file.
+    pub fn from_checkpoint_bytes(bytes: &[u8], origin: &Path, device: &Device) -> Result<Self> {
+        let bad = |reason: String| RlError::Checkpoint {
+            path: origin.display().to_string(),
+            reason,
+        };
+        let (state, blobs): (PpoState, _) = decode(origin, "ppo", bytes)?;
+        let [model_bytes, optim_bytes]: [Vec<u8>; 2] = blobs
+            .try_into()
+            .map_err(|_| bad("expected model and optimizer blobs".into()))?;
+        state.config.validate()?;
+        let device = device.clone().autodiff();
+        device.seed(state.seed);
+        let mut scratch = crate::rng::Rng::new(0);
+        let skeleton = ActorCritic::new(
+            state.spec.obs_dim,
+            &state.config.hidden,
+            state.spec.num_actions,
+            &mut scratch,
+            &device,
+        );
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
+            .map_err(|e| bad(format!("module record: {e:?}")))?;
+        let model = skeleton
+            .try_load_record(record)
+            .map_err(|e| bad(format!("module record: {e:?}")))?;
+        let mut ppo = Ppo::assemble(state, device, model);
+        ppo.optim = AdamConfig::new()
+            .with_epsilon(ppo.state.config.adam_epsilon)
+            .init()
+            .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+            .map_err(|e| bad(format!("optimizer record: {e:?}")))?;
+        Ok(ppo)
+    }
+
+    /// Load a checkpoint written by [`Ppo::save_checkpoint`].
+    ///
+    /// # Errors
+    /// [`RlError::Io`] or [`RlError::Checkpoint`].
+    pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| RlError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_checkpoint_bytes(&bytes, path, device)
+    }
+}

@@ -1,0 +1,82 @@
+//! A checkpointed and resumed run equals the same run continued in process, bit for bit.
+
+use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
+use edgewise_rl::{Ppo, RlError, cpu_device};
+
+fn run_on(ppo: &mut Ppo, iterations: usize) -> Vec<edgewise_rl::IterationStats> {
+    let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    (0..iterations)
+        .map(|_| ppo.iterate(&mut env).unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_matches_uninterrupted_run() {
+    let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    let mut a = Ppo::new(cartpole_config(), &env, &cpu_device(), 11).unwrap();
+    for _ in 0..2 {
+        a.iterate(&mut env).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("edgewise-rl-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ppo.ckpt");
+    a.save_checkpoint(&path).unwrap();
+    assert!(
+        !dir.join("ppo.ckpt.tmp").exists(),
+        "temporary file left behind"
+    );
+
+    let stats_a = run_on(&mut a, 3);
+    let mut b = Ppo::load_checkpoint(&path, &cpu_device()).unwrap();
+    assert_eq!(b.iteration(), 2);
+    let stats_b = run_on(&mut b, 3);
+
+    assert_eq!(stats_a, stats_b);
+    assert_eq!(a.policy(), b.policy());
+    assert_eq!(a.env_steps(), b.env_steps());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn same_seed_same_run_and_other_seed_differs() {
+    let run = |seed| {
+        let env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+        let mut p = Ppo::new(cartpole_config(), &env, &cpu_device(), seed).unwrap();
+        run_on(&mut p, 2);
+        p.policy()
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
+fn corrupt_checkpoints_are_rejected_with_the_file_named() {
+    let env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    let mut p = Ppo::new(cartpole_config(), &env, &cpu_device(), 1).unwrap();
+    let bytes = p.checkpoint_bytes().unwrap();
+    let origin = std::path::Path::new("x.ckpt");
+    for bad in [
+        &bytes[..bytes.len() - 10],
+        &bytes[..20],
+        b"garbage".as_slice(),
+    ] {
+        let err = Ppo::from_checkpoint_bytes(bad, origin, &cpu_device()).unwrap_err();
+        assert!(matches!(err, RlError::Checkpoint { .. }), "{err}");
+        assert!(err.to_string().contains("x.ckpt"), "{err}");
+    }
+    assert!(Ppo::from_checkpoint_bytes(&bytes, origin, &cpu_device()).is_ok());
+}
+
+#[test]
+fn exported_policy_round_trips_and_acts() {
+    let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    let mut p = Ppo::new(cartpole_config(), &env, &cpu_device(), 2).unwrap();
+    p.iterate(&mut env).unwrap();
+    let file = p.policy();
+    let loaded = edgewise_rl::PolicyFile::load(&file.to_bytes()).unwrap();
+    assert_eq!(file, loaded);
+    let probs = loaded.act(&[0.01, -0.02, 0.03, 0.0]);
+    assert_eq!(probs.len(), 2);
+    assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}

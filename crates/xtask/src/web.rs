@@ -1,0 +1,193 @@
+//! `cargo xtask web [--dev]`: build the browser app and assemble `www/dist/`.
+//!
+//! 1. `cargo build -p edgewise-web --target wasm32-unknown-unknown --profile web`
+//!    (`--dev`: the dev profile, much faster to build, larger and slower to run);
+//! 2. wasm-bindgen, used as a library pinned to the exact `wasm-bindgen` version in
+//!    Cargo.lock, writes the JS glue and the final `.wasm` (`--target web` flavour);
+//! 3. everything in `www/` except `dist/` is copied next to them.
+//!
+//! The bundle is assembled in `www/dist.tmp/` and renamed into place, so `www/dist/`
+//! is never half-written.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use wasm_bindgen_cli_support::Bindgen;
+
+use crate::setup::WASM_TARGET;
+use crate::util::{self, Context};
+
+/// The cargo package of the browser app.
+pub const WEB_PACKAGE: &str = "edgewise-web";
+
+/// Binaries of [`WEB_PACKAGE`] turned into ES modules named after the bin with `-`
+/// replaced by `_`: `edgewise-web` gives `edgewise_web.js` + `edgewise_web_bg.wasm`
+/// (what `www/index.html` imports). A web-worker entry added as a bin goes here too.
+pub const WEB_BINS: &[&str] = &["edgewise-web"];
+
+/// The cargo profile of the release bundle (see `[profile.web]` in the root manifest).
+pub const WEB_PROFILE: &str = "web";
+
+#[derive(Args, Debug, Default)]
+pub struct WebArgs {
+    /// Build with the dev profile (fast build, large unoptimised wasm).
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Builds the bundle; returns the `www/dist` directory.
+pub fn run(ctx: &Context, args: &WebArgs) -> Result<PathBuf> {
+    let (profile_args, profile_dir): (&[&str], &str) = if args.dev {
+        (&[], "debug")
+    } else {
+        (&["--profile", WEB_PROFILE], WEB_PROFILE)
+    };
+    util::run(
+        ctx.cargo(["build", "-p", WEB_PACKAGE, "--target", WASM_TARGET])
+            .args(profile_args),
+    )
+    .with_context(|| format!("building the wasm of {WEB_PACKAGE} failed"))?;
+
+    let www = ctx.path("www");
+    let dist = www.join("dist");
+    let staging = www.join("dist.tmp");
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .with_context(|| format!("could not remove stale {}", staging.display()))?;
+    }
+    fs::create_dir_all(&staging)
+        .with_context(|| format!("could not create {}", staging.display()))?;
+
+    for bin in WEB_BINS {
+        let input = ctx.wasm_artifact(profile_dir, &format!("{bin}.wasm"));
+        if !input.is_file() {
+            bail!(
+                "cargo reported success but {} is missing (is `{bin}` a bin of {WEB_PACKAGE}?)",
+                input.display()
+            );
+        }
+        println!("xtask web: wasm-bindgen {}", input.display());
+        Bindgen::new()
+            .input_path(&input)
+            .out_name(&bin.replace('-', "_"))
+            .web(true)?
+            .typescript(false)
+            // The library defaults to omitting `new URL('<name>_bg.wasm', import.meta.url)`
+            // (the CLI does not): keep it so `init()` finds the wasm next to the JS.
+            .omit_default_module_path(false)
+            .debug(args.dev)
+            .keep_debug(args.dev)
+            .generate(&staging)
+            .with_context(|| format!("wasm-bindgen failed on {}", input.display()))?;
+    }
+
+    copy_static(&www, &staging)?;
+
+    if dist.exists() {
+        fs::remove_dir_all(&dist)
+            .with_context(|| format!("could not remove old {}", dist.display()))?;
+    }
+    fs::rename(&staging, &dist)
+        .with_context(|| format!("could not move {} to {}", staging.display(), dist.display()))?;
+
+    report_sizes(&dist)?;
+    println!("xtask web: bundle ready in {}", dist.display());
+    Ok(dist)
+}
+
+/// Copies `www/` (except the build outputs) into the staging directory.
+fn copy_static(www: &Path, staging: &Path) -> Result<()> {
+    if !www.join("index.html").is_file() {
+        bail!(
+            "{} is missing: the page shell lives in www/",
+            www.join("index.html").display()
+        );
+    }
+    for entry in fs::read_dir(www).with_context(|| format!("could not read {}", www.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "dist" || name == "dist.tmp" {
+            continue;
+        }
+        copy_recursive(&entry.path(), &staging.join(&name))?;
+    }
+    Ok(())
+}
+
+fn copy_recursive(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        fs::create_dir_all(to).with_context(|| format!("could not create {}", to.display()))?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            copy_recursive(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        fs::copy(from, to)
+            .with_context(|| format!("could not copy {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// Prints each file of the bundle with its raw and gzip-compressed size.
+fn report_sizes(dist: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    collect_files(dist, &mut files)?;
+    files.sort();
+    let (mut raw_total, mut gz_total) = (0, 0);
+    println!("xtask web: bundle sizes (raw / gzip -9):");
+    for file in &files {
+        let bytes = fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
+        let raw = bytes.len() as u64;
+        let gz = gzip_len(&bytes)?;
+        raw_total += raw;
+        gz_total += gz;
+        let name = file.strip_prefix(dist).unwrap_or(file).display();
+        println!(
+            "  {name:<40} {:>12} {:>12}",
+            util::fmt_bytes(raw),
+            util::fmt_bytes(gz)
+        );
+    }
+    println!(
+        "  {:<40} {:>12} {:>12}",
+        "total",
+        util::fmt_bytes(raw_total),
+        util::fmt_bytes(gz_total)
+    );
+    Ok(())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("could not read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<u64> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_shrinks_repetitive_input() {
+        let input = vec![b'a'; 10_000];
+        let len = gzip_len(&input).unwrap();
+        assert!(len < 100, "gzip of 10k identical bytes took {len} bytes");
+    }
+}

@@ -1,0 +1,43 @@
+//! `edgewise` — the command line of the edgewise project.
+//!
+//! Subcommands live one per module; this file only parses arguments and dispatches.
+
+mod serve;
+mod simulate;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// Compact LLM deployment and world-model-assisted offloading in mobile edge computing.
+#[derive(Parser, Debug)]
+#[command(name = "edgewise", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the MEC simulator with a scheduling policy and print its metrics.
+    Simulate(simulate::SimulateArgs),
+    /// Train an offloading policy (or validate the learner on CartPole).
+    Train(train::TrainArgs),
+    /// Serve the built web app (www/dist) on the loopback interface.
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Simulate(args) => simulate::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `edgewise simulate`: run the MEC simulator with a baseline policy (or all of them).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use mec::{Catalogue, EpisodeMetrics, PolicyKind, SimConfig, Simulator};
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// Scheduling policy: always-local, always-offload, random, greedy or oracle.
+    #[arg(long, default_value = "greedy")]
+    policy: String,
+    /// Run every baseline on the same seed and print them side by side.
+    #[arg(long, conflicts_with = "policy")]
+    compare: bool,
+    /// User population N (overrides the config).
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Episode length in slots (overrides the config).
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Random seed of the scenario (arrivals, mobility, fading).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Scenario file (TOML, or JSON if it ends in .json); defaults to the shipped scenario.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Variant catalogue (JSON); defaults to the committed catalogue.
+    #[arg(long)]
+    catalogue: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    policy: String,
+    devices: usize,
+    slots: usize,
+    seed: u64,
+    #[serde(flatten)]
+    metrics: EpisodeMetrics,
+    trajectory_digest: String,
+}
+
+pub fn load_scenario(
+    config: Option<&PathBuf>,
+    catalogue: Option<&PathBuf>,
+    devices: Option<usize>,
+    slots: Option<usize>,
+) -> anyhow::Result<(SimConfig, Catalogue)> {
+    let mut cfg = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let ext = path.extension().and_then(|e| e.to_str());
+            SimConfig::from_str_with_extension(&text, ext)
+                .with_context(|| format!("in config {}", path.display()))?
+        }
+        None => SimConfig::default(),
+    };
+    if let Some(n) = devices {
+        if n == 0 {
+            bail!("invalid --devices 0: expected a user population of at least 1 device");
+        }
+        cfg.devices = n;
+    }
+    if let Some(t) = slots {
+        if t == 0 {
+            bail!("invalid --slots 0: expected an episode of at least 1 slot");
+        }
+        cfg.slots = t;
+    }
+    cfg.validate().context("invalid scenario")?;
+    let cat = match catalogue {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading catalogue {}", path.display()))?;
+            Catalogue::from_json_str(&text)
+                .with_context(|| format!("in catalogue {}", path.display()))?
+        }
+        None => Catalogue::default_catalogue(),
+    };
+    Ok((cfg, cat))
+}
+
+fn run_one(cfg: &SimConfig, cat: &Catalogue, kind: PolicyKind, seed: u64) -> anyhow::Result<Row> {
+    let mut sim = Simulator::new(cfg.clone(), cat.clone(), seed)?;
+    let mut policy = mec::scenario_baseline(kind, seed);
+    let digest = mec::trajectory_digest(&mut sim, policy.as_mut());
+    Ok(Row {
+        policy: kind.to_string(),
+        devices: cfg.devices,
+        slots: cfg.slots,
+        seed,
+        metrics: sim.metrics(),
+        trajectory_digest: format!("{digest:016x}"),
+    })
+}
+
+pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
+    let (cfg, cat) = load_scenario(
+        args.config.as_ref(),
+        args.catalogue.as_ref(),
+        args.devices,
+        args.slots,
+    )?;
+    let kinds: Vec<PolicyKind> = if args.compare {
+        PolicyKind::ALL.to_vec()
+    } else {
+        vec![
+            args.policy
+                .parse::<PolicyKind>()
+                .map_err(|e| anyhow::anyhow!("invalid --policy: {e}"))?,
+        ]
+    };
+    let rows = kinds
+        .iter()
+        .map(|&k| run_one(&cfg, &cat, k, args.seed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.json {
+        let text = if args.compare {
+            serde_json::to_string_pretty(&serde_json::json!({ "policies": rows }))?
+        } else {
+            serde_json::to_string_pretty(&rows[0])?
+        };
+        println!("{text}");
+    } else {
+        print_table(&cfg, args.seed, &rows);
+    }
+    Ok(())
+}
+
+fn print_table(cfg: &SimConfig, seed: u64, rows: &[Row]) {
+    println!(
+        "MEC scenario: {} devices, {} slots of {} s, seed {seed}; constraints: accuracy ≥ {:.3}, hallucination ≤ {:.3}",
+        cfg.devices, cfg.slots, cfg.slot_s, cfg.qos.min_accuracy, cfg.qos.max_hallucination
+    );
+    println!(
+        "{:<15} {:>9} {:>9} {:>8} {:>13} {:>8} {:>9} {:>9} {:>8} {:>8}",
+        "policy",
+        "mean lat",
+        "p95 lat",
+        "dropped",
+        "energy/budget",
+        "E viol",
+        "accuracy",
+        "halluc",
+        "offload",
+        "reward"
+    );
+    for r in rows {
+        let m = &r.metrics;
+        let mark = |ok: bool| if ok { " " } else { "!" };
+        println!(
+            "{:<15} {:>8.2}s {:>8.2}s {:>8} {:>6.0}/{:<5.0}J {:>7.1}% {:>8.3}{} {:>8.3}{} {:>7.1}% {:>8.3}",
+            r.policy,
+            m.mean_latency_s,
+            m.p95_latency_s,
+            m.dropped,
+            m.energy_per_window_j,
+            m.energy_budget_j,
+            100.0 * m.energy_violation_rate,
+            m.accuracy,
+            mark(m.accuracy_ok),
+            m.hallucination_rate,
+            mark(m.hallucination_ok),
+            100.0 * m.offload_fraction,
+            m.reward,
+        );
+    }
+    println!(
+        "(! = QoS constraint violated over the episode; E viol = share of device budget windows over budget)"
+    );
+}

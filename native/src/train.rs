@@ -1,0 +1,212 @@
+//! `edgewise train`: train a policy with PPO on CartPole or the MEC simulator.
+//!
+//! Writes into `--out DIR`: `metrics.csv` (one row per iteration), `checkpoint.ckpt`
+//! (every `--checkpoint-every` iterations and at the end, written atomically) and
+//! `policy.json` (the exported `edgewise-policy` file). `--resume` continues from
+//! `DIR/checkpoint.ckpt` exactly where it stopped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use edgewise_env::{EpisodeInfo, VecEnv};
+use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::checkpoint::write_atomic;
+use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
+use edgewise_rl::{IterationStats, Ppo, PpoConfig, cpu_device};
+
+/// Which learner to run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// Proximal policy optimisation.
+    Ppo,
+    /// PPO assisted by a learned world model.
+    WmPpo,
+}
+
+/// Which environment to learn.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Classic CartPole-v1 (validation of the learner).
+    Cartpole,
+    /// The MEC offloading simulator (one agent per device).
+    Mec,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Learning algorithm.
+    #[arg(long, value_enum, default_value = "ppo")]
+    pub algo: Algo,
+    /// Environment to train on.
+    #[arg(long, value_enum, default_value = "cartpole")]
+    pub env: EnvKind,
+    /// Total environment steps (the learning rate anneals to zero over them).
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: u64,
+    /// Seed of everything random (weights, sampling, environments).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// User population N for `--env mec`.
+    #[arg(long, default_value_t = 10)]
+    pub devices: usize,
+    /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC).
+    #[arg(long)]
+    pub envs: Option<usize>,
+    /// PPO hyper-parameters as JSON (only the fields to change).
+    #[arg(long)]
+    pub ppo_config: Option<PathBuf>,
+    /// Output directory (metrics.csv, checkpoint.ckpt, policy.json).
+    #[arg(long, default_value = "runs/train")]
+    pub out: PathBuf,
+    /// Continue from OUT/checkpoint.ckpt (exact when --steps matches the first run; the
+    /// learning-rate schedule always follows the first run's --steps).
+    #[arg(long)]
+    pub resume: bool,
+    /// Write a checkpoint every this many iterations.
+    #[arg(long, default_value_t = 20)]
+    pub checkpoint_every: u64,
+}
+
+const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate";
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.algo == Algo::WmPpo {
+        bail!("--algo wm-ppo is not implemented yet; use --algo ppo");
+    }
+    let mut env: Box<dyn VecEnv> = match args.env {
+        EnvKind::Cartpole => Box::new(CartPoleVecEnv::new(args.envs.unwrap_or(CARTPOLE_ENVS))),
+        EnvKind::Mec => {
+            let config = mec::SimConfig {
+                devices: args.devices,
+                ..mec::SimConfig::default()
+            };
+            config.validate().context("MEC scenario")?;
+            let catalogue = mec::Catalogue::default_catalogue();
+            Box::new(mec::MecVecEnv::new(
+                &config,
+                &catalogue,
+                args.envs.unwrap_or(4),
+                args.seed,
+            )?)
+        }
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let ckpt = args.out.join("checkpoint.ckpt");
+    let metrics = args.out.join("metrics.csv");
+    let device = cpu_device();
+
+    let mut ppo = if args.resume {
+        let ppo = Ppo::load_checkpoint(&ckpt, &device)
+            .with_context(|| format!("--resume needs a checkpoint in {}", args.out.display()))?;
+        truncate_metrics(&metrics, ppo.iteration())?;
+        ppo
+    } else {
+        let mut config = match args.env {
+            EnvKind::Cartpole => cartpole_config(),
+            EnvKind::Mec => PpoConfig::default(),
+        };
+        if let Some(path) = &args.ppo_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            config = serde_json::from_str(&text)
+                .with_context(|| format!("in PPO config {}", path.display()))?;
+        }
+        config.total_env_steps = args.steps;
+        std::fs::write(&metrics, format!("{CSV_HEADER}\n"))
+            .with_context(|| format!("writing {}", metrics.display()))?;
+        Ppo::new(config, env.as_ref(), &device, args.seed)?
+    };
+
+    let mut csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&metrics)
+        .with_context(|| format!("opening {}", metrics.display()))?;
+    let bar = indicatif::ProgressBar::new(args.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} env steps  {per_sec}  eta {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(ppo.env_steps());
+    let mut episodes: Vec<EpisodeInfo> = Vec::new();
+    while ppo.env_steps() < args.steps {
+        let s = ppo.iterate(env.as_mut())?;
+        ppo.drain_finished(&mut episodes);
+        writeln!(csv, "{}", csv_row(&s))
+            .with_context(|| format!("writing {}", metrics.display()))?;
+        let recent: Vec<f64> = episodes
+            .iter()
+            .rev()
+            .take(20)
+            .map(|e| e.episode_return)
+            .collect();
+        if !recent.is_empty() {
+            #[allow(clippy::cast_precision_loss)]
+            let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+            bar.set_message(format!("return {mean:.2}"));
+        }
+        bar.set_position(s.env_steps);
+        if args.checkpoint_every > 0 && s.iteration % args.checkpoint_every == 0 {
+            csv.flush()?;
+            ppo.save_checkpoint(&ckpt)?;
+        }
+    }
+    csv.flush()?;
+    ppo.save_checkpoint(&ckpt)?;
+    let mut policy = ppo.policy();
+    policy.meta.insert("algo".into(), "ppo".into());
+    policy.meta.insert(
+        "env".into(),
+        format!("{:?}", args.env).to_lowercase().into(),
+    );
+    write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
+    bar.finish();
+    println!(
+        "trained {} env steps; wrote {}, {} and {}",
+        ppo.env_steps(),
+        metrics.display(),
+        ckpt.display(),
+        args.out.join("policy.json").display()
+    );
+    Ok(())
+}
+
+fn csv_row(s: &IterationStats) -> String {
+    format!(
+        "{},{},{},{},{},{},{},{},{},{}",
+        s.iteration,
+        s.env_steps,
+        s.mean_return,
+        s.episodes,
+        s.policy_loss,
+        s.value_loss,
+        s.entropy,
+        s.approx_kl,
+        s.clip_fraction,
+        s.learning_rate
+    )
+}
+
+/// Drop metric rows written after the checkpoint we resume from (a crash between a
+/// metrics row and the next checkpoint would otherwise duplicate iterations).
+fn truncate_metrics(path: &Path, iteration: u64) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{CSV_HEADER}\n"));
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let keep = i == 0
+            || line
+                .split(',')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|it| it <= iteration);
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    write_atomic(path, out.as_bytes())?;
+    Ok(())
+}

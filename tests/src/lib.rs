@@ -1,0 +1,7 @@
+//! Helpers for the workspace's end-to-end tests.
+//!
+//! [`layering`] checks the dependency graph reported by `cargo metadata` against the
+//! project's layering rules (ARCHITECTURE.md); `tests/architecture.rs` runs it on the
+//! real workspace. The node/browser tests live next door in `tests/browser/`.
+
+pub mod layering;

@@ -1,0 +1,184 @@
+//! CLI tests of `edgewise simulate`: output shape, determinism and bad input.
+//!
+//! The binary is found next to this test's own build (`target/<profile>/edgewise`);
+//! `cargo xtask test` builds it first. Set `EDGEWISE_BIN` to test another build.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn edgewise_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGEWISE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join(format!("edgewise{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p edgewise` (cargo xtask test does), or set EDGEWISE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(edgewise_bin())
+        .args(args)
+        .output()
+        .expect("run edgewise")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let o = run(&[
+        "simulate",
+        "--policy",
+        "greedy",
+        "--devices",
+        "12",
+        "--slots",
+        "50",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON object");
+    for key in [
+        "mean_latency_s",
+        "p95_latency_s",
+        "energy_violation_rate",
+        "accuracy",
+        "hallucination_rate",
+        "reward",
+        "trajectory_digest",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["policy"], "greedy");
+    assert_eq!(v["devices"], 12);
+    assert!(v["mean_latency_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn same_seed_same_output_and_different_seed_differs() {
+    let args = |seed: &str| {
+        run(&[
+            "simulate",
+            "--policy",
+            "random",
+            "--devices",
+            "8",
+            "--slots",
+            "40",
+            "--seed",
+            seed,
+            "--json",
+        ])
+    };
+    let (a, b, c) = (args("5"), args("5"), args("6"));
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_ne!(stdout(&a), stdout(&c));
+}
+
+#[test]
+fn compare_prints_every_baseline() {
+    let o = run(&[
+        "simulate",
+        "--compare",
+        "--devices",
+        "20",
+        "--slots",
+        "60",
+        "--seed",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for p in [
+        "always-local",
+        "always-offload",
+        "random",
+        "greedy",
+        "oracle",
+    ] {
+        assert!(text.contains(p), "{p} missing from:\n{text}");
+    }
+    let o = run(&[
+        "simulate",
+        "--compare",
+        "--devices",
+        "5",
+        "--slots",
+        "30",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["policies"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn zero_devices_is_rejected_by_name() {
+    let o = run(&["simulate", "--devices", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--devices"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_policy_is_rejected_with_the_choices() {
+    let o = run(&["simulate", "--policy", "fastest"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("fastest") && e.contains("always-offload"), "{e}");
+}
+
+#[test]
+fn config_with_a_wrong_field_is_rejected_by_name() {
+    let dir = std::env::temp_dir().join(format!("edgewise-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let misspelt = dir.join("bad.toml");
+    std::fs::write(&misspelt, "devices = 10\n[radio]\nbandwith_hz = 5e6\n").unwrap();
+    let o = run(&["simulate", "--config", misspelt.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bandwith_hz") && stderr(&o).contains("bad.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let out_of_range = dir.join("range.json");
+    std::fs::write(&out_of_range, r#"{"edge": {"workers": 0}}"#).unwrap();
+    let o = run(&["simulate", "--config", out_of_range.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("edge.workers"), "{}", stderr(&o));
+
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "devices = 6\nslots = 20\n").unwrap();
+    let o = run(&["simulate", "--config", good.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["devices"], 6);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let o = run(&["simulate", "--config", "/nonexistent/scenario.toml"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("/nonexistent/scenario.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
