@@ -5,6 +5,7 @@
 //! never contains product logic: it only builds, bundles and tests the other crates.
 
 mod demo;
+mod model;
 mod setup;
 mod test;
 mod util;

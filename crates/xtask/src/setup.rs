@@ -20,6 +20,8 @@ pub fn run(ctx: &Context) -> Result<()> {
     wasm_target()?;
     node_packages(ctx)?;
     check_chromium();
+    let model = crate::model::setup_model()?;
+    println!("xtask setup: model at {}", model.display());
     println!("xtask setup: done");
     Ok(())
 }

@@ -10,14 +10,18 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use crate::demo::NATIVE_PACKAGE;
 use crate::setup::{self, WASM_TARGET};
 use crate::util::{self, Context};
 use crate::web;
 
 /// Library packages meant for the browser: each must build for `wasm32-unknown-unknown`.
 /// Add a library here when the web app starts using it.
-pub const WASM_LIBRARIES: &[&str] = &["edgewise-env", "edgewise-mec"];
+pub const WASM_LIBRARIES: &[&str] = &[
+    "edgewise-env",
+    "edgewise-mec",
+    "edgewise-rl",
+    "edgewise-llm",
+];
 
 /// The cdylib the determinism test loads into node (`tests/wasm-probe`).
 pub const PROBE_PACKAGE: &str = "edgewise-wasm-probe";
@@ -31,8 +35,8 @@ type Step<'a> = (&'static str, Box<dyn Fn() -> Result<()> + 'a>);
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Skip a step (repeatable): fmt, clippy, cargo-test, wasm-libs, web, wasm-probe,
-    /// native, node. For local iteration only; CI runs every step.
+    /// Skip a step (repeatable): fmt, clippy, model, cargo-test, wasm-libs, web, wasm-probe,
+    /// node. For local iteration only; CI runs every step.
     #[arg(long, value_name = "STEP")]
     pub skip: Vec<String>,
 }
@@ -45,11 +49,14 @@ pub fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
         ),
         ("clippy", Box::new(|| clippy(ctx))),
         (
-            "native", // before cargo-test: the CLI tests run this binary
-            Box::new(|| util::run(&mut ctx.cargo(["build", "-p", NATIVE_PACKAGE]))),
+            "model", // the LLM tests run on the shipped model
+            Box::new(|| crate::model::setup_model().map(|_| ())),
         ),
         (
             "cargo-test",
+            // Also builds target/debug/edgewise (native/tests needs it) with the test
+            // build's features, for the CLI tests in tests/ and the node step: a separate
+            // `cargo build -p edgewise` would resolve other features and rebuild burn.
             Box::new(|| util::run(&mut ctx.cargo(["test", "--workspace"]))),
         ),
         ("wasm-libs", Box::new(|| wasm_libraries(ctx))),
@@ -124,7 +131,10 @@ fn clippy(ctx: &Context) -> Result<()> {
 }
 
 fn wasm_libraries(ctx: &Context) -> Result<()> {
-    let mut cmd = ctx.cargo(["build", "--target", WASM_TARGET]);
+    // `check`, not `build`: a library is an rlib, which is never linked on its own, so
+    // type-checking for wasm32 catches what a build would at half the cost. The web
+    // bundle step does a real wasm32 build and link of what the page uses.
+    let mut cmd = ctx.cargo(["check", "--target", WASM_TARGET]);
     for package in WASM_LIBRARIES {
         cmd.args(["-p", package]);
     }

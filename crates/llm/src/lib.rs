@@ -1,0 +1,34 @@
+//! `edgewise-llm`: the LLM engine of edgewise.
+//!
+//! What it is for: load a GGUF model (metadata, every common ggml tensor type), run the
+//! Llama-family forward (Llama/SmolLM2, Mistral, Qwen2/Qwen3 as configuration switches) on
+//! quantized weights with a KV cache, tokenize with the byte-level BPE stored in the file's
+//! metadata, apply the chat template, sample the next token from a seeded PRNG, and write
+//! GGUF files back (for the ECLD pipeline's exported variants).
+//!
+//! What it never does: download anything (the model cache is filled by `cargo xtask setup`),
+//! read a clock or OS randomness, or depend on an application crate. It builds for
+//! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
+//!
+//! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export), [`config`] (hyper-parameters), [`model`] (forward, cache,
+//! activation statistics), [`tokenizer`] (BPE, chat templates), [`sampling`],
+//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
+
+pub mod compress;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod model;
+pub mod model_cache;
+pub mod sampling;
+pub mod tokenizer;
+
+pub use candle_core::Device;
+pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use error::{Error, Result};
+pub use generate::{Engine, StopReason, generate};
+pub use gguf::GgufFile;
+pub use model::{ActivationStats, KvCache, Model};
+pub use sampling::{Sampler, Sampling};
+pub use tokenizer::{ChatMessage, ChatTemplate, StreamDecoder, Tokenizer};
