@@ -2,6 +2,9 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod experiment;
+mod learned;
+mod plots;
 mod serve;
 mod simulate;
 mod train;
@@ -22,6 +25,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Train an offloading policy (or validate the learner on CartPole).
     Train(train::TrainArgs),
+    /// Compare PPO, WM-PPO and the baselines over seeds and populations; write a report.
+    Experiment(experiment::ExperimentArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
     Serve(serve::ServeArgs),
 }
@@ -31,6 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
     };
     match result {

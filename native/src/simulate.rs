@@ -1,19 +1,26 @@
-//! `edgewise simulate`: run the MEC simulator with a baseline policy (or all of them).
+//! `edgewise simulate`: run the MEC simulator with a baseline policy (or all of them), or
+//! with a trained `edgewise-policy` file run greedily (`--policy FILE`, `--compare --with FILE`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mec::{Catalogue, EpisodeMetrics, PolicyKind, SimConfig, Simulator};
+use mec::{Catalogue, EpisodeMetrics, Policy, PolicyKind, SimConfig, Simulator};
 use serde::Serialize;
+
+use crate::learned::LearnedPolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
-    /// Scheduling policy: always-local, always-offload, random, greedy or oracle.
+    /// Scheduling policy: always-local, always-offload, random, greedy or oracle, or the
+    /// path of a trained policy file (`edgewise train --env mec` writes one), run greedily.
     #[arg(long, default_value = "greedy")]
     policy: String,
     /// Run every baseline on the same seed and print them side by side.
     #[arg(long, conflicts_with = "policy")]
     compare: bool,
+    /// With --compare: also run this trained policy file (repeatable).
+    #[arg(long = "with", value_name = "FILE", requires = "compare")]
+    with: Vec<PathBuf>,
     /// User population N (overrides the config).
     #[arg(long)]
     devices: Option<usize>,
@@ -86,12 +93,35 @@ pub fn load_scenario(
     Ok((cfg, cat))
 }
 
-fn run_one(cfg: &SimConfig, cat: &Catalogue, kind: PolicyKind, seed: u64) -> anyhow::Result<Row> {
+/// What `--policy` names: a baseline, or else an existing policy file.
+enum Choice {
+    Baseline(PolicyKind),
+    File(PathBuf),
+}
+
+impl Choice {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        match s.parse::<PolicyKind>() {
+            Ok(k) => Ok(Self::Baseline(k)),
+            Err(_) if Path::new(s).is_file() => Ok(Self::File(PathBuf::from(s))),
+            Err(e) => bail!("invalid --policy: {e}, or the path of a trained policy file"),
+        }
+    }
+
+    fn build(&self, seed: u64) -> anyhow::Result<Box<dyn Policy>> {
+        Ok(match self {
+            Self::Baseline(k) => mec::scenario_baseline(*k, seed),
+            Self::File(path) => Box::new(LearnedPolicy::load(path)?),
+        })
+    }
+}
+
+fn run_one(cfg: &SimConfig, cat: &Catalogue, choice: &Choice, seed: u64) -> anyhow::Result<Row> {
+    let mut policy = choice.build(seed)?;
     let mut sim = Simulator::new(cfg.clone(), cat.clone(), seed)?;
-    let mut policy = mec::scenario_baseline(kind, seed);
     let digest = mec::trajectory_digest(&mut sim, policy.as_mut());
     Ok(Row {
-        policy: kind.to_string(),
+        policy: policy.name().to_owned(),
         devices: cfg.devices,
         slots: cfg.slots,
         seed,
@@ -107,18 +137,22 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         args.devices,
         args.slots,
     )?;
-    let kinds: Vec<PolicyKind> = if args.compare {
-        PolicyKind::ALL.to_vec()
+    let choices: Vec<Choice> = if args.compare {
+        PolicyKind::ALL
+            .into_iter()
+            .map(Choice::Baseline)
+            .chain(args.with.iter().cloned().map(Choice::File))
+            .collect()
     } else {
-        vec![
-            args.policy
-                .parse::<PolicyKind>()
-                .map_err(|e| anyhow::anyhow!("invalid --policy: {e}"))?,
-        ]
+        vec![Choice::parse(&args.policy)?]
     };
-    let rows = kinds
+    // Load every policy file before simulating anything: bad input fails fast.
+    for c in &choices {
+        c.build(args.seed)?;
+    }
+    let rows = choices
         .iter()
-        .map(|&k| run_one(&cfg, &cat, k, args.seed))
+        .map(|c| run_one(&cfg, &cat, c, args.seed))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         let text = if args.compare {

@@ -1,8 +1,9 @@
-//! `edgewise train`: train a policy with PPO on CartPole or the MEC simulator.
+//! `edgewise train`: train a policy with PPO or WM-PPO on CartPole or the MEC simulator.
 //!
-//! Writes into `--out DIR`: `metrics.csv` (one row per iteration), `checkpoint.ckpt`
-//! (every `--checkpoint-every` iterations and at the end, written atomically) and
-//! `policy.json` (the exported `edgewise-policy` file). `--resume` continues from
+//! Writes into `--out DIR`: `metrics.csv` (one row per iteration; `wm_error` is the world
+//! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (PPO only: every
+//! `--checkpoint-every` iterations and at the end, written atomically) and `policy.json`
+//! (the exported `edgewise-policy` file). `--resume` continues a PPO run from
 //! `DIR/checkpoint.ckpt` exactly where it stopped.
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
 use edgewise_rl::checkpoint::write_atomic;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
-use edgewise_rl::{IterationStats, Ppo, PpoConfig, cpu_device};
+use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
 
 /// Which learner to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct TrainArgs {
     /// PPO hyper-parameters as JSON (only the fields to change).
     #[arg(long)]
     pub ppo_config: Option<PathBuf>,
+    /// World-model hyper-parameters for `--algo wm-ppo` as JSON (only the fields to change).
+    #[arg(long)]
+    pub wm_config: Option<PathBuf>,
     /// Output directory (metrics.csv, checkpoint.ckpt, policy.json).
     #[arg(long, default_value = "runs/train")]
     pub out: PathBuf,
@@ -68,12 +72,29 @@ pub struct TrainArgs {
     pub checkpoint_every: u64,
 }
 
-const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate";
+const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined";
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    if args.algo == Algo::WmPpo {
-        bail!("--algo wm-ppo is not implemented yet; use --algo ppo");
+    if args.algo == Algo::WmPpo && args.resume {
+        bail!(
+            "--resume is not supported for --algo wm-ppo yet (its world model is not checkpointed)"
+        );
     }
+    let wm_config = match &args.wm_config {
+        Some(path) => {
+            if args.algo != Algo::WmPpo {
+                bail!("--wm-config is only used with --algo wm-ppo");
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let c: WmConfig = serde_json::from_str(&text)
+                .with_context(|| format!("in world-model config {}", path.display()))?;
+            c.validate()
+                .with_context(|| format!("in world-model config {}", path.display()))?;
+            c
+        }
+        None => WmConfig::default(),
+    };
     let mut env: Box<dyn VecEnv> = match args.env {
         EnvKind::Cartpole => Box::new(CartPoleVecEnv::new(args.envs.unwrap_or(CARTPOLE_ENVS))),
         EnvKind::Mec => {
@@ -114,9 +135,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("in PPO config {}", path.display()))?;
         }
         config.total_env_steps = args.steps;
-        std::fs::write(&metrics, format!("{CSV_HEADER}\n"))
-            .with_context(|| format!("writing {}", metrics.display()))?;
-        Ppo::new(config, env.as_ref(), &device, args.seed)?
+        config.validate().context("invalid PPO config")?;
+        let ppo = match args.algo {
+            Algo::Ppo => Ppo::new(config, env.as_ref(), &device, args.seed)?,
+            Algo::WmPpo => {
+                Ppo::with_world_model(config, wm_config, env.as_ref(), &device, args.seed)?
+            }
+        };
+        write_atomic(&metrics, format!("{CSV_HEADER}\n").as_bytes())?;
+        ppo
     };
 
     let mut csv = std::fs::OpenOptions::new()
@@ -149,26 +176,39 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             bar.set_message(format!("return {mean:.2}"));
         }
         bar.set_position(s.env_steps);
-        if args.checkpoint_every > 0 && s.iteration % args.checkpoint_every == 0 {
+        if !ppo.has_world_model()
+            && args.checkpoint_every > 0
+            && s.iteration % args.checkpoint_every == 0
+        {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
         }
     }
     csv.flush()?;
-    ppo.save_checkpoint(&ckpt)?;
+    if !ppo.has_world_model() {
+        ppo.save_checkpoint(&ckpt)?;
+    }
     let mut policy = ppo.policy();
-    policy.meta.insert("algo".into(), "ppo".into());
+    let algo = match args.algo {
+        Algo::Ppo => "ppo",
+        Algo::WmPpo => "wm-ppo",
+    };
+    policy.meta.insert("algo".into(), algo.into());
     policy.meta.insert(
         "env".into(),
         format!("{:?}", args.env).to_lowercase().into(),
     );
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
+    let ckpt_note = if ppo.has_world_model() {
+        String::new()
+    } else {
+        format!(", {}", ckpt.display())
+    };
     println!(
-        "trained {} env steps; wrote {}, {} and {}",
+        "trained {} env steps with {algo}; wrote {}{ckpt_note} and {}",
         ppo.env_steps(),
         metrics.display(),
-        ckpt.display(),
         args.out.join("policy.json").display()
     );
     Ok(())
@@ -176,7 +216,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 
 fn csv_row(s: &IterationStats) -> String {
     format!(
-        "{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
         s.iteration,
         s.env_steps,
         s.mean_return,
@@ -186,7 +226,10 @@ fn csv_row(s: &IterationStats) -> String {
         s.entropy,
         s.approx_kl,
         s.clip_fraction,
-        s.learning_rate
+        s.learning_rate,
+        s.wm_error.map(|e| e.to_string()).unwrap_or_default(),
+        s.wm_trust,
+        s.imagined
     )
 }
 

@@ -1,8 +1,8 @@
 //! The layering rules of the workspace, checked on the dependency graph.
 //!
 //! Dependencies point one way: apps (`edgewise`, `edgewise-web`) depend on libraries,
-//! never the reverse; the simulator (`edgewise-mec`) and the environment trait
-//! (`edgewise-env`) pull in no ML crate, not even transitively, so they stay small and
+//! never the reverse; the simulator (`edgewise-mec`), the environment trait
+//! (`edgewise-env`) and the policy-file inference (`edgewise-policy`) pull in no ML crate, not even transitively, so they stay small and
 //! build for wasm32 on their own; `edgewise-rl` knows the simulator only through
 //! `edgewise-env`; `edgewise-rl` and `edgewise-llm` are independent of each other.
 
@@ -52,7 +52,7 @@ pub struct Graph {
 pub const APP_PACKAGES: &[&str] = &["edgewise", "edgewise-web"];
 
 /// Packages that must stay free of ML crates (even transitively).
-pub const ML_FREE_PACKAGES: &[&str] = &["edgewise-mec", "edgewise-env"];
+pub const ML_FREE_PACKAGES: &[&str] = &["edgewise-mec", "edgewise-env", "edgewise-policy"];
 
 /// Whether a crate is an ML framework (or one of its parts).
 pub fn is_ml_crate(name: &str) -> bool {
@@ -86,8 +86,8 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         name: "the simulator is free of ML crates",
-        why: "edgewise-mec and edgewise-env must not depend (even transitively) on burn, \
-              candle, cubecl, wgpu, ndarray or tch",
+        why: "edgewise-mec, edgewise-env and edgewise-policy must not depend (even \
+              transitively) on burn, candle, cubecl, wgpu, ndarray or tch",
         from: |p| p.is_member() && ML_FREE_PACKAGES.contains(&p.name.as_str()),
         to: |p| is_ml_crate(&p.name),
         include_dev: false,

@@ -31,7 +31,13 @@ fn workspace_respects_layering() {
     let graph = workspace_graph();
     // The rules name these packages: fail loudly if one is renamed rather than
     // silently checking nothing.
-    for name in ["edgewise-env", "edgewise-mec", "edgewise", "edgewise-web"] {
+    for name in [
+        "edgewise-env",
+        "edgewise-mec",
+        "edgewise-policy",
+        "edgewise",
+        "edgewise-web",
+    ] {
         assert!(
             graph.member(name).is_some(),
             "workspace member `{name}` not found"

@@ -1,68 +1,183 @@
-//! The root component: owns the [`Demo`] model and the timer that ticks it.
+//! The root component: page state (mirrored in the URL), the worker connection, and
+//! what the worker reported (rows for the charts, metrics, the focused network).
 
-use gloo::timers::callback::Interval;
-use mec::PolicyKind;
+use edgewise_web::csv;
+use edgewise_web::policies::PolicyId;
+use edgewise_web::protocol::{Frame, FromWorker, RaceInfo, ToWorker};
+use edgewise_web::race::{NetworkSnap, SlotRow};
+use edgewise_web::scenario::{PageState, Preset, Scenario};
+use mec::EpisodeMetrics;
 use yew::prelude::*;
 
-use crate::model::{Demo, Scenario, parse_seed};
-use crate::view::controls::Controls;
-use crate::view::{chart, metrics, network};
+use crate::browser::{self, SimWorker};
+use crate::tour;
+use crate::view;
 
-/// Milliseconds between simulated slots (10 slots per second).
-const TICK_MS: u32 = 100;
+/// A scenario field a slider edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Population,
+    Bandwidth,
+    Budget,
+    Load,
+    MinAccuracy,
+    MaxHallucination,
+}
 
 /// Everything the page can ask the root component to do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Msg {
-    /// The timer fired: simulate one slot.
-    Tick,
-    /// Simulate one slot by hand (while paused).
-    Step,
-    /// Pause or resume the timer.
+    /// A message (or a decoding error) from the worker.
+    Worker(Result<FromWorker, String>),
+    /// The shipped policies were fetched.
+    PoliciesFetched(Vec<(PolicyId, String)>, Vec<String>),
+    /// A slider moved (not applied until released).
+    Draft(Field, f64),
+    /// A slider was released: apply the draft scenario.
+    Commit,
+    /// A preset was picked.
+    Preset(String),
+    /// The seed field changed.
+    SeedText(String),
+    /// Slots per second.
+    Speed(u32),
     TogglePlay,
-    /// Restart the current scenario.
-    Reset,
-    /// The population slider moved.
-    SetPopulation(usize),
-    /// Another baseline policy was picked.
-    SetPolicy(PolicyKind),
-    /// The seed field changed (raw text; ignored unless it is a valid seed).
-    SetSeedText(String),
+    Step,
+    Restart,
+    /// Show or hide a policy in the charts.
+    ToggleLane(PolicyId),
+    /// Draw this policy's network.
+    Focus(PolicyId),
+    /// Hovered device (or none).
+    Hover(Option<usize>),
+    /// Tapped/clicked device: keep it inspected.
+    Pin(usize),
+    /// Tour step (none = closed).
+    Tour(Option<usize>),
+    ExportCsv,
+    CopyLink,
+    DismissNotes,
+}
+
+/// Rendering statistics (read by the browser tests through `data-*` attributes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Perf {
+    pub frames: u32,
+    pub worker_busy_ms: f64,
 }
 
 /// Root component of the page.
 pub struct App {
-    demo: Option<Demo>,
-    scenario: Scenario,
-    seed_text: String,
-    error: Option<String>,
-    timer: Option<Interval>,
+    pub state: PageState,
+    pub draft: Scenario,
+    pub seed_text: String,
+    pub notes: Vec<String>,
+    pub worker: Option<SimWorker>,
+    pub worker_ready: bool,
+    pub policies: Option<Vec<(PolicyId, String)>>,
+    pub info: Option<RaceInfo>,
+    pub history: Vec<(PolicyId, Vec<SlotRow>)>,
+    pub metrics: Vec<(PolicyId, EpisodeMetrics)>,
+    pub network: Option<NetworkSnap>,
+    pub slot: u32,
+    pub playing: bool,
+    pub done: bool,
+    pub hidden: Vec<PolicyId>,
+    pub hover: Option<usize>,
+    pub pinned: Option<usize>,
+    pub tour: Option<usize>,
+    pub error: Option<String>,
+    pub perf: Perf,
+    pub copied: bool,
 }
 
 impl App {
-    fn start_timer(&mut self, ctx: &Context<Self>) {
-        let link = ctx.link().clone();
-        self.timer = Some(Interval::new(TICK_MS, move || link.send_message(Msg::Tick)));
+    fn send(&self, msg: &ToWorker) {
+        if let Some(w) = &self.worker {
+            w.send(msg);
+        }
     }
 
-    /// Switch to `scenario`; on failure keep the running one and show why.
-    fn apply(&mut self, scenario: Scenario) -> bool {
-        if self.demo.is_some() && scenario == self.scenario {
-            return false;
+    fn sync_url(&self) {
+        browser::set_location_query(&self.state.to_query());
+    }
+
+    /// Start the race once both the worker and the policy files are ready.
+    fn maybe_start(&self) {
+        if !self.worker_ready {
+            return;
         }
-        match Demo::new(scenario) {
-            Ok(demo) => {
-                self.scenario = demo.scenario();
-                self.demo = Some(demo);
-                self.error = None;
+        let Some(policies) = &self.policies else {
+            return;
+        };
+        self.send(&ToWorker::Policies(policies.clone()));
+        self.send(&ToWorker::Speed(self.state.speed));
+        self.send(&ToWorker::Focus(self.state.focus));
+        self.send(&ToWorker::Configure(self.state.scenario));
+        self.send(&ToWorker::Play(self.playing));
+    }
+
+    fn apply(&mut self, scenario: Scenario) {
+        let scenario = scenario.clamped();
+        self.draft = scenario;
+        self.seed_text = scenario.seed.to_string();
+        if scenario != self.state.scenario {
+            self.state.scenario = scenario;
+            self.sync_url();
+            self.send(&ToWorker::Configure(scenario));
+        }
+    }
+
+    fn on_started(&mut self, info: RaceInfo) {
+        self.history = info
+            .lanes
+            .iter()
+            .filter(|l| l.running)
+            .map(|l| (l.id, Vec::with_capacity(info.slots as usize)))
+            .collect();
+        self.metrics.clear();
+        self.slot = 0;
+        self.done = false;
+        if self.pinned.is_some_and(|d| d >= info.scenario.population) {
+            self.pinned = None;
+        }
+        self.hover = None;
+        self.info = Some(info);
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        if self.info.as_ref().map(|i| i.generation) != Some(frame.generation) {
+            return;
+        }
+        for lane in frame.lanes {
+            if let Some((_, rows)) = self.history.iter_mut().find(|(id, _)| *id == lane.lane) {
+                rows.extend(lane.rows);
             }
-            Err(e) => self.error = Some(format!("The simulator rejected this scenario: {e}")),
+            match self.metrics.iter_mut().find(|(id, _)| *id == lane.lane) {
+                Some((_, m)) => *m = lane.metrics,
+                None => self.metrics.push((lane.lane, lane.metrics)),
+            }
         }
-        true
+        self.slot = frame.slot;
+        self.playing = frame.playing;
+        self.done = frame.done;
+        self.network = frame.network;
+        self.perf.frames = self.perf.frames.wrapping_add(1);
+        self.perf.worker_busy_ms = frame.busy_ms;
     }
 
-    fn seed_valid(&self) -> bool {
-        parse_seed(&self.seed_text).is_some()
+    /// Lanes drawn in the charts, in legend order.
+    pub fn visible(&self) -> Vec<(PolicyId, &[SlotRow])> {
+        self.history
+            .iter()
+            .filter(|(id, _)| !self.hidden.contains(id))
+            .map(|(id, rows)| (*id, rows.as_slice()))
+            .collect()
+    }
+
+    /// The device shown in the inspector.
+    pub fn inspected(&self) -> Option<usize> {
+        self.hover.or(self.pinned)
     }
 }
 
@@ -71,129 +186,190 @@ impl Component for App {
     type Properties = ();
 
     fn create(ctx: &Context<Self>) -> Self {
-        let scenario = Scenario::default();
-        let (demo, error) = match Demo::new(scenario) {
-            Ok(demo) => (Some(demo), None),
-            Err(e) => (None, Some(format!("The simulator could not start: {e}"))),
+        let (state, notes) = PageState::from_query(&browser::location_query());
+        let link = ctx.link().clone();
+        let (worker, error) = match SimWorker::spawn(move |m| link.send_message(Msg::Worker(m))) {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(e)),
         };
-        let mut app = Self {
-            demo,
-            scenario,
-            seed_text: scenario.seed.to_string(),
+        let link = ctx.link().clone();
+        yew::platform::spawn_local(async move {
+            let (found, notes) = browser::fetch_policies().await;
+            link.send_message(Msg::PoliciesFetched(found, notes));
+        });
+        let app = Self {
+            state,
+            draft: state.scenario,
+            seed_text: state.scenario.seed.to_string(),
+            notes,
+            worker,
+            worker_ready: false,
+            policies: None,
+            info: None,
+            history: Vec::new(),
+            metrics: Vec::new(),
+            network: None,
+            slot: 0,
+            playing: true,
+            done: false,
+            hidden: PolicyId::ALL
+                .into_iter()
+                .filter(|p| !p.shown_by_default())
+                .collect(),
+            hover: None,
+            pinned: None,
+            tour: None,
             error,
-            timer: None,
+            perf: Perf::default(),
+            copied: false,
         };
-        if app.demo.is_some() {
-            app.start_timer(ctx);
-        }
+        app.sync_url();
         app
     }
 
-    fn update(&mut self, ctx: &Context<Self>, msg: Self::Message) -> bool {
+    fn update(&mut self, _ctx: &Context<Self>, msg: Self::Message) -> bool {
         match msg {
-            Msg::Tick | Msg::Step => match &mut self.demo {
-                Some(demo) => {
-                    demo.tick();
-                    true
-                }
-                None => false,
-            },
-            Msg::TogglePlay => {
-                if self.timer.take().is_none() && self.demo.is_some() {
-                    self.start_timer(ctx);
+            Msg::Worker(Ok(FromWorker::Ready)) => {
+                self.worker_ready = true;
+                self.maybe_start();
+                false
+            }
+            Msg::Worker(Ok(FromWorker::Started(info))) => {
+                self.on_started(info);
+                true
+            }
+            Msg::Worker(Ok(FromWorker::Frame(frame))) => {
+                self.on_frame(frame);
+                true
+            }
+            Msg::Worker(Ok(FromWorker::Error(e)) | Err(e)) => {
+                self.error = Some(e);
+                true
+            }
+            Msg::PoliciesFetched(found, notes) => {
+                self.policies = Some(found);
+                self.notes.extend(notes);
+                self.maybe_start();
+                true
+            }
+            Msg::Draft(field, v) => {
+                let d = &mut self.draft;
+                match field {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    Field::Population => d.population = v.round().max(0.0) as usize,
+                    Field::Bandwidth => d.bandwidth_mhz = v,
+                    Field::Budget => d.budget_scale = v,
+                    Field::Load => d.load = v,
+                    Field::MinAccuracy => d.min_accuracy = v,
+                    Field::MaxHallucination => d.max_hallucination = v,
                 }
                 true
             }
-            Msg::Reset => {
-                if let Some(demo) = &mut self.demo {
-                    demo.reset();
+            Msg::Commit => {
+                self.apply(self.draft);
+                true
+            }
+            Msg::Preset(key) => {
+                if let Some(p) = Preset::from_key(&key) {
+                    self.apply(p.scenario(self.state.scenario.seed));
                 }
                 true
             }
-            Msg::SetPopulation(population) => self.apply(Scenario {
-                population,
-                ..self.scenario
-            }),
-            Msg::SetPolicy(policy) => self.apply(Scenario {
-                policy,
-                ..self.scenario
-            }),
-            Msg::SetSeedText(text) => {
-                self.seed_text = text;
-                if let Some(seed) = parse_seed(&self.seed_text) {
+            Msg::SeedText(text) => {
+                if let Ok(seed) = text.trim().parse::<u64>() {
+                    self.seed_text = text;
                     self.apply(Scenario {
                         seed,
-                        ..self.scenario
+                        ..self.state.scenario
                     });
+                } else {
+                    self.seed_text = text;
                 }
+                true
+            }
+            Msg::Speed(speed) => {
+                self.state.speed = speed;
+                self.sync_url();
+                self.send(&ToWorker::Speed(speed));
+                true
+            }
+            Msg::TogglePlay => {
+                self.playing = !self.playing;
+                self.send(&ToWorker::Play(self.playing));
+                true
+            }
+            Msg::Step => {
+                self.playing = false;
+                self.send(&ToWorker::Step);
+                true
+            }
+            Msg::Restart => {
+                self.send(&ToWorker::Restart);
+                false
+            }
+            Msg::ToggleLane(id) => {
+                if let Some(i) = self.hidden.iter().position(|h| *h == id) {
+                    self.hidden.remove(i);
+                } else {
+                    self.hidden.push(id);
+                }
+                true
+            }
+            Msg::Focus(id) => {
+                self.state.focus = id;
+                self.sync_url();
+                self.send(&ToWorker::Focus(id));
+                true
+            }
+            Msg::Hover(d) => {
+                let changed = self.hover != d;
+                self.hover = d;
+                changed
+            }
+            Msg::Pin(d) => {
+                self.pinned = if self.pinned == Some(d) {
+                    None
+                } else {
+                    Some(d)
+                };
+                true
+            }
+            Msg::Tour(step) => {
+                self.tour = step.filter(|s| *s < tour::STEPS.len());
+                if let Some(s) = self.tour {
+                    browser::scroll_to(tour::STEPS[s].target);
+                }
+                true
+            }
+            Msg::ExportCsv => {
+                let episode = self.info.as_ref().map_or(0, |i| i.episode);
+                let lanes: Vec<(PolicyId, &[SlotRow])> = self
+                    .history
+                    .iter()
+                    .map(|(id, rows)| (*id, rows.as_slice()))
+                    .collect();
+                let text = csv::export(self.state.scenario, episode, &lanes);
+                let name = format!(
+                    "edgewise-race-seed{}-episode{}.csv",
+                    self.state.scenario.seed,
+                    episode + 1
+                );
+                browser::download(&name, "text/csv", &text);
+                false
+            }
+            Msg::CopyLink => {
+                browser::copy_to_clipboard(&browser::location_href());
+                self.copied = true;
+                true
+            }
+            Msg::DismissNotes => {
+                self.notes.clear();
                 true
             }
         }
     }
 
     fn view(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let (slot, slots, episode) = self.demo.as_ref().map_or((0, 0, 1), |d| {
-            (d.sim().slot(), d.config().slots, d.episode())
-        });
-        html! {
-            <div class="app">
-                { header() }
-                <Controls
-                    population={self.scenario.population}
-                    policy={self.scenario.policy}
-                    seed_text={AttrValue::from(self.seed_text.clone())}
-                    seed_valid={self.seed_valid()}
-                    playing={self.timer.is_some()}
-                    {slot}
-                    {slots}
-                    {episode}
-                    on_population={link.callback(Msg::SetPopulation)}
-                    on_policy={link.callback(Msg::SetPolicy)}
-                    on_seed={link.callback(Msg::SetSeedText)}
-                    on_toggle={link.callback(|()| Msg::TogglePlay)}
-                    on_step={link.callback(|()| Msg::Step)}
-                    on_reset={link.callback(|()| Msg::Reset)}
-                />
-                if let Some(error) = &self.error {
-                    <p class="error" role="alert">{ error }</p>
-                }
-                if let Some(demo) = &self.demo {
-                    <main class="panels">
-                        <section class="panel panel-network" aria-labelledby="network-title">
-                            <h2 id="network-title">{ "Network" }</h2>
-                            { network::view(demo) }
-                        </section>
-                        <section class="panel panel-chart" aria-labelledby="chart-title">
-                            <h2 id="chart-title">{ "Latency per slot" }</h2>
-                            { chart::view(demo) }
-                        </section>
-                        <section class="panel panel-metrics" aria-labelledby="metrics-title">
-                            <h2 id="metrics-title">{ "Episode so far" }</h2>
-                            { metrics::view(demo) }
-                        </section>
-                    </main>
-                }
-                <footer class="footer">
-                    { "Simulated in your browser with the edgewise MEC model: 1-second slots, \
-                       Shannon uplink with time-correlated fading, a FIFO edge server. \
-                       No data leaves the page." }
-                </footer>
-            </div>
-        }
-    }
-}
-
-fn header() -> Html {
-    html! {
-        <header class="masthead">
-            <h1><span class="brand">{ "edgewise" }</span>
-                <span class="tagline">{ " — offloading LLM queries at the mobile edge" }</span></h1>
-            <p class="lede">
-                { "Phones and laptops answer questions with a compact on-device language model \
-                   or send them to the full model on an edge server. Pick a policy and watch \
-                   latency, energy and answer quality trade off, one slot at a time." }
-            </p>
-        </header>
+        view::page(self, ctx.link())
     }
 }

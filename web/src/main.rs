@@ -1,14 +1,14 @@
-//! edgewise in the browser: the MEC simulator running live in the page.
+//! edgewise in the browser: trained offloading policies race the baselines on one
+//! simulated mobile-edge cell, live.
 //!
-//! A visitor picks a population, a baseline offloading policy and a seed; the page runs
-//! the simulator slot by slot, draws the network and a latency chart, and keeps the
-//! episode metrics against the QoS constraints. The simulation itself is the plain Rust
-//! model in [`model`]; the components only render it and tick it with a `gloo` timer.
-//!
-//! This crate never trains or loads models and depends on no ML crate.
+//! The page (this binary, yew) only renders and owns the controls; the simulation runs in
+//! a dedicated web worker (`src/bin/worker.rs`) that posts a frame per tick. The shared
+//! plain-Rust core (scenario and URL state, the race, the protocol, CSV) is the library
+//! `edgewise_web`.
 
 mod app;
-mod model;
+mod browser;
+mod tour;
 mod view;
 
 fn main() {

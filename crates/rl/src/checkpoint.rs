@@ -152,12 +152,20 @@ impl Ppo {
     /// Restarts the environments at the next iteration (see the module docs).
     ///
     /// # Errors
-    /// [`RlError::Checkpoint`] if burn cannot serialise a record.
+    /// [`RlError::Checkpoint`] if burn cannot serialise a record, or for a WM-PPO
+    /// learner (its world model and replay are not checkpointed yet).
     pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
         let bad = |reason: String| RlError::Checkpoint {
             path: "<memory>".into(),
             reason,
         };
+        if self.has_world_model() {
+            return Err(bad(
+                "WM-PPO learners cannot be checkpointed yet (the world model and its replay \
+                 are not saved)"
+                    .into(),
+            ));
+        }
         let model = self.model.as_ref().expect("model present").clone();
         let model_bytes = model
             .into_record()

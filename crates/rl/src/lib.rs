@@ -5,13 +5,14 @@
 //!   agents that share one policy) with [`ppo::Ppo`];
 //! - ships its own vectorised [`cartpole::CartPoleVecEnv`] (Gym CartPole-v1 dynamics) to
 //!   validate the learner;
-//! - exports trained policies to a small, versioned JSON format ([`policy::PolicyFile`])
-//!   with a burn-free inference path for the web app and the CLI;
+//! - exports trained policies to a small, versioned JSON format ([`policy::PolicyFile`],
+//!   defined with its burn-free inference in the `edgewise-policy` crate and re-exported
+//!   as [`policy`]) for the web app and the CLI;
 //! - writes checkpoints that resume exactly ([`checkpoint`]).
 //!
 //! What it never does: depend on a simulator crate (it knows environments only through
 //! `edgewise-env`), read a clock or OS randomness (every random draw comes from a seeded
-//! [`rng::Rng`]), or print. The [`policy`] module never touches burn.
+//! [`rng::Rng`]), or print.
 //!
 //! # Backend
 //!
@@ -32,17 +33,20 @@
 pub mod cartpole;
 pub mod checkpoint;
 pub mod error;
+pub mod experiment;
 pub mod model;
 pub mod normalize;
 pub mod policy;
 pub mod ppo;
 pub mod rng;
+pub mod wm;
 
 pub use burn;
 pub use error::{Result, RlError};
 pub use policy::{PolicyError, PolicyFile};
 pub use ppo::{IterationStats, Ppo, PpoConfig};
 pub use rng::Rng;
+pub use wm::{WmConfig, WorldModelTrainer};
 
 /// burn's pure-Rust CPU device (`flex`), the default place to learn.
 #[must_use]

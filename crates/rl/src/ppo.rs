@@ -27,6 +27,7 @@ use crate::model::ActorCritic;
 use crate::normalize::{ObsNormalizer, RewardScaler};
 use crate::policy::{Mlp, MlpScratch, ObsNorm, PolicyFile, softmax_in_place};
 use crate::rng::Rng;
+use crate::wm::{Prediction, Segment, WmConfig, WmScratch, WorldModelTrainer};
 
 /// PPO hyper-parameters. Every field has a default (see [`PpoConfig::default`]), so a
 /// TOML/JSON file needs only the fields it changes.
@@ -224,6 +225,13 @@ pub struct IterationStats {
     pub approx_kl: f32,
     /// Fraction of samples whose ratio was clipped in the last epoch.
     pub clip_fraction: f32,
+    /// WM-PPO: the world model's validation error on this rollout, measured before
+    /// training on it (`None` for plain PPO).
+    pub wm_error: Option<f64>,
+    /// WM-PPO: how much the model was trusted this iteration (0 = not used, 1 = fully).
+    pub wm_trust: f64,
+    /// WM-PPO: imagined samples added to this update.
+    pub imagined: usize,
 }
 
 /// Learner state that is not tensors: serialised into checkpoints as JSON.
@@ -252,6 +260,14 @@ pub struct Ppo {
     raw_obs: Option<Vec<f32>>,
     buf: Rollout,
     finished: Vec<EpisodeInfo>,
+    wm: Option<Box<WmAssist>>,
+}
+
+/// The world-model part of WM-PPO.
+#[derive(Debug)]
+struct WmAssist {
+    trainer: WorldModelTrainer,
+    rng: Rng,
 }
 
 impl std::fmt::Debug for Ppo {
@@ -275,6 +291,9 @@ struct Rollout {
     active: Vec<bool>,
     advantages: Vec<f32>,
     returns: Vec<f32>,
+    /// Loss weight per row: 1 for real samples, less for imagined ones (appended after
+    /// the real rows by WM-PPO).
+    weights: Vec<f32>,
 }
 
 impl Ppo {
@@ -331,7 +350,37 @@ impl Ppo {
             raw_obs: None,
             buf: Rollout::default(),
             finished: Vec::new(),
+            wm: None,
         }
+    }
+
+    /// A WM-PPO learner (design §5): PPO as [`Ppo::new`], plus a GRU world model trained
+    /// on the collected transitions and used for model-based value targets and short
+    /// imagination rollouts, each weighted by the model's validation error.
+    ///
+    /// # Errors
+    /// [`RlError::Config`] if either configuration does not validate.
+    pub fn with_world_model(
+        config: PpoConfig,
+        wm: WmConfig,
+        env: &dyn VecEnv,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut ppo = Self::new(config, env, device, seed)?;
+        let spec = ppo.state.spec;
+        let trainer = WorldModelTrainer::new(wm, spec.obs_dim, spec.num_actions, device, seed)?;
+        ppo.wm = Some(Box::new(WmAssist {
+            trainer,
+            rng: Rng::stream(seed, 0x1a9),
+        }));
+        Ok(ppo)
+    }
+
+    /// Whether this learner uses a world model (WM-PPO).
+    #[must_use]
+    pub fn has_world_model(&self) -> bool {
+        self.wm.is_some()
     }
 
     /// The hyper-parameters.
@@ -391,6 +440,8 @@ impl Ppo {
         file.meta
             .insert("env_steps".into(), self.state.env_steps.into());
         file.meta.insert("seed".into(), self.state.seed.into());
+        file.meta
+            .insert("obs_dim".into(), self.state.spec.obs_dim.into());
         file
     }
 
@@ -430,8 +481,12 @@ impl Ppo {
         };
         let episodes = episodes.len();
         self.compute_gae();
+        let (wm_error, wm_trust, imagined) = self.wm_assist();
         let lr = self.learning_rate();
         let mut stats = self.update(lr);
+        stats.wm_error = wm_error;
+        stats.wm_trust = wm_trust;
+        stats.imagined = imagined;
         self.state.iteration += 1;
         stats.iteration = self.state.iteration;
         stats.env_steps = self.state.env_steps;
@@ -471,6 +526,7 @@ impl Ppo {
         buf.rewards.resize(t_max * n, 0.0);
         buf.dones.resize(t_max * n, false);
         buf.active.resize(t_max * n, true);
+        buf.weights.resize(t_max * n, 1.0);
 
         let raw = self.raw_obs.get_or_insert_with(|| {
             let mut o = vec![0.0; n * d];
@@ -570,7 +626,7 @@ impl Ppo {
     fn update(&mut self, lr: f64) -> IterationStats {
         let spec = self.state.spec;
         let d = spec.obs_dim;
-        let batch = self.state.config.rollout_steps * spec.agents();
+        let batch = self.buf.actions.len();
         let mb_size = (batch / self.state.config.minibatches).max(1);
         let mut order: Vec<usize> = (0..batch).collect();
         let mut stats = IterationStats::default();
@@ -604,6 +660,173 @@ impl Ppo {
         stats
     }
 
+    /// WM-PPO's use of the world model, between GAE and the update: measure the model on
+    /// the new rollout (held out), train it, then — weighted by how much its error lets
+    /// us trust it — blend model-based value targets into the GAE returns of a random
+    /// subset of real states and append imagined samples branched from them.
+    /// Returns (validation error, trust, imagined samples added).
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::too_many_lines
+    )]
+    fn wm_assist(&mut self) -> (Option<f64>, f64, usize) {
+        let Self {
+            wm,
+            state,
+            buf,
+            actor,
+            critic,
+            raw_obs,
+            ..
+        } = self;
+        let Some(wm) = wm.as_mut() else {
+            return (None, 0.0, 0);
+        };
+        let spec = state.spec;
+        let (n, d, na) = (spec.agents(), spec.obs_dim, spec.num_actions);
+        let t_max = state.config.rollout_steps;
+        let total = t_max * n;
+        let raw = raw_obs.as_ref().expect("collected");
+        let mut last = vec![0.0; n * d];
+        if state.config.normalize_observations {
+            state.obs_norm.normalize(raw, &mut last);
+        } else {
+            last.copy_from_slice(raw);
+        }
+        let seg = Segment {
+            steps: t_max,
+            agents: n,
+            obs: buf.obs[..total * d].to_vec(),
+            last_next_obs: last,
+            actions: buf.actions[..total].to_vec(),
+            rewards: buf.rewards[..total].to_vec(),
+            dones: buf.dones[..total].to_vec(),
+        };
+        let err = wm.trainer.validation_error(&seg);
+        wm.trainer.push(seg);
+        wm.trainer.train();
+        let cfg = wm.trainer.config().clone();
+        let trust = cfg.trust(err);
+        if trust <= 0.0 {
+            return (Some(err), 0.0, 0);
+        }
+        let (gamma, lambda) = (state.config.gamma as f32, state.config.gae_lambda as f32);
+        let clip = state.config.obs_clip as f32;
+        let hzn = cfg.horizon;
+
+        // Branch starts: a random subset of the real states.
+        let n_starts = ((total as f64 * cfg.branch_fraction).round() as usize).clamp(1, total);
+        let mut starts: Vec<usize> = (0..total).collect();
+        wm.rng.shuffle(&mut starts);
+        starts.truncate(n_starts);
+
+        let plain = wm.trainer.plain();
+        let hd = plain.hidden();
+        let mut h = vec![0.0; n_starts * hd];
+        let mut obs: Vec<f32> = Vec::with_capacity(n_starts * d);
+        for &k in &starts {
+            obs.extend_from_slice(&buf.obs[k * d..(k + 1) * d]);
+        }
+        let mut acts: Vec<u32> = starts.iter().map(|&k| buf.actions[k]).collect();
+        // Per imagined step k (1..=hzn): state, and (k < hzn) action, logp; values for all.
+        let mut states: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
+        let mut actions: Vec<Vec<u32>> = vec![Vec::new(); hzn + 1];
+        let mut logps: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
+        let mut values: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
+        let mut rewards: Vec<Vec<f32>> = vec![Vec::new(); hzn];
+        let mut conts: Vec<Vec<f32>> = vec![Vec::new(); hzn];
+        let mut scratch = WmScratch::default();
+        let mut mlp = MlpScratch::default();
+        let mut pred = Prediction::default();
+        let mut logits = vec![0.0f32; n_starts * na];
+        for k in 0..hzn {
+            if k > 0 {
+                actor.forward(&obs, n_starts, &mut mlp, &mut logits);
+                let mut lp = Vec::with_capacity(n_starts);
+                for (i, p) in logits.chunks_exact_mut(na).enumerate() {
+                    softmax_in_place(p);
+                    let a = wm.rng.categorical(p);
+                    acts[i] = u32::try_from(a).unwrap_or(0);
+                    lp.push(p[a].max(1e-30).ln());
+                }
+                actions[k].clone_from(&acts);
+                logps[k] = lp;
+            }
+            plain.step(&obs, &acts, &mut h, &mut scratch, &mut pred);
+            if k == 0 {
+                // The first step is real: use the real reward and termination.
+                rewards[0] = starts.iter().map(|&j| buf.rewards[j]).collect();
+                conts[0] = starts
+                    .iter()
+                    .map(|&j| if buf.dones[j] { 0.0 } else { 1.0 })
+                    .collect();
+            } else {
+                rewards[k].clone_from(&pred.reward);
+                conts[k].clone_from(&pred.cont);
+            }
+            obs.clone_from(&pred.next_obs);
+            obs.iter_mut().for_each(|v| *v = v.clamp(-clip, clip));
+            states[k + 1].clone_from(&obs);
+            let mut v = vec![0.0; n_starts];
+            critic.forward(&obs, n_starts, &mut mlp, &mut v);
+            values[k + 1] = v;
+        }
+
+        // (1) Model-based value targets blended into the GAE returns.
+        let alpha = (cfg.value_blend_max * trust) as f32;
+        for (i, &j) in starts.iter().enumerate() {
+            let (mut g, mut disc, mut alive) = (0.0f32, 1.0f32, 1.0f32);
+            for k in 0..hzn {
+                g += disc * alive * rewards[k][i];
+                alive *= conts[k][i];
+                disc *= gamma;
+            }
+            g += disc * alive * values[hzn][i];
+            buf.returns[j] = (1.0 - alpha) * buf.returns[j] + alpha * g;
+        }
+
+        // (2) Imagined samples (states 1..hzn-1) with GAE inside the imagined branch.
+        let cap = (total as f64 * cfg.imagined_fraction).round() as usize;
+        if hzn < 2 || cap == 0 || cfg.imagined_weight <= 0.0 {
+            return (Some(err), trust, 0);
+        }
+        let mut candidates: Vec<(usize, usize, f32, f32)> = Vec::new(); // (k, i, adv, weight)
+        for i in 0..n_starts {
+            let mut adv = 0.0f32;
+            let mut alive_at = vec![1.0f32; hzn + 1];
+            for k in 0..hzn {
+                alive_at[k + 1] = alive_at[k] * conts[k][i];
+            }
+            let mut advs = vec![0.0f32; hzn];
+            for k in (1..hzn).rev() {
+                let c = conts[k][i];
+                let delta = rewards[k][i] + gamma * c * values[k + 1][i] - values[k][i];
+                adv = delta + gamma * lambda * c * adv;
+                advs[k] = adv;
+            }
+            for (k, &a) in advs.iter().enumerate().skip(1) {
+                candidates.push((k, i, a, alive_at[k]));
+            }
+        }
+        wm.rng.shuffle(&mut candidates);
+        candidates.truncate(cap);
+        let w = (cfg.imagined_weight * trust) as f32;
+        for &(k, i, adv, alive) in &candidates {
+            buf.obs.extend_from_slice(&states[k][i * d..(i + 1) * d]);
+            buf.actions.push(actions[k][i]);
+            buf.logp.push(logps[k][i]);
+            let v = values[k][i];
+            buf.values.push(v);
+            buf.advantages.push(adv);
+            buf.returns.push(adv + v);
+            buf.active.push(true);
+            buf.weights.push(w * alive);
+        }
+        (Some(err), trust, candidates.len())
+    }
+
     /// One gradient step on a minibatch; returns loss statistics.
     #[allow(clippy::cast_precision_loss)]
     fn step_minibatch(&mut self, mb: &Minibatch, lr: f64, measure: bool) -> StepOut {
@@ -623,7 +846,9 @@ impl Ppo {
             f1(&mb.old_v),
             f1(&mb.mask),
         );
-        let n_active = mb.active_count as f32;
+        let n_active = mb.weight_sum.max(1e-6);
+        let vmask = f1(&mb.vmask);
+        let v_weight = mb.vmask.iter().sum::<f32>().max(1e-6);
 
         let logits = model.actor.forward(obs.clone());
         let logp_all = activation::log_softmax(logits, 1);
@@ -644,9 +869,9 @@ impl Ppo {
         let value_loss = if cfg.clip_value_loss {
             let v_clipped = old_v.clone() + (v - old_v).clamp(-c, c);
             let v_loss_clipped = (v_clipped - ret).powi_scalar(2);
-            v_loss_unclipped.max_pair(v_loss_clipped).mean() * 0.5
+            (v_loss_unclipped.max_pair(v_loss_clipped) * vmask).sum() * (0.5 / v_weight)
         } else {
-            v_loss_unclipped.mean() * 0.5
+            (v_loss_unclipped * vmask).sum() * (0.5 / v_weight)
         };
         let loss = policy_loss.clone() - entropy_mean.clone() * cfg.entropy_coef
             + value_loss.clone() * cfg.value_coef;
@@ -698,7 +923,9 @@ struct Minibatch {
     ret: Vec<f32>,
     old_v: Vec<f32>,
     mask: Vec<f32>,
+    vmask: Vec<f32>,
     active_count: usize,
+    weight_sum: f32,
 }
 
 impl Minibatch {
@@ -711,6 +938,7 @@ impl Minibatch {
         self.ret.clear();
         self.old_v.clear();
         self.mask.clear();
+        self.vmask.clear();
         for &k in idx {
             self.obs.extend_from_slice(&buf.obs[k * d..(k + 1) * d]);
             self.actions.push(i64::from(buf.actions[k]));
@@ -718,9 +946,12 @@ impl Minibatch {
             self.adv.push(buf.advantages[k]);
             self.ret.push(buf.returns[k]);
             self.old_v.push(buf.values[k]);
-            self.mask.push(if buf.active[k] { 1.0 } else { 0.0 });
+            self.mask
+                .push(if buf.active[k] { buf.weights[k] } else { 0.0 });
+            self.vmask.push(buf.weights[k]);
         }
         self.active_count = idx.iter().filter(|&&k| buf.active[k]).count();
+        self.weight_sum = self.mask.iter().sum();
         if normalize_adv && self.active_count > 1 {
             let n = self.active_count as f64;
             let act = || {
@@ -741,7 +972,11 @@ impl Minibatch {
 }
 
 /// Scale all gradients together so that their global L2 norm is at most `max_norm`.
-fn clip_global_norm(grads: &mut GradientsParams, ids: &[(ParamId, usize)], max_norm: f32) {
+pub(crate) fn clip_global_norm(
+    grads: &mut GradientsParams,
+    ids: &[(ParamId, usize)],
+    max_norm: f32,
+) {
     let mut sq = Vec::with_capacity(ids.len());
     for &(id, rank) in ids {
         let s = match rank {

@@ -19,6 +19,7 @@ use crate::web;
 pub const WASM_LIBRARIES: &[&str] = &[
     "edgewise-env",
     "edgewise-mec",
+    "edgewise-policy",
     "edgewise-rl",
     "edgewise-llm",
 ];

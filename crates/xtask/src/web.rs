@@ -27,8 +27,12 @@ pub const WEB_PACKAGE: &str = "edgewise-web";
 
 /// Binaries of [`WEB_PACKAGE`] turned into ES modules named after the bin with `-`
 /// replaced by `_`: `edgewise-web` gives `edgewise_web.js` + `edgewise_web_bg.wasm`
-/// (what `www/index.html` imports). A web-worker entry added as a bin goes here too.
-pub const WEB_BINS: &[&str] = &["edgewise-web"];
+/// (what `www/index.html` imports); `edgewise-worker` is the simulation's dedicated web
+/// worker (loaded by `www/worker.js`).
+pub const WEB_BINS: &[&str] = &["edgewise-web", "edgewise-worker"];
+
+/// Folder of the shipped policy files, relative to `www/` (and to the page).
+pub const POLICY_DIR: &str = "policies";
 
 /// The cargo profile of the release bundle (see `[profile.web]` in the root manifest).
 pub const WEB_PROFILE: &str = "web";
@@ -87,6 +91,7 @@ pub fn run(ctx: &Context, args: &WebArgs) -> Result<PathBuf> {
     }
 
     copy_static(&www, &staging)?;
+    write_policy_index(&staging)?;
 
     if dist.exists() {
         fs::remove_dir_all(&dist)
@@ -117,6 +122,42 @@ fn copy_static(www: &Path, staging: &Path) -> Result<()> {
         copy_recursive(&entry.path(), &staging.join(&name))?;
     }
     Ok(())
+}
+
+/// Writes `policies/index.json`: the names of the policy files shipped in the bundle
+/// (a JSON array, sorted). The page fetches only listed files, so a policy that is not
+/// shipped yet costs no failed request (and no console error).
+fn write_policy_index(staging: &Path) -> Result<()> {
+    let dir = staging.join(POLICY_DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("could not read {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && name != "index.json" {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let index = policy_index_json(&names);
+    let path = dir.join("index.json");
+    fs::write(&path, index).with_context(|| format!("could not write {}", path.display()))?;
+    println!(
+        "xtask web: shipped policies: {}",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    );
+    Ok(())
+}
+
+fn policy_index_json(names: &[String]) -> String {
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("[{}]\n", quoted.join(", "))
 }
 
 fn copy_recursive(from: &Path, to: &Path) -> Result<()> {
@@ -183,6 +224,13 @@ fn gzip_len(bytes: &[u8]) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_index_is_a_json_array() {
+        assert_eq!(policy_index_json(&[]), "[]\n");
+        let names = vec!["a.json".to_owned(), "b\"c.json".to_owned()];
+        assert_eq!(policy_index_json(&names), "[\"a.json\", \"b\\\"c.json\"]\n");
+    }
 
     #[test]
     fn gzip_shrinks_repetitive_input() {

@@ -1,0 +1,340 @@
+//! PNG plots of `edgewise experiment` with plotters' bitmap backend.
+//!
+//! Text is drawn with plotters' `ab_glyph` renderer and DejaVu Sans embedded from the
+//! `dejavu` crate, so no system font (fontconfig, freetype) is needed. Files are drawn to
+//! a temporary name and renamed into place.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use edgewise_rl::experiment::{Interval, band};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::experiment::{AlgoCurves, Curve, View};
+
+const FONT: &str = "sans-serif";
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(127, 127, 127),
+];
+
+fn register_font() -> anyhow::Result<()> {
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the embedded DejaVu Sans font could not be registered"
+        ))
+    }
+}
+
+/// Draw into `path` through a temporary file renamed into place.
+fn draw_atomic(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{stem}.tmp.png"));
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        draw(&root)?;
+        root.present()
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Steps grid for bands.
+fn grid(max: u64, points: u64) -> Vec<u64> {
+    (1..=points).map(|i| max * i / points).collect()
+}
+
+/// Write every plot into `dir`; returns the files written.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_all(dir: &Path, view: &View) -> anyhow::Result<Vec<PathBuf>> {
+    register_font()?;
+    let mut out = Vec::new();
+    for (pop, algos, refs) in &view.curves {
+        let path = dir.join(format!("learning_curves_n{pop}.png"));
+        learning_curves(&path, *pop, algos, refs, view.env_steps)?;
+        out.push(path);
+    }
+    let path = dir.join("latency_by_population.png");
+    latency(&path, &view.latency)?;
+    out.push(path);
+    if view
+        .wm_error
+        .iter()
+        .any(|(_, c)| c.iter().any(|v| !v.is_empty()))
+    {
+        let path = dir.join("wm_error.png");
+        wm_error(&path, &view.wm_error, view.env_steps)?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = points
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo.is_finite() && hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    } else if lo.is_finite() {
+        (lo - 1.0, lo + 1.0)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn learning_curves(
+    path: &Path,
+    pop: usize,
+    algos: &[AlgoCurves],
+    refs: &[(String, f64)],
+    env_steps: u64,
+) -> anyhow::Result<()> {
+    let g = grid(env_steps, 40);
+    let bands: Vec<(String, Vec<(u64, Interval)>)> = algos
+        .iter()
+        .map(|(a, cs)| (a.clone(), band(cs, &g)))
+        .collect();
+    let ys = bands
+        .iter()
+        .flat_map(|(_, b)| {
+            b.iter()
+                .flat_map(|(_, i)| [i.mean - i.half_width, i.mean + i.half_width])
+        })
+        .chain(refs.iter().map(|r| r.1));
+    let (lo, hi) = bounds(ys);
+    draw_atomic(path, (900, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Training return, {pop} devices (mean and 95% CI over seeds)"),
+                (FONT, 22),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..env_steps as f64, lo..hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("real environment steps")
+            .y_desc("episode return")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (i, (name, b)) in bands.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f64, Interval)> = b
+                .iter()
+                .filter(|(_, iv)| iv.mean.is_finite())
+                .map(|(s, iv)| (*s as f64, *iv))
+                .collect();
+            let mut poly: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|(x, iv)| (*x, iv.mean + iv.half_width))
+                .collect();
+            poly.extend(
+                pts.iter()
+                    .rev()
+                    .map(|(x, iv)| (*x, iv.mean - iv.half_width)),
+            );
+            if poly.len() > 2 {
+                chart
+                    .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.2).filled())))
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|(x, iv)| (*x, iv.mean)),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        for (j, (name, v)) in refs.iter().enumerate() {
+            let c = PALETTE[(j + 2) % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    [(0.0, *v), (env_steps as f64, *v)],
+                    c.stroke_width(1),
+                ))
+                .map_err(err)?
+                .label(format!("{name} (held-out)"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn latency(path: &Path, series: &[(String, Vec<(usize, Interval)>)]) -> anyhow::Result<()> {
+    let pops: Vec<usize> = series
+        .first()
+        .map(|s| s.1.iter().map(|p| p.0).collect())
+        .unwrap_or_default();
+    let (_, hi) = bounds(
+        series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.1.mean + p.1.half_width.max(0.0))),
+    );
+    let n = pops.len().max(1) as f64;
+    draw_atomic(path, (900, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Mean query latency per population (95% CI)", (FONT, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..hi)
+            .map_err(err)?;
+        let labels = pops.clone();
+        chart
+            .configure_mesh()
+            .x_desc("devices")
+            .y_desc("mean latency (s)")
+            .x_labels(pops.len())
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    labels
+                        .get(i as usize)
+                        .map_or_else(String::new, ToString::to_string)
+                } else {
+                    String::new()
+                }
+            })
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (k, (name, pts)) in series.iter().enumerate() {
+            let c = PALETTE[k % PALETTE.len()];
+            let xy: Vec<(f64, Interval)> = pts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.1.mean.is_finite())
+                .map(|(i, p)| (i as f64, p.1))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    xy.iter().map(|(x, iv)| (*x, iv.mean)),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(xy.iter().map(|(x, iv)| {
+                    ErrorBar::new_vertical(
+                        *x,
+                        iv.mean - iv.half_width,
+                        iv.mean,
+                        iv.mean + iv.half_width,
+                        c.filled(),
+                        8,
+                    )
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn wm_error(path: &Path, per_pop: &[(usize, Vec<Curve>)], env_steps: u64) -> anyhow::Result<()> {
+    let g = grid(env_steps, 40);
+    let bands: Vec<(usize, Vec<(u64, Interval)>)> =
+        per_pop.iter().map(|(p, cs)| (*p, band(cs, &g))).collect();
+    let (_, hi) = bounds(
+        bands
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|(_, i)| i.mean + i.half_width)),
+    );
+    let hi = hi.min(3.0);
+    draw_atomic(path, (900, 500), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "World-model validation error (held out, mean and 95% CI)",
+                (FONT, 22),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..env_steps as f64, 0f64..hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("real environment steps")
+            .y_desc("validation error")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (k, (pop, b)) in bands.iter().enumerate() {
+            let c = PALETTE[k % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    b.iter()
+                        .filter(|(_, i)| i.mean.is_finite())
+                        .map(|(s, i)| (*s as f64, i.mean.min(hi))),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{pop} devices"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}

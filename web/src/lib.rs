@@ -1,0 +1,16 @@
+//! The plain-Rust core of the edgewise browser app, shared by its two wasm entries:
+//!
+//! - the page (`src/main.rs`, yew): renders what the worker reports and owns the controls;
+//! - the dedicated worker (`src/bin/worker.rs`): runs one simulator per policy ("lanes")
+//!   on the same seed and reports frames.
+//!
+//! Nothing here touches the browser, so it is all tested natively:
+//! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
+//! policies raced and their colours), [`race`] (the lanes and what a frame holds) and
+//! [`protocol`] (the messages between page and worker).
+
+pub mod csv;
+pub mod policies;
+pub mod protocol;
+pub mod race;
+pub mod scenario;
