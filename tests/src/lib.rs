@@ -4,4 +4,5 @@
 //! project's layering rules (ARCHITECTURE.md); `tests/architecture.rs` runs it on the
 //! real workspace. The node/browser tests live next door in `tests/browser/`.
 
+pub mod cli;
 pub mod layering;

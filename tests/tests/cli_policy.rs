@@ -4,40 +4,8 @@
 //! Policy files are made by `edgewise train` with a tiny budget (a second or two).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn edgewise_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("EDGEWISE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps");
-    let bin = dir.join(format!("edgewise{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p edgewise` (cargo xtask test does), or set EDGEWISE_BIN",
-        bin.display()
-    );
-    bin
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(edgewise_bin())
-        .args(args)
-        .output()
-        .expect("run edgewise")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use edgewise_tests::cli::{run, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edgewise-{name}-{}", std::process::id()));
