@@ -12,35 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { artifactsDir, launchBrowser, paths, startServer } from './helpers.mjs';
 
-import { artifactsDir, paths, requirePath, startServer } from './helpers.mjs';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let server;
 let context;
-let userDataDir;
+let browser;
 
 before(async () => {
-  requirePath(paths.chromium, 'Chromium', 'CHROMIUM');
   server = await startServer();
-  userDataDir = mkdtempSync(join(tmpdir(), 'edgewise-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: paths.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 900 },
-    acceptDownloads: true,
-  });
+  browser = await launchBrowser({ acceptDownloads: true });
+  context = browser.context;
   // Record long main-thread tasks from the very start of every page.
   await context.addInitScript(() => {
     window.__longtasks = [];
@@ -55,9 +37,8 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   await server?.stop();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 /** A new page that records console errors, page errors and failed requests. */

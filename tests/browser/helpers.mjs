@@ -3,11 +3,13 @@
 // defaults match its layout so a test file can also be run by hand after a build.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const targetDir = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/edgewise/target');
@@ -103,4 +105,44 @@ export async function startServer({ bin = paths.bin, root = paths.dist, timeoutM
     await sleep(100);
   }
   return { url, stop, output: () => output };
+}
+
+/** Flags for headless Debian Chromium running as root on a machine with no network. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Launches Chromium with a fresh profile directory. Returns the playwright context and
+ * `close()`, which closes it and removes the profile. `options` go to playwright.
+ */
+export async function launchBrowser(options = {}) {
+  requirePath(paths.chromium, 'Chromium', 'CHROMIUM');
+  const userDataDir = mkdtempSync(join(tmpdir(), 'edgewise-chromium-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: paths.chromium,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      ...options,
+    });
+  } catch (err) {
+    rmSync(userDataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -2,45 +2,25 @@
 // simulation advances. Serves www/dist with the native `edgewise serve`.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { artifactsDir, launchBrowser, startServer } from './helpers.mjs';
 
-import { artifactsDir, paths, requirePath, startServer } from './helpers.mjs';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let server;
 let context;
-let userDataDir;
+let browser;
 
 before(async () => {
-  requirePath(paths.chromium, 'Chromium', 'CHROMIUM');
   server = await startServer();
-  userDataDir = mkdtempSync(join(tmpdir(), 'edgewise-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: paths.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 900 },
-  });
+  browser = await launchBrowser();
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   await server?.stop();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 /** The slot counter's value, or NaN while it is not a number. */
