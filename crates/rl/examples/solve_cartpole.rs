@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use edgewise_env::EpisodeInfo;
-use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::cartpole::{CartPoleVecEnv, mean_recent_return};
 use edgewise_rl::{Ppo, PpoConfig, cpu_device};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,13 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while ppo.env_steps() < max_steps {
         let s = ppo.iterate(&mut env)?;
         ppo.drain_finished(&mut episodes);
-        let last: Vec<f64> = episodes
-            .iter()
-            .rev()
-            .take(20)
-            .map(|e| e.episode_return)
-            .collect();
-        let mean = last.iter().sum::<f64>() / last.len().max(1) as f64;
+        let mean = mean_recent_return(&episodes, 20);
         if s.iteration % 10 == 0 {
             println!(
                 "iter {:4} steps {:7} mean20 {:6.1} kl {:.4} clip {:.3} ent {:.3} vloss {:.3} lr {:.2e} t {:.2}s",
@@ -58,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 start.elapsed().as_secs_f64()
             );
         }
-        if solved_at.is_none() && last.len() == 20 && mean >= 475.0 {
+        if solved_at.is_none() && episodes.len() >= 20 && mean >= 475.0 {
             solved_at = Some((s.env_steps, start.elapsed()));
             println!(
                 "solved at {} env steps after {:.2?}",

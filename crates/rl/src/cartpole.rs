@@ -68,6 +68,17 @@ impl Cart {
     }
 }
 
+/// Mean undiscounted return of the last `n` episodes (fewer if fewer finished; 0 with
+/// none): the "solved" statistic, CartPole-v1 being solved at ≥ 475 over 20 episodes.
+#[must_use]
+pub fn mean_recent_return(episodes: &[EpisodeInfo], n: usize) -> f64 {
+    let recent = &episodes[episodes.len().saturating_sub(n)..];
+    if recent.is_empty() {
+        return 0.0;
+    }
+    recent.iter().map(|e| e.episode_return).sum::<f64>() / recent.len() as f64
+}
+
 /// `num_envs` independent CartPole-v1 environments (one agent each).
 #[derive(Debug, Clone)]
 pub struct CartPoleVecEnv {

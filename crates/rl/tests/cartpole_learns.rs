@@ -2,7 +2,7 @@
 //! environment steps, the mean return of the last 20 episodes reaches 475.
 
 use edgewise_env::EpisodeInfo;
-use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::cartpole::{CartPoleVecEnv, mean_recent_return};
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::{Ppo, cpu_device};
 
@@ -19,13 +19,7 @@ fn ppo_solves_cartpole_within_budget() {
         ppo.iterate(&mut env).unwrap();
         ppo.drain_finished(&mut episodes);
         if episodes.len() >= 20 {
-            let mean = episodes
-                .iter()
-                .rev()
-                .take(20)
-                .map(|e| e.episode_return)
-                .sum::<f64>()
-                / 20.0;
+            let mean = mean_recent_return(&episodes, 20);
             best = best.max(mean);
             if mean >= 475.0 {
                 return;

@@ -12,7 +12,7 @@
 //!   experiment (`edgewise experiment`) measures it over seeds with intervals.
 
 use edgewise_env::{EpisodeInfo, VecEnv};
-use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::cartpole::{CartPoleVecEnv, mean_recent_return};
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::wm::{Segment, WmConfig, WorldModelTrainer};
 use edgewise_rl::{Ppo, Rng, cpu_device};
@@ -91,13 +91,7 @@ fn wm_ppo_solves_cartpole_within_ppo_budget() {
         assert!(s.wm_error.is_some(), "WM-PPO reports the model error");
         ppo.drain_finished(&mut episodes);
         if episodes.len() >= 20 {
-            let mean = episodes
-                .iter()
-                .rev()
-                .take(20)
-                .map(|e| e.episode_return)
-                .sum::<f64>()
-                / 20.0;
+            let mean = mean_recent_return(&episodes, 20);
             best = best.max(mean);
             if mean >= 475.0 && trusted {
                 return;
