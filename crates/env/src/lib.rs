@@ -33,6 +33,15 @@ pub struct EpisodeInfo {
 /// When an environment's episode ends, `step` reports `done = true` for it and writes
 /// the first observation of the next episode (auto-reset), as is standard for
 /// vectorised PPO.
+///
+/// An episode ends in one of two ways, and learners must tell them apart:
+/// - **terminated**: the task itself ended (the pole fell); nothing follows, so the
+///   value after the last step is zero;
+/// - **truncated**: an outside limit cut it (a time limit, the end of a simulated
+///   horizon); the task would have gone on, so a learner bootstraps from the value of
+///   the observation the episode ended in. [`VecEnv::truncations`] reports which `done`s
+///   of the last step were truncations, with those final observations (which auto-reset
+///   has already replaced in the `obs` buffer).
 pub trait VecEnv {
     /// Number of environments in the batch.
     fn num_envs(&self) -> usize;
@@ -50,6 +59,15 @@ pub trait VecEnv {
     /// Learners may skip masked-out agents in their loss. Default: all active.
     fn active_agents(&self, mask: &mut [bool]) {
         mask.fill(true);
+    }
+    /// After [`VecEnv::step`]: which environments' episodes were *truncated* in that step
+    /// (`truncated`, `num_envs` entries; `true` implies the step reported `done`), and for
+    /// each of them the final observation of the cut episode, written into its rows of
+    /// `final_obs` (laid out like the observation buffer; the rows of other environments
+    /// are left untouched). Default: every `done` is a termination.
+    fn truncations(&self, truncated: &mut [bool], final_obs: &mut [f32]) {
+        let _ = final_obs;
+        truncated.fill(false);
     }
     /// Move the summaries of episodes finished since the last call into `out`.
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>);

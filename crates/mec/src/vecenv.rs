@@ -3,6 +3,11 @@
 //! One agent per device, all sharing one policy; action 0 = local, 1 = offload. The agent
 //! reward is the device's own share of the slot's Lagrangian reward
 //! ([`Simulator::agent_rewards`]); episode returns sum the environment reward.
+//!
+//! The end of an episode (`config.slots` slots) is a *truncation*, not a termination: the
+//! system model is a continuing one and the horizon only bounds a simulation, so
+//! [`VecEnv::truncations`] reports every end with the devices' final observations and
+//! learners bootstrap from them rather than treating the last slot as the last ever.
 
 use edgewise_env::{EpisodeInfo, VecEnv};
 
@@ -21,6 +26,10 @@ pub struct MecVecEnv {
     returns: Vec<f64>,
     finished: Vec<EpisodeInfo>,
     actions: Vec<Action>,
+    /// Which environments ended an episode in the last step (all ends are truncations).
+    truncated: Vec<bool>,
+    /// Their final observations (before the reset), laid out like the observation buffer.
+    final_obs: Vec<f32>,
 }
 
 impl MecVecEnv {
@@ -49,6 +58,8 @@ impl MecVecEnv {
             returns: vec![0.0; num],
             finished: Vec::new(),
             actions: vec![Action::Offload; n],
+            truncated: vec![false; num],
+            final_obs: vec![0.0; num * n * OBS_DIM],
         })
     }
 
@@ -90,6 +101,7 @@ impl VecEnv for MecVecEnv {
             self.sims[i].reset(s);
             self.sims[i].observe(&mut obs[i * per..(i + 1) * per]);
         }
+        self.truncated.fill(false);
         self.finished.clear();
     }
 
@@ -109,7 +121,9 @@ impl VecEnv for MecVecEnv {
             }
             self.returns[i] += out.reward;
             dones[i] = out.done;
+            self.truncated[i] = out.done;
             if out.done {
+                self.sims[i].observe(&mut self.final_obs[i * per..(i + 1) * per]);
                 let m = self.sims[i].metrics();
                 self.finished.push(EpisodeInfo {
                     env: i,
@@ -139,6 +153,17 @@ impl VecEnv for MecVecEnv {
         for (i, sim) in self.sims.iter().enumerate() {
             for (m, d) in mask[i * n..(i + 1) * n].iter_mut().zip(sim.devices()) {
                 *m = d.pending > 0;
+            }
+        }
+    }
+
+    fn truncations(&self, truncated: &mut [bool], final_obs: &mut [f32]) {
+        let per = self.agents_per_env() * OBS_DIM;
+        for (i, (t, &mine)) in truncated.iter_mut().zip(&self.truncated).enumerate() {
+            *t = mine;
+            if mine {
+                final_obs[i * per..(i + 1) * per]
+                    .copy_from_slice(&self.final_obs[i * per..(i + 1) * per]);
             }
         }
     }

@@ -171,12 +171,30 @@ fn vec_env_reports_episodes_and_masks() {
     env.reset(9, &mut obs);
     let actions = vec![1u32; n];
     let mut infos = Vec::new();
-    for _ in 0..30 {
+    let mut truncated = vec![true; env.num_envs()];
+    let mut final_obs = vec![f32::NAN; obs.len()];
+    for slot in 1..=30 {
         env.active_agents(&mut mask);
         env.step(&actions, &mut obs, &mut rew, &mut done);
+        env.truncations(&mut truncated, &mut final_obs);
         assert!(obs.iter().all(|x| x.is_finite()));
+        // The horizon is a time limit: its end is a truncation, never a termination.
+        assert_eq!(truncated, done, "slot {slot}");
+        if slot < 30 {
+            assert!(final_obs.iter().all(|x| x.is_nan()), "slot {slot}");
+        }
     }
     assert!(done.iter().all(|&d| d));
+    // Final observations are those of the ended episode (elapsed ≈ 1), not of the reset.
+    let d = env.obs_dim();
+    let elapsed = mec::OBS_FEATURES
+        .iter()
+        .position(|f| f.starts_with("episode elapsed"))
+        .unwrap();
+    for row in 0..n {
+        assert!(final_obs[row * d + elapsed] > 0.9, "{}", final_obs[row * d + elapsed]);
+        assert!(obs[row * d + elapsed] < 0.1);
+    }
     env.drain_finished(&mut infos);
     assert_eq!(infos.len(), 3);
     assert!(infos.iter().all(|i| i.length == 30));

@@ -5,6 +5,7 @@
 //! cargo run --release -p edgewise-rl --example solve_cartpole -- [SEED] [MAX_STEPS]
 //! ```
 //! "Solved" means: the mean return of the last 20 finished episodes is at least 475.
+//! `ALGO=wm-ppo` trains WM-PPO (default world-model settings) instead of PPO.
 
 use std::time::Instant;
 
@@ -22,15 +23,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut env = CartPoleVecEnv::new(edgewise_rl::ppo::CARTPOLE_ENVS);
     let start = Instant::now();
-    let mut ppo = Ppo::new(
-        PpoConfig {
-            total_env_steps: max_steps,
-            ..config
-        },
-        &env,
-        &cpu_device(),
-        seed,
-    )?;
+    let config = PpoConfig {
+        total_env_steps: max_steps,
+        ..config
+    };
+    let mut ppo = match std::env::var("ALGO").as_deref() {
+        Ok("wm-ppo") => Ppo::with_world_model(
+            config,
+            edgewise_rl::WmConfig::default(),
+            &env,
+            &cpu_device(),
+            seed,
+        )?,
+        Ok("ppo") | Err(_) => Ppo::new(config, &env, &cpu_device(), seed)?,
+        Ok(other) => return Err(format!("ALGO={other}: expected ppo or wm-ppo").into()),
+    };
     let setup = start.elapsed();
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     let mut solved_at = None;

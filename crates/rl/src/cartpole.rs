@@ -29,6 +29,10 @@ struct Cart {
     steps: usize,
     episode_return: f64,
     rng: Rng,
+    /// Whether the last step cut the episode at [`MAX_STEPS`] (a truncation).
+    truncated: bool,
+    /// The state the last truncated episode ended in (before the auto-reset).
+    final_state: [f64; 4],
 }
 
 impl Cart {
@@ -60,11 +64,15 @@ impl Cart {
             || !(-THETA_THRESHOLD..=THETA_THRESHOLD).contains(&theta)
     }
 
-    #[allow(clippy::cast_possible_truncation)]
     fn write_obs(&self, out: &mut [f32]) {
-        for (o, &s) in out.iter_mut().zip(&self.state) {
-            *o = s as f32;
-        }
+        write_state(&self.state, out);
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn write_state(state: &[f64; 4], out: &mut [f32]) {
+    for (o, &s) in out.iter_mut().zip(state) {
+        *o = s as f32;
     }
 }
 
@@ -96,6 +104,8 @@ impl CartPoleVecEnv {
                 steps: 0,
                 episode_return: 0.0,
                 rng: Rng::stream(0, i as u64),
+                truncated: false,
+                final_state: [0.0; 4],
             })
             .collect();
         Self {
@@ -131,6 +141,7 @@ impl VecEnv for CartPoleVecEnv {
             .enumerate()
         {
             cart.rng = Rng::stream(seed, i as u64);
+            cart.truncated = false;
             cart.reset();
             cart.write_obs(o);
         }
@@ -144,6 +155,11 @@ impl VecEnv for CartPoleVecEnv {
             rewards[i] = 1.0;
             let done = terminated || cart.steps >= MAX_STEPS;
             dones[i] = done;
+            // Gym's convention: a step that both terminates and hits the limit terminates.
+            cart.truncated = done && !terminated;
+            if cart.truncated {
+                cart.final_state = cart.state;
+            }
             if done {
                 self.finished.push(EpisodeInfo {
                     env: i,
@@ -154,6 +170,15 @@ impl VecEnv for CartPoleVecEnv {
                 cart.reset();
             }
             cart.write_obs(&mut obs[i * 4..(i + 1) * 4]);
+        }
+    }
+
+    fn truncations(&self, truncated: &mut [bool], final_obs: &mut [f32]) {
+        for (i, (cart, t)) in self.carts.iter().zip(truncated.iter_mut()).enumerate() {
+            *t = cart.truncated;
+            if cart.truncated {
+                write_state(&cart.final_state, &mut final_obs[i * 4..(i + 1) * 4]);
+            }
         }
     }
 
@@ -193,6 +218,50 @@ mod tests {
     }
 
     #[test]
+    fn time_limit_is_a_truncation_with_the_final_observation() {
+        // A cart kept upright by a bang-bang controller on the pole angle reaches the
+        // 500-step limit; that end is a truncation, earlier falls are terminations.
+        let mut env = CartPoleVecEnv::new(1);
+        let mut obs = vec![0.0; 4];
+        env.reset(7, &mut obs);
+        let (mut r, mut d) = (vec![0.0], vec![false]);
+        let (mut trunc, mut fin) = (vec![true], vec![f32::NAN; 4]);
+        for step in 1..=MAX_STEPS {
+            let a = u32::from(0.1 * obs[0] + 0.2 * obs[1] + 2.0 * obs[2] + 0.5 * obs[3] > 0.0);
+            env.step(&[a], &mut obs, &mut r, &mut d);
+            env.truncations(&mut trunc, &mut fin);
+            if step < MAX_STEPS {
+                assert!(!d[0], "fell at step {step}");
+                assert!(!trunc[0]);
+                assert!(fin[0].is_nan(), "final obs written without a truncation");
+            }
+        }
+        assert!(d[0] && trunc[0]);
+        // The final observation is the state after the last step, not the reset state.
+        assert!(fin.iter().all(|v| v.is_finite()));
+        assert_ne!(fin, obs);
+        assert!(obs.iter().all(|v| v.abs() <= 0.05));
+        let mut infos = Vec::new();
+        env.drain_finished(&mut infos);
+        assert_eq!(infos.len(), 1);
+        assert_eq!(infos[0].length, MAX_STEPS);
+    }
+
+    #[test]
+    fn falling_is_a_termination() {
+        let mut env = CartPoleVecEnv::new(1);
+        let mut obs = vec![0.0; 4];
+        env.reset(3, &mut obs);
+        let (mut r, mut d) = (vec![0.0], vec![false]);
+        let (mut trunc, mut fin) = (vec![true], vec![0.0; 4]);
+        while !d[0] {
+            env.step(&[1], &mut obs, &mut r, &mut d);
+            env.truncations(&mut trunc, &mut fin);
+        }
+        assert!(!trunc[0]);
+    }
+
+    #[test]
     fn matches_gym_first_step() {
         // Gym CartPole-v1 from state [0, 0, 0.05, 0] with action 1 (computed with the
         // reference equations): x_dot = 0.195_121_95, theta_dot = -0.284_543_4...
@@ -201,6 +270,8 @@ mod tests {
             steps: 0,
             episode_return: 0.0,
             rng: Rng::new(0),
+            truncated: false,
+            final_state: [0.0; 4],
         };
         assert!(!c.step(1));
         assert!(c.state[0].abs() < 1e-12 && (c.state[2] - 0.05).abs() < 1e-12);

@@ -5,11 +5,19 @@
 //! ```text
 //! "EDGEWISE-CKPT\n"                      14-byte magic
 //! u32 LE  header length, then the header: JSON {"format":"edgewise-checkpoint","version":1,
-//!         "algo":"ppo", "state":{config, env spec, seed, RNG state, normaliser and
-//!         reward-scaler state, iteration and step counters}, "blobs":[names]}
-//! for each blob: u64 LE length, then the bytes (burnpack records of the burn module
-//!         and of the optimiser state)
+//!         "algo":"ppo"|"wm-ppo", "state":{…}, "blobs":[names]}
+//! for each blob: u64 LE length, then the bytes
 //! ```
+//!
+//! - `ppo`: `state` is the learner state (config, env spec, seed, RNG state, normaliser
+//!   and reward-scaler state, iteration and step counters); blobs `model` and
+//!   `optimizer` are burnpack records of the burn module and of the Adam state.
+//! - `wm-ppo`: `state` is `{"ppo": <as above>, "wm": {config, sizes, RNG state, replay
+//!   segment shapes}, "assist_rng": <RNG state>}`; blobs `model`, `optimizer`,
+//!   `wm_model`, `wm_optimizer` (burnpack), then `replay.0`, `replay.1`, … — the world
+//!   model's replay of recent rollouts, each as little-endian arrays (observations, last
+//!   next observations and rewards as `f32`, actions as `u32`, dones and truncations as
+//!   one byte each).
 //!
 //! A checkpoint is written to `PATH.tmp`, flushed to disk and renamed over `PATH`, so a
 //! crash never leaves a half-written checkpoint behind.
@@ -31,13 +39,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RlError};
 use crate::model::ActorCritic;
-use crate::ppo::{Ppo, PpoState};
+use crate::ppo::{Ppo, PpoState, WmAssist};
+use crate::rng::Rng;
+use crate::wm::{WmTrainerState, WorldModelTrainer};
 
 const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "edgewise-checkpoint";
 /// The checkpoint version this code reads and writes.
 pub const VERSION: u32 = 1;
+
+/// The `wm-ppo` checkpoint state: PPO's plus the world model's.
+#[derive(Serialize, Deserialize)]
+struct WmPpoState {
+    ppo: PpoState,
+    wm: WmTrainerState,
+    assist_rng: Rng,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Header<S> {
@@ -93,11 +111,8 @@ fn encode<S: Serialize>(algo: &str, state: &S, blobs: &[(&str, &[u8])]) -> Vec<u
     out
 }
 
-fn decode<S: for<'de> Deserialize<'de>>(
-    path: &Path,
-    algo: &str,
-    bytes: &[u8],
-) -> Result<(S, Vec<Vec<u8>>)> {
+/// Split a checkpoint into its algorithm name, its state (as JSON) and its blobs.
+fn decode(path: &Path, bytes: &[u8]) -> Result<(String, serde_json::Value, Vec<Vec<u8>>)> {
     let bad = |reason: String| RlError::Checkpoint {
         path: path.display().to_string(),
         reason,
@@ -123,11 +138,8 @@ fn decode<S: for<'de> Deserialize<'de>>(
             "version {version:?} is not supported (this build reads {VERSION})"
         )));
     }
-    let header: Header<S> =
+    let header: Header<serde_json::Value> =
         serde_json::from_value(value).map_err(|e| bad(format!("header: {e}")))?;
-    if header.algo != algo {
-        return Err(bad(format!("written by {}, not {algo}", header.algo)));
-    }
     let mut blobs = Vec::new();
     for name in &header.blobs {
         let (len, r) = rest
@@ -144,28 +156,21 @@ fn decode<S: for<'de> Deserialize<'de>>(
     if !rest.is_empty() {
         return Err(bad(format!("{} trailing bytes", rest.len())));
     }
-    Ok((header.state, blobs))
+    Ok((header.algo, header.state, blobs))
 }
 
 impl Ppo {
-    /// Serialise the whole learner (module, Adam state, RNG, normalisers, counters).
-    /// Restarts the environments at the next iteration (see the module docs).
+    /// Serialise the whole learner (module, Adam state, RNG, normalisers, counters; for
+    /// WM-PPO also the world model, its Adam state, RNGs and replay). Restarts the
+    /// environments at the next iteration (see the module docs).
     ///
     /// # Errors
-    /// [`RlError::Checkpoint`] if burn cannot serialise a record, or for a WM-PPO
-    /// learner (its world model and replay are not checkpointed yet).
+    /// [`RlError::Checkpoint`] if burn cannot serialise a record.
     pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
         let bad = |reason: String| RlError::Checkpoint {
             path: "<memory>".into(),
             reason,
         };
-        if self.has_world_model() {
-            return Err(bad(
-                "WM-PPO learners cannot be checkpointed yet (the world model and its replay \
-                 are not saved)"
-                    .into(),
-            ));
-        }
         let model = self.model.as_ref().expect("model present").clone();
         let model_bytes = model
             .into_record()
@@ -175,11 +180,31 @@ impl Ppo {
             .optim
             .into_bytes()
             .map_err(|e| bad(format!("optimiser record: {e:?}")))?;
-        let out = encode(
-            "ppo",
-            &self.state,
-            &[("model", &model_bytes), ("optimizer", &optim_bytes)],
-        );
+        let out = match &self.wm {
+            None => encode(
+                "ppo",
+                &self.state,
+                &[("model", &model_bytes), ("optimizer", &optim_bytes)],
+            ),
+            Some(wm) => {
+                let (wm_state, wm_model, wm_optim, replay) =
+                    wm.trainer.snapshot().map_err(bad)?;
+                let state = WmPpoState {
+                    ppo: self.state.clone(),
+                    wm: wm_state,
+                    assist_rng: wm.rng.clone(),
+                };
+                let names: Vec<String> = (0..replay.len()).map(|i| format!("replay.{i}")).collect();
+                let mut blobs: Vec<(&str, &[u8])> = vec![
+                    ("model", &model_bytes),
+                    ("optimizer", &optim_bytes),
+                    ("wm_model", &wm_model),
+                    ("wm_optimizer", &wm_optim),
+                ];
+                blobs.extend(names.iter().map(String::as_str).zip(replay.iter().map(Vec::as_slice)));
+                encode("wm-ppo", &state, &blobs)
+            }
+        };
         self.restart_envs();
         Ok(out)
     }
@@ -194,7 +219,8 @@ impl Ppo {
         write_atomic(path, &bytes)
     }
 
-    /// Rebuild a learner from checkpoint bytes (`origin` names them in errors).
+    /// Rebuild a learner (PPO or WM-PPO, as written) from checkpoint bytes (`origin`
+    /// names them in errors).
     ///
     /// # Errors
     /// [`RlError::Checkpoint`] for a corrupt, truncated or foreign file.
@@ -203,10 +229,60 @@ impl Ppo {
             path: origin.display().to_string(),
             reason,
         };
-        let (state, blobs): (PpoState, _) = decode(origin, "ppo", bytes)?;
-        let [model_bytes, optim_bytes]: [Vec<u8>; 2] = blobs
-            .try_into()
-            .map_err(|_| bad("expected model and optimizer blobs".into()))?;
+        let (algo, state, blobs) = decode(origin, bytes)?;
+        match algo.as_str() {
+            "ppo" => {
+                let state: PpoState =
+                    serde_json::from_value(state).map_err(|e| bad(format!("header: {e}")))?;
+                let [model, optim]: [Vec<u8>; 2] = blobs
+                    .try_into()
+                    .map_err(|_| bad("expected model and optimizer blobs".into()))?;
+                Self::restore(state, model, optim, origin, device)
+            }
+            "wm-ppo" => {
+                let state: WmPpoState =
+                    serde_json::from_value(state).map_err(|e| bad(format!("header: {e}")))?;
+                let mut blobs = blobs.into_iter();
+                let mut next = |name: &str| {
+                    blobs
+                        .next()
+                        .ok_or_else(|| bad(format!("expected a {name} blob")))
+                };
+                let (model, optim) = (next("model")?, next("optimizer")?);
+                let (wm_model, wm_optim) = (next("wm_model")?, next("wm_optimizer")?);
+                let replay: Vec<Vec<u8>> = blobs.collect();
+                if state.wm.obs_dim != state.ppo.spec.obs_dim
+                    || state.wm.num_actions != state.ppo.spec.num_actions
+                {
+                    return Err(bad("world model and policy disagree on sizes".into()));
+                }
+                let mut ppo = Self::restore(state.ppo, model, optim, origin, device)?;
+                let trainer =
+                    WorldModelTrainer::restore(state.wm, wm_model, wm_optim, replay, device)
+                        .map_err(bad)?;
+                ppo.wm = Some(Box::new(WmAssist {
+                    trainer,
+                    rng: state.assist_rng,
+                }));
+                Ok(ppo)
+            }
+            other => Err(bad(format!(
+                "written by an unknown algorithm {other:?} (expected ppo or wm-ppo)"
+            ))),
+        }
+    }
+
+    fn restore(
+        state: PpoState,
+        model_bytes: Vec<u8>,
+        optim_bytes: Vec<u8>,
+        origin: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        let bad = |reason: String| RlError::Checkpoint {
+            path: origin.display().to_string(),
+            reason,
+        };
         state.config.validate()?;
         let device = device.clone().autodiff();
         device.seed(state.seed);

@@ -260,14 +260,14 @@ pub struct Ppo {
     raw_obs: Option<Vec<f32>>,
     buf: Rollout,
     finished: Vec<EpisodeInfo>,
-    wm: Option<Box<WmAssist>>,
+    pub(crate) wm: Option<Box<WmAssist>>,
 }
 
 /// The world-model part of WM-PPO.
 #[derive(Debug)]
-struct WmAssist {
-    trainer: WorldModelTrainer,
-    rng: Rng,
+pub(crate) struct WmAssist {
+    pub(crate) trainer: WorldModelTrainer,
+    pub(crate) rng: Rng,
 }
 
 impl std::fmt::Debug for Ppo {
@@ -288,6 +288,11 @@ struct Rollout {
     values: Vec<f32>,
     rewards: Vec<f32>,
     dones: Vec<bool>,
+    /// The episode was cut by a limit (a `done` that is not a termination).
+    truncated: Vec<bool>,
+    /// Value of the final observation of a truncated episode (0 elsewhere): the
+    /// bootstrap that replaces the next value, which belongs to the next episode.
+    final_values: Vec<f32>,
     active: Vec<bool>,
     advantages: Vec<f32>,
     returns: Vec<f32>,
@@ -525,6 +530,8 @@ impl Ppo {
         buf.values.resize(t_max * n, 0.0);
         buf.rewards.resize(t_max * n, 0.0);
         buf.dones.resize(t_max * n, false);
+        buf.truncated.resize(t_max * n, false);
+        buf.final_values.resize(t_max * n, 0.0);
         buf.active.resize(t_max * n, true);
         buf.weights.resize(t_max * n, 1.0);
 
@@ -540,6 +547,10 @@ impl Ppo {
         let mut rewards = vec![0.0f32; n];
         let mut env_dones = vec![false; spec.num_envs];
         let mut agent_dones = vec![false; n];
+        let mut env_truncated = vec![false; spec.num_envs];
+        let mut final_raw = vec![0.0f32; n * d];
+        let mut final_norm = vec![0.0f32; spec.agents_per_env * d];
+        let mut final_values = vec![0.0f32; spec.agents_per_env];
         let mut actions = vec![0u32; n];
         let mut scratch = MlpScratch::default();
         let cfg = &self.state.config;
@@ -567,6 +578,7 @@ impl Ppo {
             buf.values[rows.clone()].copy_from_slice(&values);
             buf.actions[rows.clone()].copy_from_slice(&actions);
             env.step(&actions, raw, &mut rewards, &mut env_dones);
+            env.truncations(&mut env_truncated, &mut final_raw);
             for (i, d) in agent_dones.iter_mut().enumerate() {
                 *d = env_dones[i / spec.agents_per_env];
             }
@@ -574,7 +586,27 @@ impl Ppo {
                 self.state.reward_scaler.scale(&mut rewards, &agent_dones);
             }
             buf.rewards[rows.clone()].copy_from_slice(&rewards);
-            buf.dones[rows].copy_from_slice(&agent_dones);
+            buf.dones[rows.clone()].copy_from_slice(&agent_dones);
+            // Truncated episodes: bootstrap from the value of their final observation.
+            let per = spec.agents_per_env;
+            for e in 0..spec.num_envs {
+                let k0 = t * n + e * per;
+                let cut = env_truncated[e] && env_dones[e];
+                buf.truncated[k0..k0 + per].fill(cut);
+                if !cut {
+                    buf.final_values[k0..k0 + per].fill(0.0);
+                    continue;
+                }
+                let src = &final_raw[e * per * d..(e + 1) * per * d];
+                if cfg.normalize_observations {
+                    self.state.obs_norm.normalize(src, &mut final_norm);
+                } else {
+                    final_norm.copy_from_slice(src);
+                }
+                self.critic
+                    .forward(&final_norm, per, &mut scratch, &mut final_values);
+                buf.final_values[k0..k0 + per].copy_from_slice(&final_values);
+            }
             self.state.env_steps += spec.num_envs as u64;
         }
         env.drain_finished(&mut self.finished);
@@ -614,7 +646,14 @@ impl Ppo {
                     buf.values[k + n]
                 };
                 let not_done = if buf.dones[k] { 0.0 } else { 1.0 };
-                let delta = buf.rewards[k] + gamma * next_value * not_done - buf.values[k];
+                // After a truncation the episode would have gone on: its value is that
+                // of the final observation (0 after a termination).
+                let after = if buf.dones[k] {
+                    buf.final_values[k]
+                } else {
+                    next_value
+                };
+                let delta = buf.rewards[k] + gamma * after - buf.values[k];
                 last = delta + gamma * lambda * not_done * last;
                 buf.advantages[k] = last;
                 buf.returns[k] = last + buf.values[k];
@@ -703,6 +742,7 @@ impl Ppo {
             actions: buf.actions[..total].to_vec(),
             rewards: buf.rewards[..total].to_vec(),
             dones: buf.dones[..total].to_vec(),
+            truncated: buf.truncated[..total].to_vec(),
         };
         let err = wm.trainer.validation_error(&seg);
         wm.trainer.push(seg);
@@ -760,7 +800,13 @@ impl Ppo {
                 rewards[0] = starts.iter().map(|&j| buf.rewards[j]).collect();
                 conts[0] = starts
                     .iter()
-                    .map(|&j| if buf.dones[j] { 0.0 } else { 1.0 })
+                    .map(|&j| {
+                        if buf.dones[j] && !buf.truncated[j] {
+                            0.0
+                        } else {
+                            1.0
+                        }
+                    })
                     .collect();
             } else {
                 rewards[k].clone_from(&pred.reward);
@@ -1016,5 +1062,101 @@ pub const CARTPOLE_ENVS: usize = 8;
 pub fn cartpole_config() -> PpoConfig {
     PpoConfig {
         ..PpoConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two environments whose episodes last `LEN` steps with reward 1 and observation
+    /// `steps / 10`; environment 0's ends are truncations, environment 1's terminations.
+    struct Chain {
+        steps: [usize; 2],
+        truncated: bool,
+        finals: [f32; 2],
+    }
+
+    const LEN: usize = 5;
+
+    impl VecEnv for Chain {
+        fn num_envs(&self) -> usize {
+            2
+        }
+        fn agents_per_env(&self) -> usize {
+            1
+        }
+        fn obs_dim(&self) -> usize {
+            1
+        }
+        fn num_actions(&self) -> usize {
+            2
+        }
+        fn reset(&mut self, _seed: u64, obs: &mut [f32]) {
+            self.steps = [0; 2];
+            obs.fill(0.0);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        fn step(&mut self, _: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]) {
+            self.truncated = false;
+            for e in 0..2 {
+                self.steps[e] += 1;
+                rewards[e] = 1.0;
+                dones[e] = self.steps[e] == LEN;
+                self.finals[e] = self.steps[e] as f32 / 10.0;
+                if dones[e] {
+                    self.steps[e] = 0;
+                    self.truncated |= e == 0;
+                }
+                obs[e] = self.steps[e] as f32 / 10.0;
+            }
+        }
+        fn truncations(&self, truncated: &mut [bool], final_obs: &mut [f32]) {
+            truncated[0] = self.truncated;
+            truncated[1] = false;
+            if self.truncated {
+                final_obs[0] = self.finals[0];
+            }
+        }
+        fn drain_finished(&mut self, _: &mut Vec<EpisodeInfo>) {}
+    }
+
+    #[test]
+    fn truncation_bootstraps_from_the_final_observation_and_termination_does_not() {
+        let config = PpoConfig {
+            rollout_steps: 8,
+            normalize_observations: false,
+            scale_rewards: false,
+            ..PpoConfig::default()
+        };
+        let mut env = Chain {
+            steps: [0; 2],
+            truncated: false,
+            finals: [0.0; 2],
+        };
+        let mut ppo = Ppo::new(config, &env, &crate::cpu_device(), 4).unwrap();
+        ppo.collect(&mut env);
+        ppo.compute_gae();
+        let gamma = 0.99f32;
+        let mut v_final = [0.0f32];
+        ppo.critic
+            .forward(&[0.5], 1, &mut MlpScratch::default(), &mut v_final);
+        assert!(v_final[0].abs() > 1e-4, "untrained critic is not exactly zero");
+        let buf = &ppo.buf;
+        let end = (LEN - 1) * 2; // row of env 0 at the step its episode ends
+        assert!(buf.dones[end] && buf.truncated[end]);
+        assert!(buf.dones[end + 1] && !buf.truncated[end + 1]);
+        let truncated_target = 1.0 + gamma * v_final[0];
+        assert!(
+            (buf.returns[end] - truncated_target).abs() < 1e-5,
+            "{} vs {truncated_target}",
+            buf.returns[end]
+        );
+        assert!((buf.returns[end + 1] - 1.0).abs() < 1e-6, "{}", buf.returns[end + 1]);
+        // Not the value of the next episode's first observation.
+        let mut v_reset = [0.0f32];
+        ppo.critic
+            .forward(&[0.0], 1, &mut MlpScratch::default(), &mut v_reset);
+        assert!((v_reset[0] - v_final[0]).abs() > 1e-6);
     }
 }

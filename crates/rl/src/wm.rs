@@ -144,9 +144,20 @@ pub struct Segment {
     pub rewards: Vec<f32>,
     /// Episode ended with this step, `steps * agents`.
     pub dones: Vec<bool>,
+    /// The end was a truncation (a time limit), not a termination, `steps * agents`;
+    /// empty means every end was a termination. The model learns to predict
+    /// continuation (not termination) for truncated ends; their next observation belongs
+    /// to another episode and is not a target either way.
+    pub truncated: Vec<bool>,
 }
 
 impl Segment {
+    /// Whether row `row` ended its episode by a termination (not a truncation).
+    #[must_use]
+    pub fn terminated(&self, row: usize) -> bool {
+        self.dones[row] && !self.truncated.get(row).copied().unwrap_or(false)
+    }
+
     fn next_obs(&self, t: usize, i: usize, d: usize) -> &[f32] {
         if t + 1 < self.steps {
             let k = (t + 1) * self.agents + i;
@@ -357,6 +368,84 @@ impl PlainWorldModel {
     }
 }
 
+/// The non-tensor state of a [`WorldModelTrainer`], for checkpoints. The replay's
+/// arrays travel as binary blobs ([`encode_segment`]); only their shapes are here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WmTrainerState {
+    pub config: WmConfig,
+    pub obs_dim: usize,
+    pub num_actions: usize,
+    pub rng: Rng,
+    pub replay: Vec<SegmentShape>,
+}
+
+/// Shape of a replayed [`Segment`] (its arrays are in a blob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentShape {
+    pub steps: usize,
+    pub agents: usize,
+    /// Whether the segment has a `truncated` array.
+    pub has_truncated: bool,
+}
+
+/// Serialise a segment's arrays, little-endian: observations, last next observations,
+/// rewards (`f32`), actions (`u32`), dones and (if present) truncations (one byte each).
+pub(crate) fn encode_segment(seg: &Segment) -> (SegmentShape, Vec<u8>) {
+    let mut out = Vec::with_capacity(
+        4 * (seg.obs.len() + seg.last_next_obs.len() + 2 * seg.rewards.len())
+            + 2 * seg.dones.len(),
+    );
+    for v in seg.obs.iter().chain(&seg.last_next_obs).chain(&seg.rewards) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for a in &seg.actions {
+        out.extend_from_slice(&a.to_le_bytes());
+    }
+    out.extend(seg.dones.iter().map(|&b| u8::from(b)));
+    out.extend(seg.truncated.iter().map(|&b| u8::from(b)));
+    let shape = SegmentShape {
+        steps: seg.steps,
+        agents: seg.agents,
+        has_truncated: !seg.truncated.is_empty(),
+    };
+    (shape, out)
+}
+
+/// The inverse of [`encode_segment`]; `None` if `bytes` does not have the shape's length.
+pub(crate) fn decode_segment(shape: SegmentShape, obs_dim: usize, bytes: &[u8]) -> Option<Segment> {
+    let rows = shape.steps.checked_mul(shape.agents)?;
+    let n_obs = rows.checked_mul(obs_dim)?;
+    let n_last = shape.agents.checked_mul(obs_dim)?;
+    let n_trunc = if shape.has_truncated { rows } else { 0 };
+    let expected = 4 * (n_obs + n_last + 2 * rows) + rows + n_trunc;
+    if bytes.len() != expected {
+        return None;
+    }
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect()
+    };
+    let (obs, rest) = bytes.split_at(4 * n_obs);
+    let (last, rest) = rest.split_at(4 * n_last);
+    let (rewards, rest) = rest.split_at(4 * rows);
+    let (actions, rest) = rest.split_at(4 * rows);
+    let (dones, truncated) = rest.split_at(rows);
+    Some(Segment {
+        steps: shape.steps,
+        agents: shape.agents,
+        obs: f32s(obs),
+        last_next_obs: f32s(last),
+        actions: actions
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
+        rewards: f32s(rewards),
+        dones: dones.iter().map(|&b| b != 0).collect(),
+        truncated: truncated.iter().map(|&b| b != 0).collect(),
+    })
+}
+
 /// Trains the world model and measures its validation error.
 pub struct WorldModelTrainer {
     config: WmConfig,
@@ -388,7 +477,10 @@ struct Windows {
     onehot: Vec<Vec<f32>>,
     next: Vec<Vec<f32>>,
     reward: Vec<Vec<f32>>,
+    /// Continuation target: 0 after a termination.
     cont: Vec<Vec<f32>>,
+    /// Same episode at the next step: 0 after any end (termination or truncation).
+    alive: Vec<Vec<f32>>,
 }
 
 impl WorldModelTrainer {
@@ -419,6 +511,90 @@ impl WorldModelTrainer {
             config,
             obs_dim,
             num_actions,
+            device,
+        })
+    }
+
+    /// Everything needed to continue training exactly: the non-tensor state, the
+    /// model and optimiser records, and the replay (one blob per segment).
+    pub(crate) fn snapshot(
+        &self,
+    ) -> std::result::Result<(WmTrainerState, Vec<u8>, Vec<u8>, Vec<Vec<u8>>), String> {
+        let model = self.model.as_ref().expect("model present").clone();
+        let model_bytes = model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("world-model record: {e:?}"))?;
+        let optim_bytes = self
+            .optim
+            .into_bytes()
+            .map_err(|e| format!("world-model optimiser record: {e:?}"))?;
+        let (shapes, blobs): (Vec<_>, Vec<_>) = self.replay.iter().map(encode_segment).unzip();
+        let state = WmTrainerState {
+            config: self.config.clone(),
+            obs_dim: self.obs_dim,
+            num_actions: self.num_actions,
+            rng: self.rng.clone(),
+            replay: shapes,
+        };
+        Ok((state, model_bytes.to_vec(), optim_bytes.to_vec(), blobs))
+    }
+
+    /// Rebuild a trainer from [`WorldModelTrainer::snapshot`]'s parts; the error says
+    /// which part did not fit.
+    pub(crate) fn restore(
+        state: WmTrainerState,
+        model_bytes: Vec<u8>,
+        optim_bytes: Vec<u8>,
+        replay: Vec<Vec<u8>>,
+        device: &Device,
+    ) -> std::result::Result<Self, String> {
+        use burn::store::ModuleRecord;
+        use burn::tensor::Bytes;
+        state.config.validate().map_err(|e| e.to_string())?;
+        if replay.len() != state.replay.len() {
+            return Err(format!(
+                "{} replay segments listed, {} stored",
+                state.replay.len(),
+                replay.len()
+            ));
+        }
+        let device = device.clone().autodiff();
+        let mut scratch = Rng::new(0);
+        let skeleton = WorldModel::new(
+            state.obs_dim,
+            state.num_actions,
+            state.config.hidden,
+            &mut scratch,
+            &device,
+        );
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
+            .map_err(|e| format!("world-model record: {e:?}"))?;
+        let model = skeleton
+            .try_load_record(record)
+            .map_err(|e| format!("world-model record: {e:?}"))?;
+        let optim = AdamConfig::new()
+            .with_epsilon(1e-5)
+            .init()
+            .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+            .map_err(|e| format!("world-model optimiser record: {e:?}"))?;
+        let mut segments = std::collections::VecDeque::new();
+        for (i, (shape, bytes)) in state.replay.iter().zip(&replay).enumerate() {
+            let seg = decode_segment(*shape, state.obs_dim, bytes)
+                .ok_or_else(|| format!("replay segment {i} has the wrong length"))?;
+            segments.push_back(seg);
+        }
+        let plain = model.to_plain(state.obs_dim, state.num_actions);
+        Ok(Self {
+            optim,
+            param_ids: model.param_ids(),
+            model: Some(model),
+            plain,
+            replay: segments,
+            rng: state.rng,
+            config: state.config,
+            obs_dim: state.obs_dim,
+            num_actions: state.num_actions,
             device,
         })
     }
@@ -537,6 +713,7 @@ impl WorldModelTrainer {
             next: vec![Vec::with_capacity(b * d); len],
             reward: vec![Vec::with_capacity(b); len],
             cont: vec![Vec::with_capacity(b); len],
+            alive: vec![Vec::with_capacity(b); len],
         };
         for _ in 0..b {
             let s = self.rng.below(self.replay.len());
@@ -549,7 +726,8 @@ impl WorldModelTrainer {
                 w.onehot[k].extend((0..na).map(|j| if j == a { 1.0 } else { 0.0 }));
                 w.next[k].extend_from_slice(seg.next_obs(t + k, i, d));
                 w.reward[k].push(seg.rewards[row]);
-                w.cont[k].push(if seg.dones[row] { 0.0 } else { 1.0 });
+                w.cont[k].push(if seg.terminated(row) { 0.0 } else { 1.0 });
+                w.alive[k].push(if seg.dones[row] { 0.0 } else { 1.0 });
             }
         }
         w
@@ -580,21 +758,21 @@ impl WorldModelTrainer {
             let x = Tensor::cat(vec![obs.clone(), t2(&w.onehot[k], na)], 1);
             let (h_new, y) = model.step(x, h);
             let cont = t2(&w.cont[k], 1);
+            let alive = t2(&w.alive[k], 1);
             let pred_obs = obs + y.clone().narrow(1, 0, d);
-            let obs_loss = ((pred_obs - t2(&w.next[k], d)).powi_scalar(2) * cont.clone()).sum()
+            let obs_loss = ((pred_obs - t2(&w.next[k], d)).powi_scalar(2) * alive.clone()).sum()
                 / (b * d) as f32;
             let rew_loss = (y.clone().narrow(1, d, 1) - t2(&w.reward[k], 1))
                 .powi_scalar(2)
                 .mean();
             let logit = y.narrow(1, d + 1, 1);
-            let cont_loss =
-                (activation::softplus(logit.clone(), 1.0) - logit * cont.clone()).mean();
+            let cont_loss = (activation::softplus(logit.clone(), 1.0) - logit * cont).mean();
             let l = obs_loss + rew_loss + cont_loss * 0.1;
             loss = Some(match loss {
                 Some(acc) => acc + l,
                 None => l,
             });
-            h = h_new * cont;
+            h = h_new * alive;
         }
         let loss = loss.expect("at least one step") / len as f32;
         let value = loss.clone().inner().into_scalar::<f32>();
