@@ -1,10 +1,12 @@
 //! `edgewise train`: train a policy with PPO or WM-PPO on CartPole or the MEC simulator.
 //!
 //! Writes into `--out DIR`: `metrics.csv` (one row per iteration; `wm_error` is the world
-//! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (PPO only: every
-//! `--checkpoint-every` iterations and at the end, written atomically) and `policy.json`
-//! (the exported `edgewise-policy` file). `--resume` continues a PPO run from
-//! `DIR/checkpoint.ckpt` exactly where it stopped.
+//! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (every
+//! `--checkpoint-every` iterations and at the end, written atomically; WM-PPO's holds its
+//! world model and replay too) and `policy.json` (the exported `edgewise-policy` file).
+//! `--resume` continues a PPO or WM-PPO run from `DIR/checkpoint.ckpt` exactly where it
+//! stopped; `--stop-after N` ends an invocation early (with a checkpoint) so a long run
+//! can be split into several.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -70,15 +72,18 @@ pub struct TrainArgs {
     /// Write a checkpoint every this many iterations.
     #[arg(long, default_value_t = 20)]
     pub checkpoint_every: u64,
+    /// Stop this invocation after this many iterations, writing a checkpoint (continue
+    /// with --resume). The result equals an uninterrupted run's when the stop falls on a
+    /// multiple of --checkpoint-every (checkpoints restart the environments).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
 }
 
 const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined";
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    if args.algo == Algo::WmPpo && args.resume {
-        bail!(
-            "--resume is not supported for --algo wm-ppo yet (its world model is not checkpointed)"
-        );
+    if args.stop_after == Some(0) {
+        bail!("--stop-after must be at least 1 iteration");
     }
     let wm_config = match &args.wm_config {
         Some(path) => {
@@ -121,6 +126,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut ppo = if args.resume {
         let ppo = Ppo::load_checkpoint(&ckpt, &device)
             .with_context(|| format!("--resume needs a checkpoint in {}", args.out.display()))?;
+        let written_by = if ppo.has_world_model() {
+            "wm-ppo"
+        } else {
+            "ppo"
+        };
+        if (args.algo == Algo::WmPpo) != ppo.has_world_model() {
+            bail!(
+                "{} was written by --algo {written_by}; resume it with --algo {written_by}",
+                ckpt.display()
+            );
+        }
         truncate_metrics(&metrics, ppo.iteration())?;
         ppo
     } else {
@@ -159,7 +175,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     );
     bar.set_position(ppo.env_steps());
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
+    let mut this_run = 0u64;
     while ppo.env_steps() < args.steps {
+        if args.stop_after.is_some_and(|n| this_run >= n) {
+            csv.flush()?;
+            ppo.save_checkpoint(&ckpt)?;
+            bar.finish();
+            println!(
+                "stopped after {this_run} iterations at {} env steps; wrote {} (continue with --resume)",
+                ppo.env_steps(),
+                ckpt.display()
+            );
+            return Ok(());
+        }
+        this_run += 1;
         let s = ppo.iterate(env.as_mut())?;
         ppo.drain_finished(&mut episodes);
         writeln!(csv, "{}", csv_row(&s))
@@ -176,18 +205,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             bar.set_message(format!("return {mean:.2}"));
         }
         bar.set_position(s.env_steps);
-        if !ppo.has_world_model()
-            && args.checkpoint_every > 0
-            && s.iteration % args.checkpoint_every == 0
-        {
+        if args.checkpoint_every > 0 && s.iteration % args.checkpoint_every == 0 {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
         }
     }
     csv.flush()?;
-    if !ppo.has_world_model() {
-        ppo.save_checkpoint(&ckpt)?;
-    }
+    ppo.save_checkpoint(&ckpt)?;
     let mut policy = ppo.policy();
     let algo = match args.algo {
         Algo::Ppo => "ppo",
@@ -200,15 +224,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     );
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
-    let ckpt_note = if ppo.has_world_model() {
-        String::new()
-    } else {
-        format!(", {}", ckpt.display())
-    };
     println!(
-        "trained {} env steps with {algo}; wrote {}{ckpt_note} and {}",
+        "trained {} env steps with {algo}; wrote {}, {} and {}",
         ppo.env_steps(),
         metrics.display(),
+        ckpt.display(),
         args.out.join("policy.json").display()
     );
     Ok(())

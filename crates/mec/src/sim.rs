@@ -50,7 +50,7 @@ impl Action {
 }
 
 /// Features per device in [`Simulator::observe`].
-pub const OBS_DIM: usize = 16;
+pub const OBS_DIM: usize = 18;
 
 /// Names of the observation features, in order (for docs, plots and the web app).
 pub const OBS_FEATURES: [&str; OBS_DIM] = [
@@ -70,6 +70,8 @@ pub const OBS_FEATURES: [&str; OBS_DIM] = [
     "devices offloading last slot (fraction)",
     "episode elapsed (fraction)",
     "population / 100",
+    "devices with pending queries (fraction)",
+    "pending demand's edge service per worker / latency scale",
 ];
 
 /// The visible state of one device.
@@ -614,6 +616,17 @@ impl Simulator {
         let window_phase =
             (self.slot % cfg.energy_window_slots) as f64 / cfg.energy_window_slots as f64;
         let (qa, qh) = (cfg.qos.min_accuracy, cfg.qos.max_hallucination);
+        // This slot's demand, visible to every device (the edge can broadcast it): how
+        // many devices must decide, and how much edge time their queries would take if
+        // all were offloaded. Without it devices that see the same backlog all make the
+        // same choice and congest the edge together.
+        let deciding = self.devices.iter().filter(|d| d.pending > 0).count() as f64;
+        let demand_s: f64 = self
+            .devices
+            .iter()
+            .map(|d| self.edge_service_s(d.pending_input_tokens, d.pending_output_tokens))
+            .sum();
+        let demand = demand_s / cfg.edge.workers.max(1) as f64 / ls;
         for (u, (d, o)) in self
             .devices
             .iter()
@@ -643,6 +656,8 @@ impl Simulator {
                 self.last_offloaders as f64 / n,
                 self.slot as f64 / cfg.slots as f64,
                 n / 100.0,
+                deciding / n,
+                demand,
             ];
             for (dst, src) in o.iter_mut().zip(f) {
                 *dst = src as f32;

@@ -75,8 +75,14 @@ fn world_model_validation_error_decreases_on_a_fixed_dataset() {
 fn wm_ppo_solves_cartpole_within_ppo_budget() {
     const BUDGET: u64 = 200_000;
     let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    // The learning rate anneals over the whole budget (with the default 100k it would
+    // reach zero halfway and the second half would not learn).
+    let config = edgewise_rl::PpoConfig {
+        total_env_steps: BUDGET,
+        ..cartpole_config()
+    };
     let mut ppo = Ppo::with_world_model(
-        cartpole_config(),
+        config,
         WmConfig::default(),
         &env,
         &cpu_device(),

@@ -1,0 +1,81 @@
+//! CLI tests of `edgewise train`: a run split by `--stop-after` and continued with
+//! `--resume` ends exactly where the uninterrupted run does (PPO and WM-PPO), and a
+//! checkpoint is not resumed with the other algorithm.
+
+use std::path::{Path, PathBuf};
+
+use edgewise_tests::cli::{run, stderr};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgewise-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `train` on CartPole with 2 environments (256 env steps per iteration), 5 iterations.
+fn train(algo: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--algo",
+        algo,
+        "--env",
+        "cartpole",
+        "--envs",
+        "2",
+        "--steps",
+        "1280",
+        "--seed",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
+}
+
+fn split_run_equals_uninterrupted(algo: &str) {
+    let dir = scratch(&format!("train-resume-{algo}"));
+    let (whole, split) = (dir.join("whole"), dir.join("split"));
+    let o = train(algo, &whole, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train(algo, &split, &["--stop-after", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!split.join("policy.json").exists(), "stopped early: no policy yet");
+    assert_eq!(read(&split, "metrics.csv").lines().count(), 1 + 2);
+    let o = train(algo, &split, &["--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&split, "metrics.csv"), read(&whole, "metrics.csv"));
+    assert_eq!(read(&split, "policy.json"), read(&whole, "policy.json"));
+    assert_eq!(read(&whole, "metrics.csv").lines().count(), 1 + 5);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn ppo_split_run_equals_uninterrupted() {
+    split_run_equals_uninterrupted("ppo");
+}
+
+#[test]
+fn wm_ppo_split_run_equals_uninterrupted() {
+    split_run_equals_uninterrupted("wm-ppo");
+}
+
+#[test]
+fn resume_with_the_other_algorithm_is_refused() {
+    let dir = scratch("train-resume-mismatch");
+    let o = train("ppo", &dir, &["--stop-after", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train("wm-ppo", &dir, &["--resume"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("written by --algo ppo"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
