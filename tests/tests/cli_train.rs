@@ -48,7 +48,10 @@ fn split_run_equals_uninterrupted(algo: &str) {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = train(algo, &split, &["--stop-after", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!split.join("policy.json").exists(), "stopped early: no policy yet");
+    assert!(
+        !split.join("policy.json").exists(),
+        "stopped early: no policy yet"
+    );
     assert_eq!(read(&split, "metrics.csv").lines().count(), 1 + 2);
     let o = train(algo, &split, &["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -192,7 +192,11 @@ fn vec_env_reports_episodes_and_masks() {
         .position(|f| f.starts_with("episode elapsed"))
         .unwrap();
     for row in 0..n {
-        assert!(final_obs[row * d + elapsed] > 0.9, "{}", final_obs[row * d + elapsed]);
+        assert!(
+            final_obs[row * d + elapsed] > 0.9,
+            "{}",
+            final_obs[row * d + elapsed]
+        );
         assert!(obs[row * d + elapsed] < 0.1);
     }
     env.drain_finished(&mut infos);

@@ -41,7 +41,7 @@ use crate::error::{Result, RlError};
 use crate::model::ActorCritic;
 use crate::ppo::{Ppo, PpoState, WmAssist};
 use crate::rng::Rng;
-use crate::wm::{WmTrainerState, WorldModelTrainer};
+use crate::wm::{WmSnapshot, WmTrainerState, WorldModelTrainer};
 
 const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
 /// The value of the header's `format` field.
@@ -187,8 +187,12 @@ impl Ppo {
                 &[("model", &model_bytes), ("optimizer", &optim_bytes)],
             ),
             Some(wm) => {
-                let (wm_state, wm_model, wm_optim, replay) =
-                    wm.trainer.snapshot().map_err(bad)?;
+                let WmSnapshot {
+                    state: wm_state,
+                    model: wm_model,
+                    optimizer: wm_optim,
+                    replay,
+                } = wm.trainer.snapshot().map_err(bad)?;
                 let state = WmPpoState {
                     ppo: self.state.clone(),
                     wm: wm_state,
@@ -201,7 +205,12 @@ impl Ppo {
                     ("wm_model", &wm_model),
                     ("wm_optimizer", &wm_optim),
                 ];
-                blobs.extend(names.iter().map(String::as_str).zip(replay.iter().map(Vec::as_slice)));
+                blobs.extend(
+                    names
+                        .iter()
+                        .map(String::as_str)
+                        .zip(replay.iter().map(Vec::as_slice)),
+                );
                 encode("wm-ppo", &state, &blobs)
             }
         };
@@ -257,9 +266,13 @@ impl Ppo {
                     return Err(bad("world model and policy disagree on sizes".into()));
                 }
                 let mut ppo = Self::restore(state.ppo, model, optim, origin, device)?;
-                let trainer =
-                    WorldModelTrainer::restore(state.wm, wm_model, wm_optim, replay, device)
-                        .map_err(bad)?;
+                let snapshot = WmSnapshot {
+                    state: state.wm,
+                    model: wm_model,
+                    optimizer: wm_optim,
+                    replay,
+                };
+                let trainer = WorldModelTrainer::restore(snapshot, device).map_err(bad)?;
                 ppo.wm = Some(Box::new(WmAssist {
                     trainer,
                     rng: state.assist_rng,

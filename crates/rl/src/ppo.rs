@@ -1141,7 +1141,10 @@ mod tests {
         let mut v_final = [0.0f32];
         ppo.critic
             .forward(&[0.5], 1, &mut MlpScratch::default(), &mut v_final);
-        assert!(v_final[0].abs() > 1e-4, "untrained critic is not exactly zero");
+        assert!(
+            v_final[0].abs() > 1e-4,
+            "untrained critic is not exactly zero"
+        );
         let buf = &ppo.buf;
         let end = (LEN - 1) * 2; // row of env 0 at the step its episode ends
         assert!(buf.dones[end] && buf.truncated[end]);
@@ -1152,7 +1155,11 @@ mod tests {
             "{} vs {truncated_target}",
             buf.returns[end]
         );
-        assert!((buf.returns[end + 1] - 1.0).abs() < 1e-6, "{}", buf.returns[end + 1]);
+        assert!(
+            (buf.returns[end + 1] - 1.0).abs() < 1e-6,
+            "{}",
+            buf.returns[end + 1]
+        );
         // Not the value of the next episode's first observation.
         let mut v_reset = [0.0f32];
         ppo.critic

@@ -379,6 +379,17 @@ pub(crate) struct WmTrainerState {
     pub replay: Vec<SegmentShape>,
 }
 
+/// A [`WorldModelTrainer`] taken apart for a checkpoint.
+pub(crate) struct WmSnapshot {
+    pub state: WmTrainerState,
+    /// burnpack record of the model.
+    pub model: Vec<u8>,
+    /// burnpack record of its Adam state.
+    pub optimizer: Vec<u8>,
+    /// One [`encode_segment`] blob per replayed rollout, oldest first.
+    pub replay: Vec<Vec<u8>>,
+}
+
 /// Shape of a replayed [`Segment`] (its arrays are in a blob).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SegmentShape {
@@ -392,8 +403,7 @@ pub(crate) struct SegmentShape {
 /// rewards (`f32`), actions (`u32`), dones and (if present) truncations (one byte each).
 pub(crate) fn encode_segment(seg: &Segment) -> (SegmentShape, Vec<u8>) {
     let mut out = Vec::with_capacity(
-        4 * (seg.obs.len() + seg.last_next_obs.len() + 2 * seg.rewards.len())
-            + 2 * seg.dones.len(),
+        4 * (seg.obs.len() + seg.last_next_obs.len() + 2 * seg.rewards.len()) + 2 * seg.dones.len(),
     );
     for v in seg.obs.iter().chain(&seg.last_next_obs).chain(&seg.rewards) {
         out.extend_from_slice(&v.to_le_bytes());
@@ -517,9 +527,7 @@ impl WorldModelTrainer {
 
     /// Everything needed to continue training exactly: the non-tensor state, the
     /// model and optimiser records, and the replay (one blob per segment).
-    pub(crate) fn snapshot(
-        &self,
-    ) -> std::result::Result<(WmTrainerState, Vec<u8>, Vec<u8>, Vec<Vec<u8>>), String> {
+    pub(crate) fn snapshot(&self) -> std::result::Result<WmSnapshot, String> {
         let model = self.model.as_ref().expect("model present").clone();
         let model_bytes = model
             .into_record()
@@ -537,20 +545,25 @@ impl WorldModelTrainer {
             rng: self.rng.clone(),
             replay: shapes,
         };
-        Ok((state, model_bytes.to_vec(), optim_bytes.to_vec(), blobs))
+        Ok(WmSnapshot {
+            state,
+            model: model_bytes.to_vec(),
+            optimizer: optim_bytes.to_vec(),
+            replay: blobs,
+        })
     }
 
     /// Rebuild a trainer from [`WorldModelTrainer::snapshot`]'s parts; the error says
     /// which part did not fit.
-    pub(crate) fn restore(
-        state: WmTrainerState,
-        model_bytes: Vec<u8>,
-        optim_bytes: Vec<u8>,
-        replay: Vec<Vec<u8>>,
-        device: &Device,
-    ) -> std::result::Result<Self, String> {
+    pub(crate) fn restore(snap: WmSnapshot, device: &Device) -> std::result::Result<Self, String> {
         use burn::store::ModuleRecord;
         use burn::tensor::Bytes;
+        let WmSnapshot {
+            state,
+            model: model_bytes,
+            optimizer: optim_bytes,
+            replay,
+        } = snap;
         state.config.validate().map_err(|e| e.to_string())?;
         if replay.len() != state.replay.len() {
             return Err(format!(
@@ -579,8 +592,8 @@ impl WorldModelTrainer {
             .from_bytes(Bytes::from_bytes_vec(optim_bytes))
             .map_err(|e| format!("world-model optimiser record: {e:?}"))?;
         let mut segments = std::collections::VecDeque::new();
-        for (i, (shape, bytes)) in state.replay.iter().zip(&replay).enumerate() {
-            let seg = decode_segment(*shape, state.obs_dim, bytes)
+        for (i, (shape, bytes)) in state.replay.iter().zip(replay).enumerate() {
+            let seg = decode_segment(*shape, state.obs_dim, &bytes)
                 .ok_or_else(|| format!("replay segment {i} has the wrong length"))?;
             segments.push_back(seg);
         }

@@ -59,8 +59,7 @@ fn wm_ppo_resume_matches_uninterrupted_run() {
     let stats_a = run_on(&mut a, 3);
 
     let mut b =
-        Ppo::from_checkpoint_bytes(&bytes, std::path::Path::new("wm.ckpt"), &cpu_device())
-            .unwrap();
+        Ppo::from_checkpoint_bytes(&bytes, std::path::Path::new("wm.ckpt"), &cpu_device()).unwrap();
     assert!(b.has_world_model());
     assert_eq!(b.iteration(), 3);
     let stats_b = run_on(&mut b, 3);

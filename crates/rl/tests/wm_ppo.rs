@@ -81,14 +81,8 @@ fn wm_ppo_solves_cartpole_within_ppo_budget() {
         total_env_steps: BUDGET,
         ..cartpole_config()
     };
-    let mut ppo = Ppo::with_world_model(
-        config,
-        WmConfig::default(),
-        &env,
-        &cpu_device(),
-        1,
-    )
-    .unwrap();
+    let mut ppo =
+        Ppo::with_world_model(config, WmConfig::default(), &env, &cpu_device(), 1).unwrap();
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     let (mut best, mut trusted) = (0.0f64, false);
     while ppo.env_steps() < BUDGET {
