@@ -7,19 +7,23 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use edgewise_policy::{PolicyFile, PolicyScratch};
+use edgewise_rl::Rng;
 use mec::{Action, Policy, Simulator};
 
 /// Value of `meta.env` for policies trained on the MEC simulator.
 pub const MEC_ENV: &str = "mec";
 
-/// A learned policy run greedily (argmax) on the simulator's observations.
+/// A learned policy run on the simulator's observations: greedily (argmax) by default,
+/// or sampling its action distribution from a seeded generator ([`LearnedPolicy::sampling`]).
 #[derive(Debug)]
 pub struct LearnedPolicy {
     name: String,
     file: PolicyFile,
     obs: Vec<f32>,
     actions: Vec<u32>,
+    probs: Vec<f32>,
     scratch: PolicyScratch,
+    sampler: Option<Rng>,
 }
 
 impl LearnedPolicy {
@@ -31,8 +35,21 @@ impl LearnedPolicy {
             file,
             obs: Vec::new(),
             actions: Vec::new(),
+            probs: Vec::new(),
             scratch: PolicyScratch::default(),
+            sampler: None,
         }
+    }
+
+    /// Sample actions from the policy's distribution (as in training) instead of taking
+    /// the most probable one; draws come from `seed` only. A shared policy that learned
+    /// to mix (offload with some probability) needs this: argmax turns every device that
+    /// sees the same state into the same choice.
+    #[must_use]
+    pub fn sampling(mut self, seed: u64) -> Self {
+        self.sampler = Some(Rng::stream(seed, 0x5a_3b1e));
+        self.name.push_str(" (sampled)");
+        self
     }
 
     /// Read `path` as an `edgewise-policy` file trained on the MEC simulator; the name in
@@ -104,8 +121,20 @@ impl Policy for LearnedPolicy {
         self.obs.resize(n * mec::OBS_DIM, 0.0);
         self.actions.resize(n, 0);
         sim.observe(&mut self.obs);
-        self.file
-            .greedy_batch(&self.obs, &mut self.actions, &mut self.scratch);
+        match &mut self.sampler {
+            None => self
+                .file
+                .greedy_batch(&self.obs, &mut self.actions, &mut self.scratch),
+            Some(rng) => {
+                let na = self.file.num_actions;
+                self.probs.resize(n * na, 0.0);
+                self.file
+                    .act_batch(&self.obs, &mut self.probs, &mut self.scratch);
+                for (a, p) in self.actions.iter_mut().zip(self.probs.chunks_exact(na)) {
+                    *a = u32::try_from(rng.categorical(p)).unwrap_or(0);
+                }
+            }
+        }
         for (dst, &a) in actions.iter_mut().zip(&self.actions) {
             *dst = Action::from_index(a);
         }

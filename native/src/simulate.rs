@@ -39,6 +39,10 @@ pub struct SimulateArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Trained policies sample their actions (seeded from --seed) instead of taking the
+    /// most probable one.
+    #[arg(long)]
+    sample: bool,
 }
 
 #[derive(Serialize)]
@@ -108,16 +112,23 @@ impl Choice {
         }
     }
 
-    fn build(&self, seed: u64) -> anyhow::Result<Box<dyn Policy>> {
+    fn build(&self, seed: u64, sample: bool) -> anyhow::Result<Box<dyn Policy>> {
         Ok(match self {
             Self::Baseline(k) => mec::scenario_baseline(*k, seed),
+            Self::File(path) if sample => Box::new(LearnedPolicy::load(path)?.sampling(seed)),
             Self::File(path) => Box::new(LearnedPolicy::load(path)?),
         })
     }
 }
 
-fn run_one(cfg: &SimConfig, cat: &Catalogue, choice: &Choice, seed: u64) -> anyhow::Result<Row> {
-    let mut policy = choice.build(seed)?;
+fn run_one(
+    cfg: &SimConfig,
+    cat: &Catalogue,
+    choice: &Choice,
+    seed: u64,
+    sample: bool,
+) -> anyhow::Result<Row> {
+    let mut policy = choice.build(seed, sample)?;
     let mut sim = Simulator::new(cfg.clone(), cat.clone(), seed)?;
     let digest = mec::trajectory_digest(&mut sim, policy.as_mut());
     Ok(Row {
@@ -148,11 +159,11 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     // Load every policy file before simulating anything: bad input fails fast.
     for c in &choices {
-        c.build(args.seed)?;
+        c.build(args.seed, args.sample)?;
     }
     let rows = choices
         .iter()
-        .map(|c| run_one(&cfg, &cat, c, args.seed))
+        .map(|c| run_one(&cfg, &cat, c, args.seed, args.sample))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         let text = if args.compare {

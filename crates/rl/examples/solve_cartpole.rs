@@ -5,7 +5,8 @@
 //! cargo run --release -p edgewise-rl --example solve_cartpole -- [SEED] [MAX_STEPS]
 //! ```
 //! "Solved" means: the mean return of the last 20 finished episodes is at least 475.
-//! `ALGO=wm-ppo` trains WM-PPO (default world-model settings) instead of PPO.
+//! `ALGO=wm-ppo` trains WM-PPO (default world-model settings) instead of PPO;
+//! `CONTINUE=1` keeps training to MAX_STEPS after solving (to see whether it stays solved).
 
 use std::time::Instant;
 
@@ -66,7 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s.env_steps,
                 start.elapsed()
             );
-            break;
+            if std::env::var_os("CONTINUE").is_none() {
+                break;
+            }
         }
     }
     let total = start.elapsed();
