@@ -85,13 +85,36 @@ fn simulate_runs_a_trained_policy_and_rejects_misfits() {
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[5]["policy"], "mec-run");
 
+    // --sample draws the learned policy's actions from its distribution, seeded by --seed:
+    // same seed, same run; named apart from the greedy run.
+    let sampled = |seed: &str| {
+        let o = run(&[
+            "simulate",
+            "--policy",
+            mec_s,
+            "--devices",
+            "7",
+            "--slots",
+            "30",
+            "--seed",
+            seed,
+            "--sample",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let s1 = sampled("3");
+    assert_eq!(s1["policy"], "mec-run (sampled)");
+    assert_eq!(s1, sampled("3"));
+
     // A CartPole policy is refused, naming the file and what was expected.
     let cartpole = train("cartpole", &dir.join("cp-run"));
     let o = run(&["simulate", "--policy", cartpole.to_str().unwrap()]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(
-        e.contains("cp-run") && e.contains("cartpole") && e.contains("mec") && e.contains("16"),
+        e.contains("cp-run") && e.contains("cartpole") && e.contains("mec") && e.contains("18"),
         "{e}"
     );
 
