@@ -795,3 +795,34 @@ impl WorldModelTrainer {
         value
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_segments_round_trip_and_bad_lengths_are_refused() {
+        let seg = Segment {
+            steps: 2,
+            agents: 3,
+            obs: (0..12).map(|i| i as f32 * 0.5 - 1.0).collect(),
+            last_next_obs: vec![f32::MIN_POSITIVE, -0.0, 7.25, 1e30, -3.0, 0.1],
+            actions: vec![0, 1, 1, 0, 1, u32::MAX],
+            rewards: vec![-1.5, 0.0, 2.0, 1e-7, -0.25, 9.0],
+            dones: vec![false, true, false, false, true, true],
+            truncated: vec![false, true, false, false, false, true],
+        };
+        let (shape, bytes) = encode_segment(&seg);
+        assert_eq!(decode_segment(shape, 2, &bytes), Some(seg.clone()));
+        assert_eq!(decode_segment(shape, 2, &bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_segment(shape, 3, &bytes), None);
+        // A segment without truncation flags stays without them.
+        let plain = Segment {
+            truncated: Vec::new(),
+            ..seg
+        };
+        let (shape, bytes) = encode_segment(&plain);
+        assert!(!shape.has_truncated);
+        assert_eq!(decode_segment(shape, 2, &bytes), Some(plain));
+    }
+}
