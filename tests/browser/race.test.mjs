@@ -64,19 +64,29 @@ test('the training race improves reward and its policies run in the simulation',
   await page.waitForFunction(() => Number(document.querySelector('.app')?.dataset.frames ?? 0) >= 3, null, {
     timeout: 30000,
   });
-  const isTrainer = (url) => /trainer/.test(new URL(url).pathname);
-  const firstLoad = loads.filter((l) => !isTrainer(l.url));
-  assert.deepEqual(
-    loads.filter((l) => isTrainer(l.url)).map((l) => l.url),
-    [],
-    'the trainer must not be downloaded before a race starts',
-  );
   const panel = page.locator('#panel-training');
   assert.equal(await panel.getAttribute('data-phase'), 'idle');
 
+  // The main thread's long tasks over a few seconds of simulation without training, to
+  // compare with those during training.
+  const idleFrom = await page.evaluate(() => performance.now());
+  await page.waitForTimeout(5000);
+  const idleTasks = await page.evaluate(
+    (since) => window.__longtasks.filter((t) => t.start >= since).map((t) => t.ms),
+    idleFrom,
+  );
+
+  const isTrainer = (url) => /trainer/.test(new URL(url).pathname);
+  const firstLoad = [...loads];
+  assert.deepEqual(
+    firstLoad.filter((l) => isTrainer(l.url)).map((l) => l.url),
+    [],
+    'the trainer must not be downloaded before a race starts',
+  );
+
   await page.selectOption('#train-budget', String(BUDGET));
   const t0 = Date.now();
-  const before = firstLoad.length;
+  const loadedBefore = firstLoad.length;
   await page.click('#train-start');
   await page.waitForFunction(() => document.querySelector('#panel-training')?.dataset.phase === 'running', null, {
     timeout: 30000,
@@ -116,7 +126,7 @@ test('the training race improves reward and its policies run in the simulation',
     (since) => window.__longtasks.filter((t) => t.start >= since).map((t) => t.ms),
     started,
   );
-  const trainerBytes = loads.slice(before).filter((l) => isTrainer(l.url));
+  const trainerBytes = loads.slice(loadedBefore).filter((l) => isTrainer(l.url));
   const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
   console.log(
     `training race (${BUDGET} real env steps each, 10 devices, seed 7): ${wall.toFixed(1)} s wall; ` +
@@ -131,8 +141,9 @@ test('the training race improves reward and its policies run in the simulation',
   console.log(
     `page first load: ${firstLoad.length} responses, ${kib(firstLoad.reduce((a, l) => a + l.bytes, 0))}; ` +
       `trainer download: ${trainerBytes.map((l) => `${new URL(l.url).pathname} ${kib(l.bytes)}`).join(', ')}; ` +
-      `main thread during training: ${longtasks.length} long tasks, longest ` +
-      `${Math.max(0, ...longtasks).toFixed(0)} ms`,
+      `main thread: ${idleTasks.length} long tasks in 5 s before training (longest ` +
+      `${Math.max(0, ...idleTasks).toFixed(0)} ms), ${longtasks.length} in ${wall.toFixed(0)} s ` +
+      `of training (longest ${Math.max(0, ...longtasks).toFixed(0)} ms)`,
   );
   for (const [key, l] of Object.entries(lanes)) {
     assert.ok(l.episodes >= 16, `${key}: only ${l.episodes} episodes finished`);

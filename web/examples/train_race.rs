@@ -10,7 +10,9 @@
 use std::time::Instant;
 
 use edgewise_web::scenario::Scenario;
-use edgewise_web::training::{Algo, CurvePoint, IMPROVEMENT_WINDOW, TrainRace, TrainRequest, window_means};
+use edgewise_web::training::{
+    Algo, CurvePoint, IMPROVEMENT_WINDOW, TrainRace, TrainRequest, window_means,
+};
 
 fn arg<T: std::str::FromStr>(i: usize, default: T) -> Result<T, String> {
     std::env::args().nth(i).map_or(Ok(default), |s| {
@@ -53,7 +55,8 @@ fn main() -> Result<(), String> {
         let i = usize::from(algo == Algo::WmPpo);
         #[allow(clippy::cast_precision_loss)]
         let sps = race.budget() as f64 / busy[i];
-        let (first, last) = window_means(&curves[i], IMPROVEMENT_WINDOW).unwrap_or((f64::NAN, f64::NAN));
+        let (first, last) =
+            window_means(&curves[i], IMPROVEMENT_WINDOW).unwrap_or((f64::NAN, f64::NAN));
         println!(
             "  {:<7} {:>6.0} env steps/s  {} episodes  reward/slot first {first:.4} -> last {last:.4}",
             algo.label(),

@@ -1,4 +1,4 @@
-//! The plain-Rust core of the edgewise browser app, shared by its two wasm entries:
+//! The plain-Rust core of the edgewise browser app, shared by its three wasm entries:
 //!
 //! - the page (`src/main.rs`, yew): renders what the worker reports and owns the controls;
 //! - the dedicated worker (`src/bin/worker.rs`): runs one simulator per policy ("lanes")
@@ -8,9 +8,9 @@
 //!
 //! Nothing here touches the browser, so it is all tested natively:
 //! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
-//! policies raced and their colours), [`race`] (the lanes and what a frame holds) and
-//! [`protocol`] (the messages between page and worker), [`training`] (the training race
-//! and its messages).
+//! policies raced and their colours), [`race`] (the lanes and what a frame holds),
+//! [`protocol`] (the messages between page and worker) and [`training`] (the training
+//! race and its messages).
 
 pub mod csv;
 pub mod policies;

@@ -65,6 +65,8 @@ pub struct LaneView {
     pub iterations: u64,
     /// Milliseconds of computation so far.
     pub busy_ms: f64,
+    /// World-model validation error of the last iteration (WM-PPO).
+    pub wm_error: Option<f64>,
     /// World-model trust of the last iteration (WM-PPO).
     pub wm_trust: f64,
 }
@@ -157,10 +159,7 @@ impl TrainState {
     /// Real environment steps both learners took together, and the race's total.
     #[must_use]
     pub fn progress(&self) -> (u64, u64) {
-        (
-            self.lanes.iter().map(|l| l.env_steps).sum(),
-            self.total * 2,
-        )
+        (self.lanes.iter().map(|l| l.env_steps).sum(), self.total * 2)
     }
 
     /// Handle a message. `on_message` re-enters the component with worker messages.
@@ -205,7 +204,11 @@ impl TrainState {
         None
     }
 
-    fn start(&mut self, scenario: Scenario, on_message: impl Fn(Result<FromTrainer, String>) + 'static) {
+    fn start(
+        &mut self,
+        scenario: Scenario,
+        on_message: impl Fn(Result<FromTrainer, String>) + 'static,
+    ) {
         let request = TrainRequest {
             scenario,
             env_steps: self.budget,
@@ -276,6 +279,7 @@ impl TrainState {
                 lane.env_steps = report.env_steps;
                 lane.iterations = report.iteration;
                 lane.busy_ms = busy_ms;
+                lane.wm_error = report.wm_error;
                 lane.wm_trust = report.wm_trust;
             }
             FromTrainer::Finished {

@@ -114,7 +114,11 @@ pub struct IterationReport {
     pub points: Vec<CurvePoint>,
     /// PPO's approximate KL divergence of the update.
     pub approx_kl: f32,
-    /// The world model's trust in `[0, 1]` (0 for PPO).
+    /// The world model's validation error on this rollout, measured before training on
+    /// it (none for PPO).
+    pub wm_error: Option<f64>,
+    /// The world model's trust in `[0, 1]` (0 for PPO): 1 − error / threshold. At 0
+    /// WM-PPO neither blends model values nor imagines, so it learns exactly like PPO.
     pub wm_trust: f64,
     /// Imagined samples added to the PPO batch (0 for PPO).
     pub imagined: usize,
@@ -324,6 +328,7 @@ impl TrainRace {
             env_steps: stats.env_steps,
             points,
             approx_kl: stats.approx_kl,
+            wm_error: stats.wm_error,
             wm_trust: stats.wm_trust,
             imagined: stats.imagined,
         })
@@ -348,7 +353,9 @@ impl TrainRace {
             file.meta.insert("scenario".into(), scenario);
         }
         if let Some(why) = check_policy(&file) {
-            return Err(format!("the {algo} policy cannot drive the simulator: {why}"));
+            return Err(format!(
+                "the {algo} policy cannot drive the simulator: {why}"
+            ));
         }
         String::from_utf8(file.to_bytes()).map_err(|e| format!("policy file is not UTF-8: {e}"))
     }
@@ -449,13 +456,30 @@ mod tests {
             assert_eq!(file.meta_str("algo"), Some(algo.key()));
             assert_eq!(file.meta_str("trained_in"), Some("browser"));
         }
-        // The world model only assists WM-PPO.
-        assert!(
-            reports
-                .iter()
-                .filter(|r| r.algo == Algo::Ppo)
-                .all(|r| r.imagined == 0)
-        );
+        // The world model only assists WM-PPO: PPO reports no model, WM-PPO measures one.
+        for r in &reports {
+            assert_eq!(r.wm_error.is_some(), r.algo == Algo::WmPpo, "{r:?}");
+            if r.algo == Algo::Ppo {
+                assert_eq!((r.imagined, r.wm_trust), (0, 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn wm_ppo_learns_exactly_like_ppo_until_it_trusts_its_model() {
+        let (_, reports) = run(&small());
+        let mut compared = 0;
+        for pair in reports.chunks(2) {
+            let [ppo, wm] = pair else { continue };
+            assert_eq!((ppo.algo, wm.algo), (Algo::Ppo, Algo::WmPpo));
+            if wm.wm_trust > 0.0 {
+                break;
+            }
+            assert_eq!(ppo.points, wm.points);
+            assert_eq!(ppo.approx_kl.to_bits(), wm.approx_kl.to_bits());
+            compared += 1;
+        }
+        assert!(compared > 0, "the model was trusted from the first rollout");
     }
 
     #[test]

@@ -42,17 +42,23 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
     let (done, total) = t.progress();
     let s = t.scenario.unwrap_or(app.state.scenario);
     let status = match t.phase {
-        Phase::Idle => "Not started. Training runs in its own worker, loaded on first start."
-            .to_owned(),
+        Phase::Idle => {
+            "Not started. Training runs in its own worker, loaded on first start.".to_owned()
+        }
         Phase::Loading => "Loading the trainer (burn, compiled to WebAssembly)…".to_owned(),
         Phase::Running => format!(
             "Training on {} devices, seed {}: {done} of {total} real environment steps",
             s.population, s.seed
         ),
-        Phase::Finished => format!(
-            "{} after {done} real environment steps.",
-            if t.stopped { "Stopped" } else { "Finished" }
-        ),
+        Phase::Finished => {
+            let each = t.lanes.iter().map(|l| l.env_steps).min().unwrap_or(0);
+            format!(
+                "{}: {each} real environment steps each, on {} devices, seed {}.",
+                if t.stopped { "Stopped" } else { "Finished" },
+                s.population,
+                s.seed
+            )
+        }
     };
     let mut attrs = String::new();
     for algo in Algo::ALL {
@@ -105,7 +111,14 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
             }
             <div class="train-body">
                 { curve_chart(t) }
-                { table(t) }
+                <div>
+                    { table(t) }
+                    if t.phase != Phase::Idle && t.lane(Algo::WmPpo).wm_trust <= 0.0 {
+                        <p class="panel-sub" id="train-wm-note">
+                            { "WM-PPO uses its world model only once the model predicts new                                rollouts well enough (trust above 0); until then it takes                                exactly PPO's steps, so the two curves coincide." }
+                        </p>
+                    }
+                </div>
             </div>
         </section>
     }
@@ -126,7 +139,10 @@ fn table(t: &TrainState) -> Html {
                 <td class="num">{ lane.curve.len() }</td>
                 <td class="num">{ fixed(first, 3) }</td>
                 <td class="num">{ fixed(last, 3) }</td>
-                <td class="num">{ if algo == Algo::WmPpo { fixed(lane.wm_trust, 2) } else { "–".to_owned() } }</td>
+                <td class="num">{ match (algo, lane.wm_error) {
+                    (Algo::WmPpo, Some(e)) => format!("{} / {}", fixed(e, 2), fixed(lane.wm_trust, 2)),
+                    _ => "–".to_owned(),
+                } }</td>
             </tr>
         }
     });
@@ -140,7 +156,7 @@ fn table(t: &TrainState) -> Html {
                     <th scope="col" class="num">{ "episodes" }</th>
                     <th scope="col" class="num" title={format!("mean reward per slot of the first {IMPROVEMENT_WINDOW} episodes")}>{ "first" }</th>
                     <th scope="col" class="num" title={format!("mean reward per slot of the last {IMPROVEMENT_WINDOW} episodes")}>{ "last" }</th>
-                    <th scope="col" class="num" title="how much WM-PPO trusts its world model (0–1)">{ "model trust" }</th>
+                    <th scope="col" class="num" title="WM-PPO's world model: validation error on the newest rollout, and the trust derived from it (0–1; at 0 WM-PPO learns exactly like PPO)">{ "model err / trust" }</th>
                 </tr>
             </thead>
             <tbody>{ for rows }</tbody>
@@ -240,17 +256,28 @@ fn curve_chart(t: &TrainState) -> Html {
     }
 }
 
-/// The moving average of the last [`SMOOTH`] episodes, as an SVG path.
+/// The moving average of the last [`SMOOTH`] episodes, as an SVG path with one vertex
+/// per iteration (episodes ending in the same iteration share its step count).
 fn smoothed_path(curve: &[CurvePoint], x: &impl Fn(u64) -> f64, y: &impl Fn(f64) -> f64) -> String {
     let mut d = String::new();
     let finite: Vec<&CurvePoint> = curve.iter().filter(|p| p.reward.is_finite()).collect();
     for (i, p) in finite.iter().enumerate() {
+        if finite
+            .get(i + 1)
+            .is_some_and(|q| q.env_steps == p.env_steps)
+        {
+            continue;
+        }
         let from = (i + 1).saturating_sub(SMOOTH);
         let window = &finite[from..=i];
         #[allow(clippy::cast_precision_loss)]
         let mean = window.iter().map(|q| q.reward).sum::<f64>() / window.len() as f64;
-        let cmd = if i == 0 { 'M' } else { 'L' };
+        let cmd = if d.is_empty() { 'M' } else { 'L' };
         let _ = write!(d, "{cmd}{:.1} {:.1}", x(p.env_steps), y(mean));
+        if cmd == 'M' {
+            // A single vertex still shows as a dot with round caps.
+            let _ = write!(d, "h0.01");
+        }
     }
     d
 }
