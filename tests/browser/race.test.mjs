@@ -103,6 +103,7 @@ test('the training race improves reward and its policies run in the simulation',
     timeout: 150000,
   });
   const wall = (Date.now() - t0) / 1000;
+  const loadMs = Number(await panel.getAttribute('data-load-ms'));
   const framesAfter = Number(await page.locator('.app').getAttribute('data-frames'));
   assert.ok(framesAfter > frames, 'the simulation kept rendering while training');
   assert.equal(await panel.getAttribute('data-steps'), `ppo:${BUDGET} wm-ppo:${BUDGET}`);
@@ -140,7 +141,7 @@ test('the training race improves reward and its policies run in the simulation',
   );
   console.log(
     `page first load: ${firstLoad.length} responses, ${kib(firstLoad.reduce((a, l) => a + l.bytes, 0))}; ` +
-      `trainer download: ${trainerBytes.map((l) => `${new URL(l.url).pathname} ${kib(l.bytes)}`).join(', ')}; ` +
+      `trainer download (start to first iteration ${(loadMs / 1000).toFixed(1)} s): ${trainerBytes.map((l) => `${new URL(l.url).pathname} ${kib(l.bytes)}`).join(', ')}; ` +
       `main thread: ${idleTasks.length} long tasks in 5 s before training (longest ` +
       `${Math.max(0, ...idleTasks).toFixed(0)} ms), ${longtasks.length} in ${wall.toFixed(0)} s ` +
       `of training (longest ${Math.max(0, ...longtasks).toFixed(0)} ms)`,

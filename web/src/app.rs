@@ -176,12 +176,13 @@ impl App {
         let mut policies = self.policies.clone().unwrap_or_default();
         policies.retain(|(id, _)| !trained.iter().any(|(t, _)| t == id));
         policies.extend(trained);
-        self.send(&ToWorker::Policies(policies.clone()));
-        self.policies = Some(policies);
         if self.worker_ready {
+            self.send(&ToWorker::Policies(policies.clone()));
             self.send(&ToWorker::Configure(self.state.scenario));
             self.send(&ToWorker::Play(self.playing));
         }
+        // Otherwise `maybe_start` sends them once the worker is ready.
+        self.policies = Some(policies);
     }
 
     /// Lanes drawn in the charts, in legend order.

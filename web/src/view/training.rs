@@ -47,8 +47,14 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
         }
         Phase::Loading => "Loading the trainer (burn, compiled to WebAssembly)…".to_owned(),
         Phase::Running => format!(
-            "Training on {} devices, seed {}: {done} of {total} real environment steps",
-            s.population, s.seed
+            "Training on {} devices, seed {}: {done} of {total} real environment steps \
+             (both learners){}",
+            s.population,
+            s.seed,
+            t.load_ms.map_or_else(String::new, |ms| format!(
+                " · trainer loaded in {:.1} s",
+                ms / 1000.0
+            ))
         ),
         Phase::Finished => {
             let each = t.lanes.iter().map(|l| l.env_steps).min().unwrap_or(0);
@@ -67,7 +73,8 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
     }
     html! {
         <section id="panel-training" class="panel panel-training" aria-labelledby="training-title"
-            data-phase={t.phase.key()} data-steps={attrs.trim_end().to_owned()}>
+            data-phase={t.phase.key()} data-steps={attrs.trim_end().to_owned()}
+            data-load-ms={t.load_ms.map(|ms| format!("{ms:.0}"))}>
             <div class="panel-head">
                 <h2 id="training-title">{ "Training race: PPO vs WM-PPO, live" }</h2>
             </div>
