@@ -11,6 +11,7 @@ use yew::prelude::*;
 
 use crate::browser::{self, SimWorker};
 use crate::tour;
+use crate::trainer::{TrainMsg, TrainState};
 use crate::view;
 
 /// A scenario field a slider edits.
@@ -57,6 +58,8 @@ pub enum Msg {
     ExportCsv,
     CopyLink,
     DismissNotes,
+    /// The training race panel.
+    Train(TrainMsg),
 }
 
 /// Rendering statistics (read by the browser tests through `data-*` attributes).
@@ -89,6 +92,7 @@ pub struct App {
     pub error: Option<String>,
     pub perf: Perf,
     pub copied: bool,
+    pub training: TrainState,
 }
 
 impl App {
@@ -166,6 +170,21 @@ impl App {
         self.perf.worker_busy_ms = frame.busy_ms;
     }
 
+    /// Run policies trained in the page in place of the shipped ones of the same lanes,
+    /// and restart the simulation race with them.
+    fn use_trained(&mut self, trained: Vec<(PolicyId, String)>) {
+        let mut policies = self.policies.clone().unwrap_or_default();
+        policies.retain(|(id, _)| !trained.iter().any(|(t, _)| t == id));
+        policies.extend(trained);
+        if self.worker_ready {
+            self.send(&ToWorker::Policies(policies.clone()));
+            self.send(&ToWorker::Configure(self.state.scenario));
+            self.send(&ToWorker::Play(self.playing));
+        }
+        // Otherwise `maybe_start` sends them once the worker is ready.
+        self.policies = Some(policies);
+    }
+
     /// Lanes drawn in the charts, in legend order.
     pub fn visible(&self) -> Vec<(PolicyId, &[SlotRow])> {
         self.history
@@ -222,13 +241,22 @@ impl Component for App {
             error,
             perf: Perf::default(),
             copied: false,
+            training: TrainState::default(),
         };
         app.sync_url();
         app
     }
 
-    fn update(&mut self, _ctx: &Context<Self>, msg: Self::Message) -> bool {
+    fn update(&mut self, ctx: &Context<Self>, msg: Self::Message) -> bool {
         match msg {
+            Msg::Train(msg) => {
+                let link = ctx.link().clone();
+                let on_message = move |m| link.send_message(Msg::Train(TrainMsg::Worker(m)));
+                if let Some(trained) = self.training.update(msg, self.state.scenario, on_message) {
+                    self.use_trained(trained);
+                }
+                true
+            }
             Msg::Worker(Ok(FromWorker::Ready)) => {
                 self.worker_ready = true;
                 self.maybe_start();

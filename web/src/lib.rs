@@ -1,16 +1,20 @@
-//! The plain-Rust core of the edgewise browser app, shared by its two wasm entries:
+//! The plain-Rust core of the edgewise browser app, shared by its three wasm entries:
 //!
 //! - the page (`src/main.rs`, yew): renders what the worker reports and owns the controls;
 //! - the dedicated worker (`src/bin/worker.rs`): runs one simulator per policy ("lanes")
-//!   on the same seed and reports frames.
+//!   on the same seed and reports frames;
+//! - the trainer worker (`src/bin/trainer.rs`), started only when the visitor starts a
+//!   training race: PPO and WM-PPO learn the current scenario ([`training`]).
 //!
 //! Nothing here touches the browser, so it is all tested natively:
 //! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
-//! policies raced and their colours), [`race`] (the lanes and what a frame holds) and
-//! [`protocol`] (the messages between page and worker).
+//! policies raced and their colours), [`race`] (the lanes and what a frame holds),
+//! [`protocol`] (the messages between page and worker) and [`training`] (the training
+//! race and its messages).
 
 pub mod csv;
 pub mod policies;
 pub mod protocol;
 pub mod race;
 pub mod scenario;
+pub mod training;

@@ -28,8 +28,9 @@ pub const WEB_PACKAGE: &str = "edgewise-web";
 /// Binaries of [`WEB_PACKAGE`] turned into ES modules named after the bin with `-`
 /// replaced by `_`: `edgewise-web` gives `edgewise_web.js` + `edgewise_web_bg.wasm`
 /// (what `www/index.html` imports); `edgewise-worker` is the simulation's dedicated web
-/// worker (loaded by `www/worker.js`).
-pub const WEB_BINS: &[&str] = &["edgewise-web", "edgewise-worker"];
+/// worker (loaded by `www/worker.js`); `edgewise-trainer` is the training race's worker
+/// (burn; loaded by `www/trainer.js` only when a race starts).
+pub const WEB_BINS: &[&str] = &["edgewise-web", "edgewise-worker", "edgewise-trainer"];
 
 /// Folder of the shipped policy files, relative to `www/` (and to the page).
 pub const POLICY_DIR: &str = "policies";

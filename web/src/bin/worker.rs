@@ -122,11 +122,17 @@ impl Worker {
                                 .meta
                                 .get("env_steps")
                                 .and_then(serde_json::Value::as_u64);
+                            let place = if policy.meta_str("trained_in") == Some("browser") {
+                                " in this browser"
+                            } else {
+                                ""
+                            };
                             self.trained.push((id, Arc::new(policy)));
                             return LaneStatus {
                                 id,
                                 running: true,
-                                note: steps.map(|s| format!("trained for {s} simulator steps")),
+                                note: steps
+                                    .map(|s| format!("trained{place} for {s} simulator steps")),
                             };
                         }
                         Some(why) => why,

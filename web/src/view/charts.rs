@@ -254,7 +254,7 @@ impl Frame {
 }
 
 /// A round range covering `[lo, hi]` and its tick step (at most about 5 ticks).
-fn nice_range(lo: f64, hi: f64) -> (f64, f64, f64) {
+pub(super) fn nice_range(lo: f64, hi: f64) -> (f64, f64, f64) {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
         (lo, hi)
     } else {

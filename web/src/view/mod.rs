@@ -7,6 +7,7 @@ pub mod charts;
 pub mod controls;
 pub mod network;
 pub mod scores;
+pub mod training;
 
 use edgewise_web::policies::PolicyId;
 use yew::html::Scope;
@@ -62,6 +63,7 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
                     { charts::view(app, target) }
                 </section>
             </main>
+            { training::view(app, link) }
             if let Some((i, step)) = tour_step {
                 { tour_card(i, step, link) }
             }
