@@ -7,9 +7,11 @@
 //! Nothing here touches the browser, so it is all tested natively:
 //! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
 //! policies raced and their colours), [`race`] (the lanes and what a frame holds) and
-//! [`protocol`] (the messages between page and worker).
+//! [`protocol`] (the messages between page and worker), [`llm`] (the in-page LLM's
+//! messages, model list and GPU weight layout).
 
 pub mod csv;
+pub mod llm;
 pub mod policies;
 pub mod protocol;
 pub mod race;
