@@ -223,7 +223,9 @@ impl Component for ChatPanel {
                 data-answers={self.answers.to_string()}
                 data-tok-s={self.answer.as_ref().map(|a| format!("{:.2}", a.tok_per_s)).unwrap_or_default()}
                 data-load-ms={self.model.as_ref().map(|m| format!("{:.0}", m.1)).unwrap_or_default()}
-                data-check={self.check.as_ref().map(check_attr).unwrap_or_default()}>
+                data-check-f32={self.check.as_ref().map(|c| c.max_abs_vs_f32.to_string()).unwrap_or_default()}
+                data-check-cpu={self.check.as_ref().map(|c| c.max_abs_vs_cpu.to_string()).unwrap_or_default()}
+                data-check-top1={self.check.as_ref().map(|c| c.top1_equal.to_string()).unwrap_or_default()}>
                 <h2 id="chat-title">{ "On-device LLM" }</h2>
                 if self.phase == Phase::Closed {
                     <p class="chat-intro">
@@ -422,8 +424,4 @@ impl ChatPanel {
             </div>
         }
     }
-}
-
-fn check_attr(c: &KernelCheck) -> String {
-    serde_json::to_string(c).unwrap_or_default()
 }
