@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const MODEL_INDEX: &str = "models/index.json";
 
 /// The command that fills the model cache (shown when the bundle ships no model).
-pub const GET_MODEL_HINT: &str =
-    "no model is shipped with this build: run `cargo xtask setup` (downloads the model into \
+pub const GET_MODEL_HINT: &str = "no model is shipped with this build: run `cargo xtask setup` (downloads the model into \
      the cache), then `cargo xtask web`";
 
 /// One model file of the bundle (an entry of `models/index.json`).
@@ -46,9 +45,7 @@ impl ModelIndex {
     /// bytes}, ...]}`, or a file name is not a plain name (no `/`, `\` or `..`).
     pub fn parse(text: &str) -> Result<Self, String> {
         let index: Self = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "{MODEL_INDEX} is not {{\"models\": [{{file, name, variant, bytes}}]}}: {e}"
-            )
+            format!("{MODEL_INDEX} is not {{\"models\": [{{file, name, variant, bytes}}]}}: {e}")
         })?;
         for m in &index.models {
             if m.file.is_empty()
@@ -346,7 +343,11 @@ mod tests {
         let index = ModelIndex::parse(text).unwrap();
         assert_eq!(index.models[0].bytes, 5);
         let bad = text.replace("m.gguf", "../m.gguf");
-        assert!(ModelIndex::parse(&bad).unwrap_err().contains("plain file name"));
+        assert!(
+            ModelIndex::parse(&bad)
+                .unwrap_err()
+                .contains("plain file name")
+        );
         assert!(ModelIndex::parse("[]").unwrap_err().contains("models"));
     }
 
@@ -372,8 +373,16 @@ mod tests {
 
     #[test]
     fn q8_layout_rejects_bad_shapes() {
-        assert!(Q8Gpu::from_gguf_bytes(&[0; 34], 1, 30).unwrap_err().contains("multiple"));
-        assert!(Q8Gpu::from_gguf_bytes(&[0; 33], 1, 32).unwrap_err().contains("34 bytes"));
+        assert!(
+            Q8Gpu::from_gguf_bytes(&[0; 34], 1, 30)
+                .unwrap_err()
+                .contains("multiple")
+        );
+        assert!(
+            Q8Gpu::from_gguf_bytes(&[0; 33], 1, 32)
+                .unwrap_err()
+                .contains("34 bytes")
+        );
     }
 
     #[test]

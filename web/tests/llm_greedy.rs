@@ -51,17 +51,23 @@ fn browser_fixture_matches_the_native_engine() {
     let path = fixture_path();
     if std::env::var_os("EDGEWISE_WRITE_FIXTURE").is_some() {
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&want).expect("json") + "\n")
-            .expect("write fixture");
+        std::fs::write(
+            &tmp,
+            serde_json::to_string_pretty(&want).expect("json") + "\n",
+        )
+        .expect("write fixture");
         std::fs::rename(&tmp, &path).expect("rename fixture");
     }
-    let have: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (EDGEWISE_WRITE_FIXTURE=1 writes it)", path.display())),
-    )
+    let have: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (EDGEWISE_WRITE_FIXTURE=1 writes it)",
+            path.display()
+        )
+    }))
     .expect("fixture is JSON");
     assert_eq!(
-        have, want,
+        have,
+        want,
         "{} no longer matches the native engine (rewrite it with EDGEWISE_WRITE_FIXTURE=1 \
          if the change is intended)",
         path.display()

@@ -304,7 +304,11 @@ fn report_sizes(dist: &Path) -> Result<()> {
         if file.extension().is_some_and(|e| e == "gguf") {
             // Model weights: already compressed; gzip would take long and save little.
             let raw = fs::metadata(file)?.len();
-            println!("  {name:<40} {:>12} {:>12}", util::fmt_bytes(raw), "(not gzipped)");
+            println!(
+                "  {name:<40} {:>12} {:>12}",
+                util::fmt_bytes(raw),
+                "(not gzipped)"
+            );
             continue;
         }
         let bytes = fs::read(file).with_context(|| format!("could not read {}", file.display()))?;

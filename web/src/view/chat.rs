@@ -4,9 +4,7 @@
 //! the panel goes away. The state the browser tests read is mirrored in `data-*`
 //! attributes of `#panel-chat`.
 
-use edgewise_web::llm::{
-    Backend, Decoding, FromLlm, KernelCheck, ModelEntry, Stage, ToLlm,
-};
+use edgewise_web::llm::{Backend, Decoding, FromLlm, KernelCheck, ModelEntry, Stage, ToLlm};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::{
@@ -360,10 +358,7 @@ impl ChatPanel {
     fn form_view(&self, link: &html::Scope<Self>) -> Html {
         let ready = self.phase == Phase::Ready;
         let on_prompt = link.callback(|e: InputEvent| {
-            ChatMsg::Prompt(
-                e.target_unchecked_into::<HtmlTextAreaElement>()
-                    .value(),
-            )
+            ChatMsg::Prompt(e.target_unchecked_into::<HtmlTextAreaElement>().value())
         });
         let on_max = link.callback(|e: Event| {
             ChatMsg::MaxTokens(e.target_unchecked_into::<HtmlInputElement>().value())

@@ -456,9 +456,9 @@ mod worker {
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 match serde_wasm_bindgen::from_value::<ToLlm>(event.data()) {
                     Ok(msg) => handle(&state, msg),
-                    Err(e) => state.post(&FromLlm::Error(format!(
-                        "the page sent a bad message: {e}"
-                    ))),
+                    Err(e) => {
+                        state.post(&FromLlm::Error(format!("the page sent a bad message: {e}")))
+                    }
                 }
             })
         };
