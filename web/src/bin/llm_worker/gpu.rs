@@ -94,8 +94,8 @@ impl Gpu {
         let info = adapter.get_info();
         let name = [&info.name, &info.driver, &info.driver_info]
             .into_iter()
-            .cloned()
             .filter(|s| !s.is_empty())
+            .cloned()
             .collect::<Vec<_>>()
             .join(" ");
         let (device, queue) = adapter
@@ -144,7 +144,7 @@ impl LmHead {
         let rows = u32::try_from(weights.rows).map_err(|_| "too many rows".to_owned())?;
         let cols = u32::try_from(weights.cols).map_err(|_| "too many columns".to_owned())?;
         let quant_bytes = (weights.quants.len() * 4) as u64;
-        let limit = u64::from(gpu.device.limits().max_storage_buffer_binding_size);
+        let limit = gpu.device.limits().max_storage_buffer_binding_size;
         if quant_bytes > limit {
             return Err(format!(
                 "the LM head is {quant_bytes} bytes, over this adapter's storage binding limit \

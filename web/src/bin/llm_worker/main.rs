@@ -457,7 +457,7 @@ mod worker {
                 match serde_wasm_bindgen::from_value::<ToLlm>(event.data()) {
                     Ok(msg) => handle(&state, msg),
                     Err(e) => {
-                        state.post(&FromLlm::Error(format!("the page sent a bad message: {e}")))
+                        state.post(&FromLlm::Error(format!("the page sent a bad message: {e}")));
                     }
                 }
             })
