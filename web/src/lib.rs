@@ -9,10 +9,12 @@
 //! Nothing here touches the browser, so it is all tested natively:
 //! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
 //! policies raced and their colours), [`race`] (the lanes and what a frame holds),
-//! [`protocol`] (the messages between page and worker) and [`training`] (the training
-//! race and its messages).
+//! [`protocol`] (the messages between page and worker), [`training`] (the training
+//! race and its messages) and [`llm`] (the in-page LLM's messages, model list and GPU
+//! weight layout).
 
 pub mod csv;
+pub mod llm;
 pub mod policies;
 pub mod protocol;
 pub mod race;

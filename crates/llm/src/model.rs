@@ -42,7 +42,11 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x Wᵀ (+ b)` for `x` of shape `(…, in)`.
+    ///
+    /// # Errors
+    /// Shape mismatches and tensor errors.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.mm.forward(x)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -393,6 +397,24 @@ impl Model {
         let h = self.hidden(tokens, cache, None)?;
         let last = h.narrow(0, tokens.len() - 1, 1)?;
         Ok(self.output.forward(&last)?.squeeze(0)?)
+    }
+
+    /// Like [`Model::forward`] but stops before the output projection: the final hidden
+    /// state (after the output norm) of the last token, shape `(n_embd,)`. With
+    /// [`Model::output`] this lets a caller run the LM head elsewhere (the browser app
+    /// runs it on WebGPU).
+    ///
+    /// # Errors
+    /// As [`Model::forward`].
+    pub fn forward_hidden(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let h = self.hidden(tokens, cache, None)?;
+        Ok(h.narrow(0, tokens.len() - 1, 1)?.squeeze(0)?)
+    }
+
+    /// The output projection (LM head), weight `(vocab, n_embd)` as stored (the token
+    /// embedding when the file ties them).
+    pub fn output(&self) -> &Linear {
+        &self.output
     }
 
     /// Like [`Model::forward`] but returns the logits of every input position,

@@ -4,7 +4,10 @@
 //!    (`--dev`: the dev profile, much faster to build, larger and slower to run);
 //! 2. wasm-bindgen, used as a library pinned to the exact `wasm-bindgen` version in
 //!    Cargo.lock, writes the JS glue and the final `.wasm` (`--target web` flavour);
-//! 3. everything in `www/` except `dist/` is copied next to them.
+//! 3. everything in `www/` except `dist/` is copied next to them;
+//! 4. the LLM model(s) in the model cache are hard-linked (else copied) into
+//!    `models/`, listed in `models/index.json` (an empty list, and a note, when the cache
+//!    has none: the bundle still builds and the chat panel says to run `cargo xtask setup`).
 //!
 //! The bundle is assembled in `www/dist.tmp/` and renamed into place, so `www/dist/`
 //! is never half-written.
@@ -29,8 +32,21 @@ pub const WEB_PACKAGE: &str = "edgewise-web";
 /// replaced by `_`: `edgewise-web` gives `edgewise_web.js` + `edgewise_web_bg.wasm`
 /// (what `www/index.html` imports); `edgewise-worker` is the simulation's dedicated web
 /// worker (loaded by `www/worker.js`); `edgewise-trainer` is the training race's worker
-/// (burn; loaded by `www/trainer.js` only when a race starts).
-pub const WEB_BINS: &[&str] = &["edgewise-web", "edgewise-worker", "edgewise-trainer"];
+/// (burn; loaded by `www/trainer.js` only when a race starts); `edgewise-llm-worker` is the
+/// in-page LLM's worker (loaded by `www/llm-worker.js` when the chat panel opens).
+pub const WEB_BINS: &[&str] = &[
+    "edgewise-web",
+    "edgewise-worker",
+    "edgewise-trainer",
+    "edgewise-llm-worker",
+];
+
+/// Folder of the staged LLM model files, relative to the bundle (and to the page).
+pub const MODEL_DIR: &str = "models";
+
+/// A model file in the cache whose name contains this (any case) is the ECLD-compressed
+/// variant; the page prefers it over the shipped Q4_1 model.
+pub const ECLD_MARKER: &str = "ecld";
 
 /// Folder of the shipped policy files, relative to `www/` (and to the page).
 pub const POLICY_DIR: &str = "policies";
@@ -93,6 +109,7 @@ pub fn run(ctx: &Context, args: &WebArgs) -> Result<PathBuf> {
 
     copy_static(&www, &staging)?;
     write_policy_index(&staging)?;
+    stage_models(&staging)?;
 
     if dist.exists() {
         fs::remove_dir_all(&dist)
@@ -153,6 +170,112 @@ fn write_policy_index(staging: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Links the cached LLM model files into `models/` and writes `models/index.json`
+/// (`{"models": [{file, name, variant, bytes}]}`, the shipped Q4_1 model and any ECLD
+/// variant; the page picks the ECLD one when listed).
+fn stage_models(staging: &Path) -> Result<()> {
+    let dir = staging.join(MODEL_DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let cache = crate::model::model_dir()?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    if cache.is_dir() {
+        for entry in
+            fs::read_dir(&cache).with_context(|| format!("could not read {}", cache.display()))?
+        {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if path.is_file()
+                && (name == crate::model::MODEL_FILE
+                    || (name.ends_with(".gguf") && name.to_lowercase().contains(ECLD_MARKER)))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut entries = Vec::new();
+    for path in &files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = dir.join(&name);
+        // A hard link costs no space; across file systems fall back to a copy.
+        if fs::hard_link(path, &to).is_err() {
+            fs::copy(path, &to).with_context(|| {
+                format!("could not copy {} to {}", path.display(), to.display())
+            })?;
+        }
+        let bytes = fs::metadata(&to)
+            .with_context(|| format!("could not stat {}", to.display()))?
+            .len();
+        entries.push(ModelListing::new(&name, bytes));
+    }
+    let path = dir.join("index.json");
+    fs::write(&path, model_index_json(&entries))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    if entries.is_empty() {
+        println!(
+            "xtask web: no LLM model in {} (the chat panel will say to run `cargo xtask setup`)",
+            cache.display()
+        );
+    } else {
+        let names: Vec<&str> = entries.iter().map(|e| e.file.as_str()).collect();
+        println!("xtask web: staged models: {}", names.join(", "));
+    }
+    Ok(())
+}
+
+/// One entry of `models/index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelListing {
+    file: String,
+    name: String,
+    variant: String,
+    bytes: u64,
+}
+
+impl ModelListing {
+    fn new(file: &str, bytes: u64) -> Self {
+        let stem = file.strip_suffix(".gguf").unwrap_or(file);
+        let variant = if file.to_lowercase().contains(ECLD_MARKER) {
+            ECLD_MARKER.to_owned()
+        } else {
+            // `Name.Q4_1.gguf` → `q4_1`.
+            stem.rsplit_once('.')
+                .map_or("gguf", |(_, q)| q)
+                .to_lowercase()
+        };
+        let name = stem.rsplit_once('.').map_or(stem, |(n, _)| n).to_owned();
+        Self {
+            file: file.to_owned(),
+            name,
+            variant,
+            bytes,
+        }
+    }
+}
+
+fn model_index_json(entries: &[ModelListing]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let items: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{{\"file\": {}, \"name\": {}, \"variant\": {}, \"bytes\": {}}}",
+                quote(&e.file),
+                quote(&e.name),
+                quote(&e.variant),
+                e.bytes
+            )
+        })
+        .collect();
+    format!("{{\"models\": [{}]}}\n", items.join(", "))
+}
+
 fn policy_index_json(names: &[String]) -> String {
     let quoted: Vec<String> = names
         .iter()
@@ -183,12 +306,22 @@ fn report_sizes(dist: &Path) -> Result<()> {
     let (mut raw_total, mut gz_total) = (0, 0);
     println!("xtask web: bundle sizes (raw / gzip -9):");
     for file in &files {
+        let name = file.strip_prefix(dist).unwrap_or(file).display();
+        if file.extension().is_some_and(|e| e == "gguf") {
+            // Model weights: already compressed; gzip would take long and save little.
+            let raw = fs::metadata(file)?.len();
+            println!(
+                "  {name:<40} {:>12} {:>12}",
+                util::fmt_bytes(raw),
+                "(not gzipped)"
+            );
+            continue;
+        }
         let bytes = fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
         let raw = bytes.len() as u64;
         let gz = gzip_len(&bytes)?;
         raw_total += raw;
         gz_total += gz;
-        let name = file.strip_prefix(dist).unwrap_or(file).display();
         println!(
             "  {name:<40} {:>12} {:>12}",
             util::fmt_bytes(raw),
@@ -197,7 +330,7 @@ fn report_sizes(dist: &Path) -> Result<()> {
     }
     println!(
         "  {:<40} {:>12} {:>12}",
-        "total",
+        "total (without models)",
         util::fmt_bytes(raw_total),
         util::fmt_bytes(gz_total)
     );
@@ -231,6 +364,21 @@ mod tests {
         assert_eq!(policy_index_json(&[]), "[]\n");
         let names = vec!["a.json".to_owned(), "b\"c.json".to_owned()];
         assert_eq!(policy_index_json(&names), "[\"a.json\", \"b\\\"c.json\"]\n");
+    }
+
+    #[test]
+    fn model_index_lists_variants() {
+        assert_eq!(model_index_json(&[]), "{\"models\": []}\n");
+        let q = ModelListing::new("SmolLM2-135M-Instruct.Q4_1.gguf", 7);
+        assert_eq!(q.name, "SmolLM2-135M-Instruct");
+        assert_eq!(q.variant, "q4_1");
+        let e = ModelListing::new("SmolLM2-135M-ECLD.gguf", 5);
+        assert_eq!(e.variant, ECLD_MARKER);
+        assert_eq!(
+            model_index_json(&[q]),
+            "{\"models\": [{\"file\": \"SmolLM2-135M-Instruct.Q4_1.gguf\", \
+             \"name\": \"SmolLM2-135M-Instruct\", \"variant\": \"q4_1\", \"bytes\": 7}]}\n"
+        );
     }
 
     #[test]

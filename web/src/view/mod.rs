@@ -4,6 +4,7 @@
 //! one colour (teal = answered on the device, amber = offloaded) in the network view.
 
 pub mod charts;
+pub mod chat;
 pub mod controls;
 pub mod network;
 pub mod scores;
@@ -64,6 +65,7 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
                 </section>
             </main>
             { training::view(app, link) }
+            <chat::ChatPanel />
             if let Some((i, step)) = tour_step {
                 { tour_card(i, step, link) }
             }

@@ -1,0 +1,180 @@
+// The in-page LLM end to end in headless Chromium.
+//
+// Without WebGPU (no --enable-unsafe-webgpu: navigator.gpu has no adapter): the page's
+// first load requests nothing of the LLM; opening the chat panel starts the LLM worker,
+// downloads the model with progress and caches it; greedy decoding produces exactly the
+// native engine's token ids (tests/browser/fixtures/llm-greedy.json, kept honest by
+// web/tests/llm_greedy.rs) and the panel reports the CPU backend; Stop ends a long
+// answer early; a reload takes the model from the Cache API.
+//
+// With --enable-unsafe-webgpu (a SwiftShader adapter headless): the panel reports the
+// WebGPU backend, the WGSL LM-head kernel matches the exact f32 product and candle's CPU
+// path, and greedy decoding gives the same ids.
+//
+// Prints (without asserting) load times and decode tokens/s for both backends.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { CHROMIUM_ARGS, artifactsDir, launchBrowser, paths, repoRoot, startServer } from './helpers.mjs';
+
+const fixture = JSON.parse(
+  readFileSync(join(repoRoot, 'tests/browser/fixtures/llm-greedy.json'), 'utf8'),
+);
+const LOAD_TIMEOUT = 180_000;
+
+let server;
+
+before(async () => {
+  const index = JSON.parse(readFileSync(join(paths.dist, 'models/index.json'), 'utf8'));
+  assert.ok(
+    index.models.length > 0,
+    `the web bundle ships no LLM model (${paths.dist}/models/index.json is empty): run ` +
+      '`cargo xtask setup` (fills the model cache), then `cargo xtask web`',
+  );
+  server = await startServer();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+/** Opens the page, recording problems and every request URL. */
+async function openPage(context) {
+  const page = await context.newPage();
+  const problems = [];
+  const requests = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err}`));
+  page.on('request', (req) => requests.push(req.url()));
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
+  });
+  await page.goto(server.url, { waitUntil: 'load' });
+  return { page, problems, requests };
+}
+
+const chat = (page) => page.locator('#panel-chat');
+
+/** Opens the chat panel and waits for the model; returns the load time the page shows. */
+async function openChat(page) {
+  await page.locator('#llm-open').click();
+  await page.waitForFunction(
+    () => ['ready', 'error', 'no-model'].includes(document.querySelector('#panel-chat')?.dataset.state),
+    null,
+    { timeout: LOAD_TIMEOUT },
+  );
+  const state = await chat(page).getAttribute('data-state');
+  const message = (await page.locator('#llm-message').count())
+    ? await page.locator('#llm-message').textContent()
+    : '';
+  assert.equal(state, 'ready', `the chat did not get ready: ${message}`);
+  return Number(await chat(page).getAttribute('data-load-ms'));
+}
+
+/** Sends `prompt` with at most `maxTokens` new tokens; waits for the answer. */
+async function ask(page, prompt, maxTokens, { stopAfterFirst = false } = {}) {
+  const before = Number(await chat(page).getAttribute('data-answers'));
+  await page.locator('#llm-prompt').fill(prompt);
+  const max = page.locator('#llm-max-tokens');
+  await max.fill(String(maxTokens));
+  await max.dispatchEvent('change');
+  await page.locator('#llm-send').click();
+  if (stopAfterFirst) {
+    await page.waitForFunction(() => {
+      const el = document.querySelector('#panel-chat');
+      return el?.dataset.state === 'generating' && (el.dataset.ids ?? '') !== '';
+    });
+    await page.locator('#llm-stop').click();
+  }
+  await page.waitForFunction(
+    (before) =>
+      Number(document.querySelector('#panel-chat')?.dataset.answers) > before ||
+      document.querySelector('#llm-message') !== null,
+    before,
+    { timeout: LOAD_TIMEOUT },
+  );
+  if (await page.locator('#llm-message').count()) {
+    assert.fail(`the LLM reported: ${await page.locator('#llm-message').textContent()}`);
+  }
+  const ids = (await chat(page).getAttribute('data-ids')).split(',').filter(Boolean).map(Number);
+  const tokS = Number(await chat(page).getAttribute('data-tok-s'));
+  return { ids, tokS, stats: await page.locator('#llm-stats').textContent() };
+}
+
+test('without WebGPU: loads on demand, greedy ids equal the native engine, CPU backend, Stop, Cache API', async () => {
+  const browser = await launchBrowser();
+  try {
+    const { page, problems, requests } = await openPage(browser.context);
+    await page.waitForTimeout(500);
+    const early = requests.filter((u) => /llm|models\//.test(u));
+    assert.deepEqual(early, [], 'the first load fetched LLM files before the chat was opened');
+    assert.equal(await chat(page).getAttribute('data-state'), 'closed');
+
+    const loadMs = await openChat(page);
+    assert.equal(await chat(page).getAttribute('data-backend'), 'cpu');
+    assert.match(await page.locator('#llm-backend').textContent(), /CPU/);
+    assert.ok(requests.some((u) => u.endsWith('.gguf')), 'the model was not downloaded');
+
+    const { ids, tokS, stats } = await ask(page, fixture.prompt, fixture.new_tokens);
+    assert.deepEqual(ids, fixture.ids, `greedy ids differ from the native engine (${stats})`);
+    assert.equal((await page.locator('#llm-output').textContent()).trim(), fixture.text.trim());
+    console.log(`# measured: CPU (wasm) load ${(loadMs / 1000).toFixed(1)} s (download + build), ` +
+      `decode ${tokS.toFixed(1)} tokens/s over ${ids.length} tokens`);
+
+    const stopped = await ask(page, 'Write a long story about the sea.', 400, { stopAfterFirst: true });
+    assert.ok(stopped.ids.length < 400, 'Stop did not end the answer early');
+    assert.match(stopped.stats, /Stopped/);
+
+    await page.reload({ waitUntil: 'load' });
+    const cachedMs = await openChat(page);
+    assert.match(await page.locator('#llm-model').textContent(), /from the browser cache/);
+    console.log(`# measured: CPU (wasm) load from the Cache API ${(cachedMs / 1000).toFixed(1)} s`);
+    assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
+    await page.screenshot({ path: join(artifactsDir(), 'llm-cpu.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('with WebGPU: GPU backend, the WGSL kernel matches the CPU, greedy ids equal', async () => {
+  const browser = await launchBrowser({ args: [...CHROMIUM_ARGS, '--enable-unsafe-webgpu'] });
+  try {
+    const { page, problems } = await openPage(browser.context);
+    const loadMs = await openChat(page);
+    const backend = await chat(page).getAttribute('data-backend');
+    assert.equal(backend, 'webgpu', `WebGPU was not used: ${await page.locator('#llm-backend').textContent()}`);
+
+    await page.locator('#llm-check').click();
+    await page.waitForFunction(() => (document.querySelector('#panel-chat')?.dataset.checkTop1 ?? '') !== '', null, {
+      timeout: LOAD_TIMEOUT,
+    });
+    const attr = async (name) => await chat(page).getAttribute(`data-check-${name}`);
+    const check = {
+      max_abs_vs_f32: Number(await attr('f32')),
+      max_abs_vs_cpu: Number(await attr('cpu')),
+      top1_equal: (await attr('top1')) === 'true',
+    };
+    const timing = await page.locator('#llm-check-result').textContent();
+    // f32 accumulation in a different order than the f64 reference: tiny differences.
+    assert.ok(check.max_abs_vs_f32 <= 1e-3, `GPU vs exact f32: max |Δ| ${check.max_abs_vs_f32}`);
+    // candle's CPU path quantises the activations to 8 bits: bounded noise, same argmax.
+    assert.ok(check.max_abs_vs_cpu <= 1.0, `GPU vs CPU path: max |Δ| ${check.max_abs_vs_cpu}`);
+    assert.equal(check.top1_equal, true);
+
+    const { ids, tokS, stats } = await ask(page, fixture.prompt, fixture.new_tokens);
+    assert.deepEqual(ids, fixture.ids, `greedy ids differ from the native engine (${stats})`);
+    console.log(`# measured: WebGPU (${await page.locator('#llm-backend').textContent()}) load ` +
+      `${(loadMs / 1000).toFixed(1)} s, decode ${tokS.toFixed(1)} tokens/s; LM-head kernel ` +
+      `max |Δ| ${check.max_abs_vs_f32.toExponential(2)} vs f32, ${check.max_abs_vs_cpu.toFixed(3)} vs CPU ` +
+      `(${timing.split('; ').pop()})`);
+    assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
+    await page.screenshot({ path: join(artifactsDir(), 'llm-webgpu.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
