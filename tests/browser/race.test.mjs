@@ -123,10 +123,15 @@ test('the training race improves reward and its policies run in the simulation',
       stepsPerS: Number(await row.getAttribute('data-steps-per-s')),
     };
   }
-  const longtasks = await page.evaluate(
-    (since) => window.__longtasks.filter((t) => t.start >= since).map((t) => t.ms),
+  const tasks = await page.evaluate(
+    (since) => window.__longtasks.filter((t) => t.start >= since),
     started,
   );
+  const longtasks = tasks.map((t) => t.ms);
+  const worst = [...tasks]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 3)
+    .map((t) => `${t.ms.toFixed(0)} ms at +${((t.start - started) / 1000).toFixed(1)} s`);
   const trainerBytes = loads.slice(loadedBefore).filter((l) => isTrainer(l.url));
   const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
   console.log(
@@ -144,7 +149,7 @@ test('the training race improves reward and its policies run in the simulation',
       `trainer download (start to first iteration ${(loadMs / 1000).toFixed(1)} s): ${trainerBytes.map((l) => `${new URL(l.url).pathname} ${kib(l.bytes)}`).join(', ')}; ` +
       `main thread: ${idleTasks.length} long tasks in 5 s before training (longest ` +
       `${Math.max(0, ...idleTasks).toFixed(0)} ms), ${longtasks.length} in ${wall.toFixed(0)} s ` +
-      `of training (longest ${Math.max(0, ...longtasks).toFixed(0)} ms)`,
+      `of training (longest ${Math.max(0, ...longtasks).toFixed(0)} ms; worst: ${worst.join(', ')})`,
   );
   for (const [key, l] of Object.entries(lanes)) {
     assert.ok(l.episodes >= 16, `${key}: only ${l.episodes} episodes finished`);

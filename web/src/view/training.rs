@@ -118,8 +118,8 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
             }
             <div class="train-body">
                 { curve_chart(t) }
-                <div>
-                    { table(t) }
+                <div class="train-side">
+                    <div class="train-table-wrap">{ table(t) }</div>
                     if t.phase != Phase::Idle && t.lane(Algo::WmPpo).wm_trust <= 0.0 {
                         <p class="panel-sub" id="train-wm-note">
                             { "WM-PPO uses its world model only once the model predicts new                                rollouts well enough (trust above 0); until then it takes                                exactly PPO's steps, so the two curves coincide." }
