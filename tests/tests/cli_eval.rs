@@ -19,7 +19,7 @@ fn eval_scores_the_shipped_model_and_writes_a_catalogue() {
     let o = run(&[
         "eval",
         "--limit",
-        "6",
+        "4",
         "--max-answer-tokens",
         "12",
         "--out",
@@ -31,12 +31,12 @@ fn eval_scores_the_shipped_model_and_writes_a_catalogue() {
     let variants = v["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 1);
     let m = &variants[0];
-    assert_eq!(m["mc_items"], 6);
+    assert_eq!(m["mc_items"], 4);
     assert_eq!(
         m["facts"]["correct"].as_u64().unwrap()
             + m["facts"]["abstained"].as_u64().unwrap()
             + m["facts"]["hallucinated"].as_u64().unwrap(),
-        6
+        4
     );
     for key in ["mc_accuracy", "hallucination_rate"] {
         let x = m[key].as_f64().unwrap();
