@@ -2,6 +2,7 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod eval;
 mod experiment;
 mod learned;
 mod plots;
@@ -25,6 +26,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Train an offloading policy (or validate the learner on CartPole).
     Train(train::TrainArgs),
+    /// Score model variants (accessibility, energy, hallucination, accuracy); write the catalogue.
+    Eval(eval::EvalArgs),
     /// Compare PPO, WM-PPO and the baselines over seeds and populations; write a report.
     Experiment(experiment::ExperimentArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
     };

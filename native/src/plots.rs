@@ -338,3 +338,63 @@ fn wm_error(path: &Path, per_pop: &[(usize, Vec<Curve>)], env_steps: u64) -> any
         Ok(())
     })
 }
+
+/// One variant in the `edgewise eval` trade-off plot.
+pub struct TradeoffPoint {
+    pub name: String,
+    pub megabytes: f64,
+    pub accuracy: f64,
+    pub hallucination: f64,
+}
+
+/// `edgewise eval`'s trade-off plot: file size against multiple-choice accuracy (left) and
+/// against hallucination rate (right), one labelled point per variant.
+pub fn tradeoff(path: &Path, points: &[TradeoffPoint]) -> anyhow::Result<()> {
+    register_font()?;
+    let (_, max_mb) = bounds(points.iter().map(|p| p.megabytes));
+    let x_hi = (max_mb * 1.25).max(1.0);
+    draw_atomic(path, (1200, 520), |root| {
+        let panels = root.split_evenly((1, 2));
+        type Pick = fn(&TradeoffPoint) -> f64;
+        let accuracy: Pick = |p| p.accuracy;
+        let hallucination: Pick = |p| p.hallucination;
+        for (panel, (title, y_desc, pick)) in panels.iter().zip([
+            ("Size vs accuracy (multiple choice)", "accuracy", accuracy),
+            (
+                "Size vs hallucination rate",
+                "hallucination rate",
+                hallucination,
+            ),
+        ]) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(title, (FONT, 20))
+                .margin(14)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..x_hi, 0f64..1f64)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("file size (MB)")
+                .y_desc(y_desc)
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
+            for (k, p) in points.iter().enumerate() {
+                let c = PALETTE[k % PALETTE.len()];
+                let xy = (p.megabytes, pick(p).clamp(0.0, 1.0));
+                chart
+                    .draw_series(std::iter::once(Circle::new(xy, 6, c.filled())))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        p.name.clone(),
+                        (xy.0, xy.1 + 0.03),
+                        (FONT, 13).into_font().color(&c),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    })
+}

@@ -88,6 +88,14 @@ pub enum Error {
         /// Where the model was looked for.
         path: PathBuf,
     },
+    /// An evaluation data file is malformed (names the file, line and what was expected).
+    #[error("evaluation data {file}: {detail}")]
+    EvalData {
+        /// The file (or set name for in-memory text).
+        file: String,
+        /// What was wrong, with the line number when known.
+        detail: String,
+    },
     /// An error from the tensor library.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -12,11 +12,13 @@
 //!
 //! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export), [`config`] (hyper-parameters), [`model`] (forward, cache,
 //! activation statistics), [`tokenizer`] (BPE, chat templates), [`sampling`],
-//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
+//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is),
+//! [`eval`] (evaluation data, quality metrics, energy model).
 
 pub mod compress;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod gguf;
 pub mod model;

@@ -1,0 +1,617 @@
+//! `edgewise eval`: score model variants on the paper's four metrics (design §4.3) and write
+//! a table, JSON, trade-off plots and the simulator's variant catalogue (§4.5).
+//!
+//! Each variant runs in a child process of this binary (`--worker-out`, hidden), so its
+//! peak resident memory (`VmHWM` from `/proc/self/status`) is its own. The child loads the
+//! model (timed), measures prefill and decode speed, then scores the quality metrics with
+//! [`edgewise_llm::eval::metrics`]; the parent applies the energy model
+//! ([`edgewise_llm::eval::energy`]) per device class and writes everything atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use edgewise_llm::eval::data::committed_data_dir;
+use edgewise_llm::eval::energy::{
+    self, ClassEstimate, DeviceClass, HostSpeed, ModelWork, QueryShape,
+};
+use edgewise_llm::eval::metrics::{self, CONFIDENCE_THRESHOLD, FactTally};
+use edgewise_llm::eval::{EvalData, FactOutcome};
+use edgewise_llm::{Device, Engine, model_cache};
+use edgewise_rl::checkpoint::write_atomic;
+use mec::{CATALOGUE_FORMAT, CATALOGUE_VERSION, Catalogue, ClassProfile, VariantProfile};
+use serde::{Deserialize, Serialize};
+
+use crate::plots;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// GGUF files to evaluate, one variant each (the file stem is the variant's name; a stem
+    /// starting with base, quant-only, prune-only or ecld sets its method). Defaults to the
+    /// shipped model.
+    #[arg(long = "model", value_name = "FILE", num_args = 1..)]
+    models: Vec<PathBuf>,
+    /// Output folder: eval.md, eval.json, tradeoff.png and catalogue.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Print the results as one JSON object instead of the markdown table.
+    #[arg(long)]
+    json: bool,
+    /// Score at most N items of each data set (spread over task families).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Folder with facts.jsonl, mc.jsonl and prose.jsonl (default: the committed data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Longest reply to a factual question, tokens.
+    #[arg(long, default_value_t = 24)]
+    max_answer_tokens: usize,
+    /// Wrong replies below this confidence count as abstentions (see the hallucination rule).
+    #[arg(long, default_value_t = CONFIDENCE_THRESHOLD)]
+    confidence_threshold: f32,
+    /// Prose passages are cut to this many tokens for perplexity.
+    #[arg(long, default_value_t = 256)]
+    max_prose_tokens: usize,
+    /// Internal: evaluate the one --model in this process and write its result to FILE.
+    #[arg(long, hide = true, value_name = "FILE")]
+    worker_out: Option<PathBuf>,
+}
+
+/// Prompt and generation lengths of the speed measurement (the simulator's mean query).
+const SPEED_PROMPT_TOKENS: usize = 128;
+const SPEED_DECODE_TOKENS: usize = 64;
+/// Speed runs per variant; the fastest is kept (the machine is shared, noise only slows).
+const SPEED_REPEATS: usize = 2;
+
+/// Per-family counts of a multiple-choice run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct McFamily {
+    correct: usize,
+    total: usize,
+}
+
+/// A few replies kept for the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FactSample {
+    question: String,
+    gold: String,
+    reply: String,
+    confidence: f32,
+    outcome: FactOutcome,
+}
+
+/// What the child process measures for one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Measured {
+    name: String,
+    method: String,
+    path: String,
+    bytes: u64,
+    params: u64,
+    work: ModelWork,
+    load_s: f64,
+    peak_rss_bytes: Option<u64>,
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+    mc_items: usize,
+    mc_correct: usize,
+    mc_accuracy: f64,
+    mc_families: BTreeMap<String, McFamily>,
+    facts: FactTally,
+    fact_families: BTreeMap<String, FactTally>,
+    hallucination_rate: f64,
+    fact_samples: Vec<FactSample>,
+    prose_passages: usize,
+    prose_tokens: usize,
+    perplexity: f64,
+    quality_s: f64,
+    rapl_joules: Option<f64>,
+}
+
+/// A measured variant with its per-class estimates.
+#[derive(Debug, Clone, Serialize)]
+struct VariantReport {
+    #[serde(flatten)]
+    measured: Measured,
+    classes: Vec<ClassEstimate>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    query: QueryShape,
+    limit: Option<usize>,
+    confidence_threshold: f32,
+    device_classes: &'a [DeviceClass],
+    variants: &'a [VariantReport],
+}
+
+fn method_of(name: &str) -> &'static str {
+    for m in ["base", "quant-only", "prune-only", "ecld"] {
+        if name.starts_with(m) {
+            return m;
+        }
+    }
+    "variant"
+}
+
+fn variant_name(path: &Path) -> anyhow::Result<String> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("--model {}: cannot name a variant after it", path.display()))
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.worker_out {
+        let [model] = args.models.as_slice() else {
+            bail!("--worker-out takes exactly one --model");
+        };
+        let m = measure(args, model)?;
+        return write_atomic(out, &serde_json::to_vec(&m)?)
+            .with_context(|| format!("writing {}", out.display()));
+    }
+    if args.max_answer_tokens == 0 {
+        bail!("--max-answer-tokens must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.confidence_threshold) {
+        bail!(
+            "--confidence-threshold is {}, expected a number in [0, 1]",
+            args.confidence_threshold
+        );
+    }
+    if args.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let models = if args.models.is_empty() {
+        vec![model_cache::default_model_path()?]
+    } else {
+        args.models.clone()
+    };
+    let mut names = Vec::new();
+    for p in &models {
+        if !p.is_file() {
+            bail!("--model {}: no such file", p.display());
+        }
+        let n = variant_name(p)?;
+        if names.contains(&n) {
+            bail!("--model: two files are named {n:?}; variant names (file stems) must differ");
+        }
+        names.push(n);
+    }
+    // Fail on bad data before spending minutes on the first model.
+    let data_dir = args.data.clone().unwrap_or_else(committed_data_dir);
+    EvalData::load_dir(&data_dir)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let classes = energy::default_classes();
+    let query = QueryShape::default();
+    let mut reports = Vec::new();
+    for (i, model) in models.iter().enumerate() {
+        eprintln!("[{}/{}] {}", i + 1, models.len(), model.display());
+        let m = run_worker(args, model, &data_dir)?;
+        let resident = m.peak_rss_bytes.unwrap_or(m.bytes) as f64;
+        let host = HostSpeed {
+            prefill_tok_s: m.prefill_tok_s,
+            decode_tok_s: m.decode_tok_s,
+        };
+        let est = classes
+            .iter()
+            .map(|c| energy::estimate(c, &m.work, host, query, resident))
+            .collect::<Result<Vec<_>, _>>()?;
+        reports.push(VariantReport {
+            measured: m,
+            classes: est,
+        });
+    }
+
+    let report = Report {
+        query,
+        limit: args.limit,
+        confidence_threshold: args.confidence_threshold,
+        device_classes: &classes,
+        variants: &reports,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    let table = markdown(&report);
+    let catalogue = to_catalogue(&reports, args.limit);
+    catalogue.validate()?;
+    write_atomic(&args.out.join("eval.json"), json.as_bytes())?;
+    write_atomic(&args.out.join("eval.md"), table.as_bytes())?;
+    write_atomic(
+        &args.out.join("catalogue.json"),
+        (catalogue.to_json_pretty() + "\n").as_bytes(),
+    )?;
+    let points: Vec<plots::TradeoffPoint> = reports
+        .iter()
+        .map(|r| plots::TradeoffPoint {
+            name: r.measured.name.clone(),
+            megabytes: r.measured.bytes as f64 / 1e6,
+            accuracy: r.measured.mc_accuracy,
+            hallucination: r.measured.hallucination_rate,
+        })
+        .collect();
+    plots::tradeoff(&args.out.join("tradeoff.png"), &points)?;
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{table}");
+        println!(
+            "\nwrote eval.md, eval.json, tradeoff.png and catalogue.json to {}",
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_worker(args: &EvalArgs, model: &Path, data_dir: &Path) -> anyhow::Result<Measured> {
+    let tmp = args
+        .out
+        .join(format!(".worker-{}.json", std::process::id()));
+    let exe = std::env::current_exe().context("locating the edgewise binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("eval")
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(&args.out)
+        .arg("--data")
+        .arg(data_dir)
+        .arg("--max-answer-tokens")
+        .arg(args.max_answer_tokens.to_string())
+        .arg("--confidence-threshold")
+        .arg(args.confidence_threshold.to_string())
+        .arg("--max-prose-tokens")
+        .arg(args.max_prose_tokens.to_string())
+        .arg("--worker-out")
+        .arg(&tmp);
+    if let Some(l) = args.limit {
+        cmd.arg("--limit").arg(l.to_string());
+    }
+    let status = cmd
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("starting the evaluation worker")?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("evaluating {} failed ({status})", model.display());
+    }
+    let text =
+        std::fs::read_to_string(&tmp).with_context(|| format!("reading {}", tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    serde_json::from_str(&text).context("parsing the worker's result")
+}
+
+/// Peak resident set size of this process (`VmHWM`), where the OS reports it.
+fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Total package energy from RAPL counters, joules, where the host exposes them.
+fn rapl_joules() -> Option<f64> {
+    let dir = Path::new("/sys/class/powercap");
+    let mut total = 0.0;
+    let mut any = false;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Top-level packages only (intel-rapl:0, not intel-rapl:0:0).
+        if name.starts_with("intel-rapl:") && name.matches(':').count() == 1 {
+            let uj: f64 = std::fs::read_to_string(e.path().join("energy_uj"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            total += uj * 1e-6;
+            any = true;
+        }
+    }
+    any.then_some(total)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
+    let name = variant_name(model_path)?;
+    let data_dir = args.data.clone().unwrap_or_else(committed_data_dir);
+    let data = EvalData::load_dir(&data_dir)?;
+    let bytes = std::fs::metadata(model_path)
+        .with_context(|| format!("reading {}", model_path.display()))?
+        .len();
+    let t0 = Instant::now();
+    let engine = Engine::from_path(model_path, &Device::Cpu)
+        .with_context(|| format!("loading {}", model_path.display()))?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let cfg = engine.model.config().clone();
+    let work = ModelWork::new(&cfg, bytes as f64);
+
+    let (prefill_tok_s, decode_tok_s) = speed(&engine, &data)?;
+
+    let mc = data.mc.subset(args.limit);
+    let facts = data.facts.subset(args.limit);
+    let prose = data.prose.subset(args.limit);
+    let bar = indicatif::ProgressBar::new((mc.len() + facts.len() + prose.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{name:>16} {{bar:30}} {{pos}}/{{len}} items  eta {{eta}}  {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    let rapl0 = rapl_joules();
+    let tq = Instant::now();
+
+    bar.set_message("multiple choice");
+    let mut mc_families: BTreeMap<String, McFamily> = BTreeMap::new();
+    let mut mc_correct = 0;
+    for it in &mc {
+        let scores =
+            metrics::score_options(&engine.model, &engine.tokenizer, &it.question, &it.options)?;
+        let ok = metrics::pick_option(&scores)? == it.answer;
+        let f = mc_families.entry(it.family.clone()).or_default();
+        f.total += 1;
+        if ok {
+            f.correct += 1;
+            mc_correct += 1;
+        }
+        bar.inc(1);
+    }
+
+    bar.set_message("factual questions");
+    let mut tally = FactTally::default();
+    let mut fact_families: BTreeMap<String, FactTally> = BTreeMap::new();
+    let mut fact_samples = Vec::new();
+    for it in &facts {
+        let a = metrics::answer_fact(&engine, &it.question, args.max_answer_tokens)?;
+        let o = metrics::classify(
+            &a.reply,
+            &it.answers,
+            a.confidence,
+            args.confidence_threshold,
+        );
+        tally.add(o);
+        fact_families.entry(it.family.clone()).or_default().add(o);
+        if fact_samples.len() < 6 {
+            fact_samples.push(FactSample {
+                question: it.question.clone(),
+                gold: it.answers.join(" | "),
+                reply: a.reply,
+                confidence: a.confidence,
+                outcome: o,
+            });
+        }
+        bar.inc(1);
+    }
+
+    bar.set_message("perplexity");
+    let (mut nll, mut ntok) = (0.0, 0);
+    for it in &prose {
+        let toks = engine.tokenizer.encode(&it.text, false)?;
+        let (n, k) = metrics::text_nll(&engine.model, &toks, args.max_prose_tokens)?;
+        nll += n;
+        ntok += k;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let quality_s = tq.elapsed().as_secs_f64();
+    let rapl = rapl0.zip(rapl_joules()).map(|(a, b)| b - a);
+
+    Ok(Measured {
+        method: method_of(&name).to_owned(),
+        name,
+        path: model_path.display().to_string(),
+        bytes,
+        params: cfg.n_params() as u64,
+        work,
+        load_s,
+        peak_rss_bytes: peak_rss_bytes(),
+        prefill_tok_s,
+        decode_tok_s,
+        mc_items: mc.len(),
+        mc_correct,
+        mc_accuracy: mc_correct as f64 / mc.len().max(1) as f64,
+        mc_families,
+        hallucination_rate: tally.hallucination_rate(),
+        facts: tally,
+        fact_families,
+        fact_samples,
+        prose_passages: prose.len(),
+        prose_tokens: ntok,
+        perplexity: metrics::perplexity(nll, ntok),
+        quality_s,
+        rapl_joules: rapl,
+    })
+}
+
+/// Prefill and decode tokens/s on a prompt of [`SPEED_PROMPT_TOKENS`] prose tokens, best of
+/// [`SPEED_REPEATS`] after a short warm-up.
+#[allow(clippy::cast_precision_loss)]
+fn speed(engine: &Engine, data: &EvalData) -> anyhow::Result<(f64, f64)> {
+    let mut prompt = Vec::new();
+    for it in data
+        .prose
+        .items
+        .iter()
+        .cycle()
+        .take(data.prose.items.len() * 4)
+    {
+        prompt.extend(engine.tokenizer.encode(&it.text, false)?);
+        if prompt.len() >= SPEED_PROMPT_TOKENS {
+            break;
+        }
+    }
+    prompt.truncate(SPEED_PROMPT_TOKENS);
+    if prompt.len() < SPEED_PROMPT_TOKENS {
+        bail!("the prose set is too short for a {SPEED_PROMPT_TOKENS}-token speed prompt");
+    }
+    let model = &engine.model;
+    model.forward(&prompt[..16], &mut model.new_cache())?;
+    let (mut best_prefill, mut best_decode) = (0.0f64, 0.0f64);
+    for _ in 0..SPEED_REPEATS {
+        let mut cache = model.new_cache();
+        let t = Instant::now();
+        let logits = model.forward(&prompt, &mut cache)?;
+        let pf = prompt.len() as f64 / t.elapsed().as_secs_f64();
+        let mut next = edgewise_llm::model::argmax(&logits)?;
+        let t = Instant::now();
+        for _ in 0..SPEED_DECODE_TOKENS {
+            let l = model.forward(&[next], &mut cache)?;
+            next = edgewise_llm::model::argmax(&l)?;
+        }
+        let dc = SPEED_DECODE_TOKENS as f64 / t.elapsed().as_secs_f64();
+        best_prefill = best_prefill.max(pf);
+        best_decode = best_decode.max(dc);
+    }
+    Ok((best_prefill, best_decode))
+}
+
+fn to_catalogue(reports: &[VariantReport], limit: Option<usize>) -> Catalogue {
+    let variants = reports
+        .iter()
+        .map(|r| {
+            let m = &r.measured;
+            let per_class = r
+                .classes
+                .iter()
+                .filter(|c| c.fits)
+                .map(|c| {
+                    (
+                        c.class.clone(),
+                        ClassProfile {
+                            prefill_tok_s: c.prefill_tok_s,
+                            decode_tok_s: c.decode_tok_s,
+                            joules_per_token: c.joules_per_token,
+                        },
+                    )
+                })
+                .collect();
+            VariantProfile {
+                name: m.name.clone(),
+                method: m.method.clone(),
+                bytes: m.bytes as f64,
+                params: m.params as f64,
+                accuracy: m.mc_accuracy,
+                hallucination_rate: m.hallucination_rate,
+                per_class,
+                source: format!(
+                    "measured: edgewise eval of {} ({} MC items, {} factual questions, {} prose \
+                     tokens; {:.1} prefill / {:.1} decode tok/s on the measuring host); \
+                     per-class speeds and J/token from the energy model in \
+                     crates/llm/src/eval/energy.rs",
+                    Path::new(&m.path)
+                        .file_name()
+                        .map_or_else(|| m.path.clone(), |f| f.to_string_lossy().into_owned()),
+                    m.mc_items,
+                    m.facts.asked(),
+                    m.prose_tokens,
+                    m.prefill_tok_s,
+                    m.decode_tok_s
+                ),
+            }
+        })
+        .collect();
+    Catalogue {
+        format: CATALOGUE_FORMAT.to_owned(),
+        version: CATALOGUE_VERSION,
+        description: format!(
+            "Measured by `edgewise eval`{}: accuracy = multiple-choice accuracy on held-out task \
+             families, hallucination_rate by the rule in crates/llm/src/eval/metrics.rs, \
+             per-class figures from the energy model (a class is listed only where the \
+             variant's peak memory fits).",
+            limit.map_or_else(String::new, |l| format!(" (--limit {l})"))
+        ),
+        variants,
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn markdown(r: &Report<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| variant | method | MB | params (M) | peak RSS MB | load s | prefill tok/s | decode tok/s | MC acc | halluc. | abstain | fact acc | PPL |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for v in r.variants {
+        let m = &v.measured;
+        let asked = m.facts.asked().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {:.1} | {} | {:.2} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} |",
+            m.name,
+            m.method,
+            m.bytes as f64 / 1e6,
+            m.params as f64 / 1e6,
+            m.peak_rss_bytes
+                .map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / 1e6)),
+            m.load_s,
+            m.prefill_tok_s,
+            m.decode_tok_s,
+            m.mc_accuracy,
+            m.hallucination_rate,
+            m.facts.abstained as f64 / asked,
+            m.facts.correct as f64 / asked,
+            m.perplexity
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nEnergy per query ({:.0} prompt + {:.0} generated tokens), J, and decode tok/s per device class (— = does not fit):\n",
+        r.query.input_tokens, r.query.output_tokens
+    );
+    let _ = write!(s, "| variant |");
+    for c in r.device_classes {
+        let _ = write!(s, " {} J/query | {} tok/s |", c.name, c.name);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|---:|".repeat(r.device_classes.len()));
+    for v in r.variants {
+        let _ = write!(s, "| {} |", v.measured.name);
+        for c in &v.classes {
+            if c.fits {
+                let _ = write!(s, " {:.2} | {:.1} |", c.joules_per_query, c.decode_tok_s);
+            } else {
+                let _ = write!(s, " — | — |");
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\nItems: {} multiple-choice, {} factual, {} prose passages; confidence threshold {}.",
+        r.variants.first().map_or(0, |v| v.measured.mc_items),
+        r.variants.first().map_or(0, |v| v.measured.facts.asked()),
+        r.variants.first().map_or(0, |v| v.measured.prose_passages),
+        r.confidence_threshold
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_classes_are_the_simulators_classes() {
+        let sim = mec::SimConfig::default();
+        let ours = energy::default_classes();
+        assert_eq!(sim.classes.len(), ours.len());
+        for (s, o) in sim.classes.iter().zip(&ours) {
+            assert_eq!(s.name, o.name);
+            assert!((s.memory_bytes - o.memory_bytes).abs() < 1.0, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn methods_from_names() {
+        assert_eq!(method_of("quant-only-q4"), "quant-only");
+        assert_eq!(method_of("ecld-q4"), "ecld");
+        assert_eq!(method_of("SmolLM2-135M-Instruct.Q4_1"), "variant");
+    }
+}
