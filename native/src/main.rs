@@ -2,6 +2,7 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod compress;
 mod experiment;
 mod learned;
 mod plots;
@@ -27,6 +28,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Compare PPO, WM-PPO and the baselines over seeds and populations; write a report.
     Experiment(experiment::ExperimentArgs),
+    /// Build a compressed model variant (ECLD or a baseline) and write it as GGUF.
+    Compress(compress::CompressArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
     Serve(serve::ServeArgs),
 }
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => train::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Compress(args) => compress::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

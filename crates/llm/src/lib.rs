@@ -13,7 +13,7 @@
 //! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
 //! [`distill`] (logit distillation with resumable checkpoints; native only), [`config`] (hyper-parameters), [`model`] (forward, cache,
 //! activation statistics), [`tokenizer`] (BPE, chat templates), [`sampling`],
-//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
+//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is), [`safetensors`] (Hugging Face checkpoints).
 
 pub mod compress;
 pub mod config;
@@ -24,6 +24,7 @@ pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod model_cache;
+pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
 
