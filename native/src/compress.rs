@@ -125,7 +125,10 @@ fn read_passages(args: &CompressArgs) -> anyhow::Result<(Vec<String>, Vec<String
                 .with_context(|| format!("cannot read --calib {}", p.display()))?,
             p.display().to_string(),
         ),
-        None => (DEFAULT_CALIBRATION.to_owned(), "<committed calibration set>".into()),
+        None => (
+            DEFAULT_CALIBRATION.to_owned(),
+            "<committed calibration set>".into(),
+        ),
     };
     let lines: Vec<&str> = text
         .lines()
@@ -133,7 +136,10 @@ fn read_passages(args: &CompressArgs) -> anyhow::Result<(Vec<String>, Vec<String
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
     if lines.len() < 2 {
-        bail!("{name}: need at least two non-empty lines of text, found {}", lines.len());
+        bail!(
+            "{name}: need at least two non-empty lines of text, found {}",
+            lines.len()
+        );
     }
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (i, l) in lines.iter().enumerate() {
@@ -218,7 +224,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         resume: args.resume,
         run_tag: format!(
             "base={} bytes={} prune_ffn={} prune_heads={} prune_layers={} calib_windows={}",
-            model_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()),
+            model_path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into()),
             std::fs::metadata(&model_path).map_or(0, |m| m.len()),
             args.prune_ffn,
             args.prune_heads,
@@ -336,7 +344,9 @@ fn check_output(
     );
     let mut sampler = Sampler::new(Sampling::Greedy, 0)?;
     let reply = engine.chat(
-        &[edgewise_llm::ChatMessage::user("What is the capital of France?")],
+        &[edgewise_llm::ChatMessage::user(
+            "What is the capital of France?",
+        )],
         24,
         &mut sampler,
     )?;

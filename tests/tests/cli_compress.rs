@@ -66,7 +66,11 @@ fn ecld_writes_a_loadable_smaller_model_and_resumes() {
     other.extend_from_slice(&["--prune-ffn", "0.4"]);
     let o = compress(&other);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("another configuration"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another configuration"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -113,15 +117,36 @@ fn bad_inputs_are_reported() {
     let out_s = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["--method", "prune-only", "--prune-ffn", "1.5", "--out", out_s],
+            vec![
+                "--method",
+                "prune-only",
+                "--prune-ffn",
+                "1.5",
+                "--out",
+                out_s,
+            ],
             "--prune-ffn must be a ratio in [0, 1)",
         ),
         (
-            vec!["--method", "prune-only", "--prune-heads", "-0.2", "--out", out_s],
+            vec![
+                "--method",
+                "prune-only",
+                "--prune-heads",
+                "-0.2",
+                "--out",
+                out_s,
+            ],
             "--prune-heads must be a ratio",
         ),
         (
-            vec!["--method", "prune-only", "--prune-ffn", "0.1,0.2", "--out", out_s],
+            vec![
+                "--method",
+                "prune-only",
+                "--prune-ffn",
+                "0.1,0.2",
+                "--out",
+                out_s,
+            ],
             "give one ratio or one per layer (30)",
         ),
         (
@@ -133,7 +158,14 @@ fn bad_inputs_are_reported() {
             "--out must name a .gguf file",
         ),
         (
-            vec!["--method", "prune-only", "--prune-layers", "30", "--out", out_s],
+            vec![
+                "--method",
+                "prune-only",
+                "--prune-layers",
+                "30",
+                "--out",
+                out_s,
+            ],
             "cannot drop 30 of 30 layers",
         ),
     ];
@@ -165,7 +197,10 @@ fn bad_inputs_are_reported() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("missing model cache") && err.contains("cargo xtask setup"), "{err}");
+    assert!(
+        err.contains("missing model cache") && err.contains("cargo xtask setup"),
+        "{err}"
+    );
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -62,31 +62,34 @@ impl PrunePlan {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the field and its valid range.
     pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
-    let named = [
-        ("ffn_keep", self.ffn_keep),
-        ("kv_group_keep", self.kv_group_keep),
-    ];
-    let per_layer = self.ffn_keep_per_layer.iter().map(|&f| ("ffn_keep_per_layer", f));
-    for (name, f) in named.into_iter().chain(per_layer) {
-        if !(f > 0.0 && f <= 1.0) {
+        let named = [
+            ("ffn_keep", self.ffn_keep),
+            ("kv_group_keep", self.kv_group_keep),
+        ];
+        let per_layer = self
+            .ffn_keep_per_layer
+            .iter()
+            .map(|&f| ("ffn_keep_per_layer", f));
+        for (name, f) in named.into_iter().chain(per_layer) {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be in (0, 1] (a keep fraction; prune ratio = 1 − keep), got {f}"
+                )));
+            }
+        }
+        if !self.ffn_keep_per_layer.is_empty() && self.ffn_keep_per_layer.len() != cfg.n_layer {
             return Err(Error::InvalidArgument(format!(
-                "{name} must be in (0, 1] (a keep fraction; prune ratio = 1 − keep), got {f}"
+                "ffn_keep_per_layer has {} entries, the model has {} layers",
+                self.ffn_keep_per_layer.len(),
+                cfg.n_layer
             )));
         }
-    }
-    if !self.ffn_keep_per_layer.is_empty() && self.ffn_keep_per_layer.len() != cfg.n_layer {
-        return Err(Error::InvalidArgument(format!(
-            "ffn_keep_per_layer has {} entries, the model has {} layers",
-            self.ffn_keep_per_layer.len(),
-            cfg.n_layer
-        )));
-    }
-    if self.drop_layers >= cfg.n_layer {
-        return Err(Error::InvalidArgument(format!(
-            "cannot drop {} of {} layers",
-            self.drop_layers, cfg.n_layer
-        )));
-    }
+        if self.drop_layers >= cfg.n_layer {
+            return Err(Error::InvalidArgument(format!(
+                "cannot drop {} of {} layers",
+                self.drop_layers, cfg.n_layer
+            )));
+        }
         Ok(())
     }
 }
@@ -183,7 +186,10 @@ pub fn prune(model: &Model, stats: &ActivationStats, plan: &PrunePlan) -> Result
             &stats.ffn_abs[l],
             keep_count(
                 n_ff,
-                plan.ffn_keep_per_layer.get(l).copied().unwrap_or(plan.ffn_keep),
+                plan.ffn_keep_per_layer
+                    .get(l)
+                    .copied()
+                    .unwrap_or(plan.ffn_keep),
                 plan.channel_multiple,
             ),
         );

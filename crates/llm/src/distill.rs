@@ -760,12 +760,7 @@ fn ck_err(dir: &Path, detail: impl Into<String>) -> Error {
     }
 }
 
-fn save_checkpoint(
-    dir: &Path,
-    st: &CheckpointState,
-    student: &Student,
-    opt: &AdamW,
-) -> Result<()> {
+fn save_checkpoint(dir: &Path, st: &CheckpointState, student: &Student, opt: &AdamW) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = format!("step-{:08}", st.step);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -861,7 +856,11 @@ fn load_checkpoint(
             if t.dims() != p.dims() {
                 return Err(ck_err(
                     &step_dir,
-                    format!("tensor `{key}` has shape {:?}, expected {:?}", t.dims(), p.dims()),
+                    format!(
+                        "tensor `{key}` has shape {:?}, expected {:?}",
+                        t.dims(),
+                        p.dims()
+                    ),
                 ));
             }
             Ok(t.clone())
@@ -905,7 +904,11 @@ mod tests {
     #[test]
     fn student_forward_matches_the_engine() {
         for (arch, qk, style) in [
-            (crate::config::Architecture::Llama, false, RopeStyle::Interleaved),
+            (
+                crate::config::Architecture::Llama,
+                false,
+                RopeStyle::Interleaved,
+            ),
             (crate::config::Architecture::Qwen3, true, RopeStyle::Halves),
         ] {
             let mut cfg = tiny_config(2);
@@ -953,15 +956,16 @@ mod tests {
         let teacher = Model::synthetic(&tiny_config(2), 1, &dev).unwrap();
         let stats = crate::compress::calibrate(&teacher, &[(0..32).collect()]).unwrap();
         let plan = crate::compress::PrunePlan {
-            ffn_keep: 0.5,
+            ffn_keep: 0.25,
+            kv_group_keep: 0.5,
             channel_multiple: 1,
             ..Default::default()
         };
         let pruned = crate::compress::prune(&teacher, &stats, &plan).unwrap();
         let mut student = Student::from_model(&pruned).unwrap();
-        let text: Vec<Vec<u32>> = (0..8u32)
-            .map(|i| (0..40).map(|j| (i * 31 + j * 7) % 256).collect())
-            .collect();
+        // Two windows and a batch of two: every step sees the same tokens, so the loss
+        // must fall steadily.
+        let text: Vec<Vec<u32>> = vec![(0..32u32).map(|j| (j * 37 + 11) % 256).collect()];
         let data = TokenWindows::new(&text, None, 16).unwrap();
         let cfg = DistillConfig {
             steps: 30,
@@ -971,9 +975,9 @@ mod tests {
             ..Default::default()
         };
         let r = distill(&teacher, &mut student, &data, &cfg, None, &mut |_| {}).unwrap();
-        let first: f32 = r.losses[..5].iter().sum();
-        let last: f32 = r.losses[25..].iter().sum();
-        assert!(last < 0.7 * first, "{:?}", r.losses);
+        let first = r.losses[0];
+        let last = r.losses[29];
+        assert!(last < 0.5 * first, "{:?}", r.losses);
     }
 
     #[test]

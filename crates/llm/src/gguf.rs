@@ -118,7 +118,11 @@ impl GgufFile {
             let end = content
                 .tensor_data_offset
                 .checked_add(info.offset)
-                .and_then(|x| x.checked_add(tensor_bytes(info.ggml_dtype, elems) as u64))
+                .and_then(|x| {
+                    let bytes = (elems / info.ggml_dtype.block_size())
+                        .checked_mul(info.ggml_dtype.type_size())?;
+                    x.checked_add(u64::try_from(bytes).ok()?)
+                })
                 .unwrap_or(u64::MAX);
             if end > file_len {
                 return Err(Error::Truncated {
@@ -345,7 +349,9 @@ pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
     let cfg = crate::config::ModelConfig::from_gguf(&g)?;
     // The rotary tables and weights scale with the configuration, not the input: only
     // build models whose weights the file can actually hold.
-    let rope = cfg.head_dim.saturating_mul(cfg.context_length.min(crate::model::MAX_ROPE_POSITIONS));
+    let rope = cfg
+        .head_dim
+        .saturating_mul(cfg.context_length.min(crate::model::MAX_ROPE_POSITIONS));
     let sizes_fit = cfg.head_dim <= 4096
         && rope <= bytes.len().saturating_mul(64)
         && cfg.n_embd <= bytes.len()
@@ -360,7 +366,9 @@ pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
 fn checked_params(cfg: &crate::config::ModelConfig) -> Option<usize> {
     let mut n = cfg.vocab_size.checked_mul(cfg.n_embd)?;
     for l in 0..cfg.n_layer {
-        let heads = cfg.n_head[l].checked_add(cfg.n_head_kv[l])?.checked_mul(2)?;
+        let heads = cfg.n_head[l]
+            .checked_add(cfg.n_head_kv[l])?
+            .checked_mul(2)?;
         let attn = cfg.n_embd.checked_mul(cfg.head_dim)?.checked_mul(heads)?;
         let ffn = cfg.n_embd.checked_mul(cfg.n_ff[l])?.checked_mul(3)?;
         n = n.checked_add(attn)?.checked_add(ffn)?;

@@ -233,12 +233,11 @@ pub fn load_hf_dir(dir: &std::path::Path, device: &Device) -> Result<Model> {
     let mut tensors = HashMap::new();
     for f in &files {
         let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
-        let part = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
-            Error::Corrupt {
+        let part =
+            candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| Error::Corrupt {
                 what: f.display().to_string(),
                 detail: format!("not a readable safetensors file ({e})"),
-            }
-        })?;
+            })?;
         tensors.extend(part);
     }
     model_from_hf_tensors(tensors, config, tied, device)
@@ -270,7 +269,10 @@ mod tests {
                 ]
                 .map(|n| format!("model.layers.{l}.{n}.weight"))
             })
-            .chain(["model.embed_tokens.weight".into(), "model.norm.weight".into()])
+            .chain([
+                "model.embed_tokens.weight".into(),
+                "model.norm.weight".into(),
+            ])
             .map(|hf| (gguf_name(&hf).unwrap(), hf))
             .collect();
         for (g, q) in m.named_tensors().unwrap() {
@@ -307,10 +309,7 @@ mod tests {
                 cfg.rope_style = RopeStyle::Halves;
             }
             let m = Model::synthetic(&cfg, 5, &Device::Cpu).unwrap();
-            let dir = std::env::temp_dir().join(format!(
-                "edgewise-hf-{mt}-{}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir().join(format!("edgewise-hf-{mt}-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             candle_core::safetensors::save(&to_hf(&m), dir.join("model.safetensors")).unwrap();
             let json = serde_json::json!({
@@ -331,7 +330,11 @@ mod tests {
             let back = load_hf_dir(&dir, &Device::Cpu).unwrap();
             assert_eq!(back.config(), m.config());
             let toks = [3u32, 9, 27, 81];
-            let a: Vec<f32> = m.forward(&toks, &mut m.new_cache()).unwrap().to_vec1().unwrap();
+            let a: Vec<f32> = m
+                .forward(&toks, &mut m.new_cache())
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let b: Vec<f32> = back
                 .forward(&toks, &mut back.new_cache())
                 .unwrap()

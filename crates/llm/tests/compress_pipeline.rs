@@ -96,13 +96,24 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
         std::fs::read_to_string(dir.join("latest")).unwrap(),
         "step-00000002"
     );
-    assert!(!dir.join("step-00000001").exists(), "old checkpoints are removed");
+    assert!(
+        !dir.join("step-00000001").exists(),
+        "old checkpoints are removed"
+    );
     let mut c = Student::from_model(&pruned).unwrap();
     let resume = CheckpointOptions {
         resume: true,
         ..ck.clone()
     };
-    let rc = distill(&teacher, &mut c, &data, &tiny_cfg(4), Some(&resume), &mut |_| {}).unwrap();
+    let rc = distill(
+        &teacher,
+        &mut c,
+        &data,
+        &tiny_cfg(4),
+        Some(&resume),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(rc.start_step, 2);
     assert_eq!(rc.losses, ra.losses);
     assert_eq!(weights(&c), weights(&a), "resumed weights differ");
@@ -120,17 +131,34 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
         run_tag: "other pruning".into(),
         ..resume.clone()
     };
-    let e = distill(&teacher, &mut d, &data, &tiny_cfg(4), Some(&tagged), &mut |_| {})
-        .unwrap_err();
+    let e = distill(
+        &teacher,
+        &mut d,
+        &data,
+        &tiny_cfg(4),
+        Some(&tagged),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("another configuration"), "{e}");
     // Resuming from an empty folder is an error, not a silent fresh start.
     let empty = CheckpointOptions {
         dir: temp_dir("empty"),
         ..resume
     };
-    let e = distill(&teacher, &mut d, &data, &tiny_cfg(4), Some(&empty), &mut |_| {})
-        .unwrap_err();
-    assert!(e.to_string().contains("no checkpoint to resume from"), "{e}");
+    let e = distill(
+        &teacher,
+        &mut d,
+        &data,
+        &tiny_cfg(4),
+        Some(&empty),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("no checkpoint to resume from"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -164,7 +192,10 @@ fn bad_arguments_are_clear_errors() {
         },
     )
     .unwrap_err();
-    assert!(e.to_string().contains("3 entries, the model has 2 layers"), "{e}");
+    assert!(
+        e.to_string().contains("3 entries, the model has 2 layers"),
+        "{e}"
+    );
     let e = QuantSpec::for_bits(3).unwrap_err();
     assert!(e.to_string().contains("bits must be 8 or 4"), "{e}");
     let mut s = Student::from_model(&pruned).unwrap();
@@ -292,8 +323,14 @@ fn every_method_on_the_shipped_model_round_trips() {
     let e_bytes = round_trip(&e.model, s, &dir.join("ecld.gguf"));
     // The in-memory size and the file agree to within the header.
     let w = weight_bytes(&e.model).unwrap();
-    assert!(e_bytes > w && e_bytes < w + 4 * 1024 * 1024, "{e_bytes} vs {w}");
-    assert!(e_bytes < p_bytes && e_bytes < q_bytes, "{e_bytes} {p_bytes} {q_bytes}");
+    assert!(
+        e_bytes > w && e_bytes < w + 4 * 1024 * 1024,
+        "{e_bytes} vs {w}"
+    );
+    assert!(
+        e_bytes < p_bytes && e_bytes < q_bytes,
+        "{e_bytes} {p_bytes} {q_bytes}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

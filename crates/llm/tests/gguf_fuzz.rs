@@ -98,10 +98,16 @@ fn committed_corpus_gives_the_expected_errors() {
     }
     for n in ["bad-magic.gguf", "huge-string.gguf"] {
         let e = run_guarded(n, &read(n)).unwrap_err();
-        assert!(matches!(e, Error::Corrupt { .. } | Error::Truncated { .. }), "{n}: {e}");
+        assert!(
+            matches!(e, Error::Corrupt { .. } | Error::Truncated { .. }),
+            "{n}: {e}"
+        );
     }
     let e = run_guarded("arch", &read("unknown-arch.gguf")).unwrap_err();
-    assert!(matches!(e, Error::UnknownArchitecture(ref a) if a == "gpt-2"), "{e}");
+    assert!(
+        matches!(e, Error::UnknownArchitecture(ref a) if a == "gpt-2"),
+        "{e}"
+    );
     assert!(e.to_string().contains("supported: llama"), "{e}");
     let e = run_guarded("type", &read("unsupported-type.gguf")).unwrap_err();
     assert!(
@@ -109,10 +115,17 @@ fn committed_corpus_gives_the_expected_errors() {
         "{e}"
     );
     let e = run_guarded("dims", &read("huge-dims.gguf")).unwrap_err();
-    assert!(matches!(e, Error::Truncated { .. } | Error::Corrupt { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Truncated { .. } | Error::Corrupt { .. }),
+        "{e}"
+    );
     // The committed files are what the generator makes (the corpus is not stale).
     for (name, bytes) in seeds() {
-        assert_eq!(read(name), bytes, "{name} is stale: rerun write_seed_corpus");
+        assert_eq!(
+            read(name),
+            bytes,
+            "{name} is stale: rerun write_seed_corpus"
+        );
     }
 }
 
@@ -125,9 +138,10 @@ fn mutate(input: &[u8], rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<u8> {
     let pick = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus, n: usize| {
         usize::try_from(rng.next_u64() % n as u64).unwrap_or(0)
     };
-    // Most structure is in the header: aim there three times out of four.
-    let span = if rng.next_u32() % 4 == 0 { b.len() } else { b.len().min(1024) };
+    let wide = rng.next_u32() % 4 == 0;
     for _ in 0..=pick(rng, 4) {
+        // Most structure is in the header: aim there three times out of four.
+        let span = if wide { b.len() } else { b.len().min(1024) };
         match rng.next_u32() % 5 {
             0 => {
                 let at = pick(rng, span);
