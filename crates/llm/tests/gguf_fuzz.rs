@@ -138,7 +138,7 @@ fn mutate(input: &[u8], rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<u8> {
     let pick = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus, n: usize| {
         usize::try_from(rng.next_u64() % n as u64).unwrap_or(0)
     };
-    let wide = rng.next_u32() % 4 == 0;
+    let wide = rng.next_u32().is_multiple_of(4);
     for _ in 0..=pick(rng, 4) {
         // Most structure is in the header: aim there three times out of four.
         let span = if wide { b.len() } else { b.len().min(1024) };
@@ -160,7 +160,7 @@ fn mutate(input: &[u8], rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<u8> {
                     _ => rng.next_u64(),
                 };
                 let bytes = v.to_le_bytes();
-                let n = if rng.next_u32() % 2 == 0 { 8 } else { 4 };
+                let n = if rng.next_u32().is_multiple_of(2) { 8 } else { 4 };
                 for (i, x) in bytes[..n].iter().enumerate() {
                     if let Some(slot) = b.get_mut(at + i) {
                         *slot = *x;
