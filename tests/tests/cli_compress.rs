@@ -131,8 +131,7 @@ fn bad_inputs_are_reported() {
             vec![
                 "--method",
                 "prune-only",
-                "--prune-heads",
-                "-0.2",
+                "--prune-heads=-0.2",
                 "--out",
                 out_s,
             ],

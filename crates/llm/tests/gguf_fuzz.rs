@@ -160,7 +160,11 @@ fn mutate(input: &[u8], rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<u8> {
                     _ => rng.next_u64(),
                 };
                 let bytes = v.to_le_bytes();
-                let n = if rng.next_u32().is_multiple_of(2) { 8 } else { 4 };
+                let n = if rng.next_u32().is_multiple_of(2) {
+                    8
+                } else {
+                    4
+                };
                 for (i, x) in bytes[..n].iter().enumerate() {
                     if let Some(slot) = b.get_mut(at + i) {
                         *slot = *x;
