@@ -2,6 +2,7 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod compress;
 mod eval;
 mod experiment;
 mod learned;
@@ -30,6 +31,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Compare PPO, WM-PPO and the baselines over seeds and populations; write a report.
     Experiment(experiment::ExperimentArgs),
+    /// Build a compressed model variant (ECLD or a baseline) and write it as GGUF.
+    Compress(compress::CompressArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
     Serve(serve::ServeArgs),
 }
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Compress(args) => compress::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

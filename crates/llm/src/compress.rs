@@ -23,6 +23,10 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, write_gguf};
 use crate::model::{ActivationStats, Block, Linear, Model};
 
+/// The committed calibration / distillation text (one passage per line; source and
+/// licence in `data/calibration/README.md`).
+pub const DEFAULT_CALIBRATION: &str = include_str!("../data/calibration/edgewise-prose.txt");
+
 /// What to keep when pruning.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrunePlan {
@@ -35,6 +39,9 @@ pub struct PrunePlan {
     /// Kept channel counts are rounded up to a multiple of this (32 keeps every ggml block
     /// type usable for the down projection).
     pub channel_multiple: usize,
+    /// Per-layer FFN keep fractions (indexed by the original layer), overriding `ffn_keep`
+    /// when non-empty: non-uniform pruning.
+    pub ffn_keep_per_layer: Vec<f32>,
 }
 
 impl Default for PrunePlan {
@@ -44,7 +51,46 @@ impl Default for PrunePlan {
             kv_group_keep: 1.0,
             drop_layers: 0,
             channel_multiple: 32,
+            ffn_keep_per_layer: Vec::new(),
         }
+    }
+}
+
+impl PrunePlan {
+    /// Checks the fractions and the layer count against `cfg`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field and its valid range.
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        let named = [
+            ("ffn_keep", self.ffn_keep),
+            ("kv_group_keep", self.kv_group_keep),
+        ];
+        let per_layer = self
+            .ffn_keep_per_layer
+            .iter()
+            .map(|&f| ("ffn_keep_per_layer", f));
+        for (name, f) in named.into_iter().chain(per_layer) {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be in (0, 1] (a keep fraction; prune ratio = 1 − keep), got {f}"
+                )));
+            }
+        }
+        if !self.ffn_keep_per_layer.is_empty() && self.ffn_keep_per_layer.len() != cfg.n_layer {
+            return Err(Error::InvalidArgument(format!(
+                "ffn_keep_per_layer has {} entries, the model has {} layers",
+                self.ffn_keep_per_layer.len(),
+                cfg.n_layer
+            )));
+        }
+        if self.drop_layers >= cfg.n_layer {
+            return Err(Error::InvalidArgument(format!(
+                "cannot drop {} of {} layers",
+                self.drop_layers, cfg.n_layer
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -111,22 +157,7 @@ fn head_rows(heads: &[u32], hd: usize) -> Vec<u32> {
 /// of another model; tensor errors.
 pub fn prune(model: &Model, stats: &ActivationStats, plan: &PrunePlan) -> Result<Model> {
     let cfg = model.config();
-    for (name, f) in [
-        ("ffn_keep", plan.ffn_keep),
-        ("kv_group_keep", plan.kv_group_keep),
-    ] {
-        if !(f > 0.0 && f <= 1.0) {
-            return Err(Error::InvalidArgument(format!(
-                "{name} must be in (0, 1], got {f}"
-            )));
-        }
-    }
-    if plan.drop_layers >= cfg.n_layer {
-        return Err(Error::InvalidArgument(format!(
-            "cannot drop {} of {} layers",
-            plan.drop_layers, cfg.n_layer
-        )));
-    }
+    plan.validate(cfg)?;
     if stats.ffn_abs.len() != cfg.n_layer || stats.tokens == 0 {
         return Err(Error::InvalidArgument(
             "activation statistics are empty or from another model".into(),
@@ -153,7 +184,14 @@ pub fn prune(model: &Model, stats: &ActivationStats, plan: &PrunePlan) -> Result
         let n_ff = cfg.n_ff[l];
         let ff_keep = top_k_indices(
             &stats.ffn_abs[l],
-            keep_count(n_ff, plan.ffn_keep, plan.channel_multiple),
+            keep_count(
+                n_ff,
+                plan.ffn_keep_per_layer
+                    .get(l)
+                    .copied()
+                    .unwrap_or(plan.ffn_keep),
+                plan.channel_multiple,
+            ),
         );
         let ff_idx = Tensor::new(ff_keep.as_slice(), dev)?;
         let gate = dense(&b.w_gate, dev)?.index_select(&ff_idx, 0)?;
@@ -222,6 +260,27 @@ impl QuantSpec {
         linear: GgmlDType::Q4_0,
         embedding: GgmlDType::Q8_0,
     };
+    /// Everything in F16 (the unquantised storage of pruning-only variants).
+    pub const F16: Self = Self {
+        linear: GgmlDType::F16,
+        embedding: GgmlDType::F16,
+    };
+
+    /// The spec for `--bits`: 8 → [`QuantSpec::Q8_0`]; 4 → [`QuantSpec::Q4_0_MIXED`]
+    /// (group-wise 4-bit, blocks of 32 with one f16 scale, and the embedding/output matrix
+    /// at 8 bit).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for other widths.
+    pub fn for_bits(bits: u32) -> Result<Self> {
+        match bits {
+            8 => Ok(Self::Q8_0),
+            4 => Ok(Self::Q4_0_MIXED),
+            other => Err(Error::InvalidArgument(format!(
+                "bits must be 8 or 4, got {other}"
+            ))),
+        }
+    }
 }
 
 fn requant(q: &QTensor, to: GgmlDType, device: &Device) -> Result<QTensor> {
@@ -331,6 +390,142 @@ pub fn export_gguf<W: Write + Seek>(
     write_gguf(w, &md, &model.named_tensors()?)
 }
 
+/// Writes [`export_gguf`]'s output atomically (temp file + rename) to `path`.
+///
+/// # Errors
+/// I/O and tensor errors; `path` is untouched on failure.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn export_gguf_file(
+    path: &std::path::Path,
+    model: &Model,
+    source: Option<&GgufFile>,
+) -> Result<u64> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        export_gguf(&mut w, model, source)?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        Ok(len)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The three ways `edgewise compress` builds a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Prune → distill → quantize.
+    Ecld,
+    /// Base → quantize.
+    QuantOnly,
+    /// Base → prune, stored F16, no distillation.
+    PruneOnly,
+}
+
+/// Everything the ECLD pipeline needs besides the model and the text.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Which pipeline.
+    pub method: Method,
+    /// What pruning keeps (ignored by quant-only).
+    pub prune: PrunePlan,
+    /// Target types (ignored by prune-only, which stores F16).
+    pub quant: QuantSpec,
+    /// Distillation settings (ECLD only; `steps = 0` skips it).
+    pub distill: crate::distill::DistillConfig,
+    /// Checkpointing of the distillation, if wanted.
+    pub checkpoint: Option<crate::distill::CheckpointOptions>,
+    /// Windows of the text used for the activation statistics.
+    pub calib_windows: usize,
+}
+
+/// What the pipeline produced.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone)]
+pub struct PipelineOutput {
+    /// The compressed model (weights in their final block types).
+    pub model: Model,
+    /// The distillation run, for ECLD with steps > 0.
+    pub distill: Option<crate::distill::DistillReport>,
+}
+
+/// Runs `opts.method` on `base` with training/calibration text `data`.
+///
+/// `on_step` sees every distillation step (for a progress bar).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a bad plan or configuration, checkpoint errors, tensor errors.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_pipeline(
+    base: &Model,
+    data: &crate::distill::TokenWindows,
+    opts: &PipelineOptions,
+    on_step: &mut dyn FnMut(&crate::distill::StepReport),
+) -> Result<PipelineOutput> {
+    if opts.method == Method::QuantOnly {
+        return Ok(PipelineOutput {
+            model: quantize(base, opts.quant)?,
+            distill: None,
+        });
+    }
+    if opts.method == Method::Ecld && opts.distill.steps > 0 {
+        opts.distill.validate()?;
+    }
+    opts.prune.validate(base.config())?;
+    let n = opts.calib_windows.clamp(1, data.windows().len());
+    let stats = calibrate(base, &data.windows()[..n])?;
+    let pruned = prune(base, &stats, &opts.prune)?;
+    if opts.method == Method::PruneOnly {
+        return Ok(PipelineOutput {
+            model: quantize(&pruned, QuantSpec::F16)?,
+            distill: None,
+        });
+    }
+    let mut report = None;
+    let student_model = if opts.distill.steps > 0 {
+        let teacher = base.dequantized()?;
+        let mut student = crate::distill::Student::from_model(&pruned)?;
+        report = Some(crate::distill::distill(
+            &teacher,
+            &mut student,
+            data,
+            &opts.distill,
+            opts.checkpoint.as_ref(),
+            on_step,
+        )?);
+        student.to_model()?
+    } else {
+        pruned
+    };
+    Ok(PipelineOutput {
+        model: quantize(&student_model, opts.quant)?,
+        distill: report,
+    })
+}
+
+/// Bytes the model's weights occupy in their current block types.
+///
+/// # Errors
+/// Tensor errors.
+pub fn weight_bytes(model: &Model) -> Result<u64> {
+    Ok(model
+        .named_tensors()?
+        .iter()
+        .map(|(_, q)| q.storage_size_in_bytes() as u64)
+        .sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +582,7 @@ mod tests {
             kv_group_keep: 0.5,
             drop_layers: 1,
             channel_multiple: 32,
+            ffn_keep_per_layer: Vec::new(),
         };
         let p = prune(&m, &stats, &plan).unwrap();
         let c = p.config();

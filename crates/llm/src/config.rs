@@ -55,6 +55,10 @@ pub enum RopeStyle {
     Halves,
 }
 
+/// Most transformer blocks a file may declare (a guard against corrupt headers that would
+/// make per-layer tables huge).
+pub const MAX_LAYERS: usize = 4096;
+
 /// Hyper-parameters of a Llama-family model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -101,6 +105,12 @@ impl ModelConfig {
         let p = arch.gguf_name();
         let key = |k: &str| format!("{p}.{k}");
         let n_layer = g.get_usize(&key("block_count"))?;
+        if !(1..=MAX_LAYERS).contains(&n_layer) {
+            return Err(Error::BadMetadata {
+                key: key("block_count"),
+                expected: format!("1 to {MAX_LAYERS} layers, got {n_layer}"),
+            });
+        }
         let n_embd = g.get_usize(&key("embedding_length"))?;
         let per_layer = |k: &str, default: Option<usize>| -> Result<Vec<usize>> {
             let full = key(k);

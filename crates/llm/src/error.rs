@@ -96,6 +96,14 @@ pub enum Error {
         /// What was wrong, with the line number when known.
         detail: String,
     },
+    /// A distillation checkpoint is missing, unreadable or from another run.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The checkpoint folder or file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
     /// An error from the tensor library.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

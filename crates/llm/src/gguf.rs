@@ -91,7 +91,20 @@ impl GgufFile {
         }
         let content = Content::read(reader).map_err(|e| classify_parse_error(&e, name))?;
         for (tname, info) in &content.tensor_infos {
-            let elems = info.shape.elem_count();
+            let Some(elems) = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            else {
+                return Err(Error::Corrupt {
+                    what: name.to_owned(),
+                    detail: format!(
+                        "tensor `{tname}` has dimensions {:?} whose product overflows",
+                        info.shape.dims()
+                    ),
+                });
+            };
             if elems % info.ggml_dtype.block_size() != 0 {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
@@ -102,9 +115,15 @@ impl GgufFile {
                     ),
                 });
             }
-            let end = content.tensor_data_offset
-                + info.offset
-                + tensor_bytes(info.ggml_dtype, elems) as u64;
+            let end = content
+                .tensor_data_offset
+                .checked_add(info.offset)
+                .and_then(|x| {
+                    let bytes = (elems / info.ggml_dtype.block_size())
+                        .checked_mul(info.ggml_dtype.type_size())?;
+                    x.checked_add(u64::try_from(bytes).ok()?)
+                })
+                .unwrap_or(u64::MAX);
             if end > file_len {
                 return Err(Error::Truncated {
                     what: name.to_owned(),
@@ -310,6 +329,51 @@ fn value_to_i64(v: &Value) -> Option<i64> {
 
 fn value_to_usize(v: &Value) -> Option<usize> {
     usize::try_from(value_to_i64(v)?).ok()
+}
+
+/// The fuzzing entry point (`crates/llm/fuzz`, and `tests/gguf_fuzz.rs` without nightly):
+/// treats `bytes` as an untrusted GGUF file and goes as far as it can — header, every
+/// tensor, model configuration, tokenizer, model — returning the first error. It must never
+/// panic, abort or allocate much more than the input's size implies.
+///
+/// # Errors
+/// Whatever the input's first defect is.
+pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
+    let mut r = std::io::Cursor::new(bytes);
+    let g = GgufFile::read(&mut r, "<fuzz>")?;
+    let dev = Device::Cpu;
+    for (name, _, _) in g.tensor_infos() {
+        g.tensor(&mut r, name, &dev)?;
+    }
+    let _ = crate::tokenizer::Tokenizer::from_gguf(&g);
+    let cfg = crate::config::ModelConfig::from_gguf(&g)?;
+    // The rotary tables and weights scale with the configuration, not the input: only
+    // build models whose weights the file can actually hold.
+    let rope = cfg
+        .head_dim
+        .saturating_mul(cfg.context_length.min(crate::model::MAX_ROPE_POSITIONS));
+    let sizes_fit = cfg.head_dim <= 4096
+        && rope <= bytes.len().saturating_mul(64)
+        && cfg.n_embd <= bytes.len()
+        && checked_params(&cfg).is_some_and(|n| n <= bytes.len().saturating_mul(8));
+    if sizes_fit {
+        crate::model::Model::from_gguf(&g, &mut r, &dev)?;
+    }
+    Ok(())
+}
+
+/// `cfg.n_params()` without overflow.
+fn checked_params(cfg: &crate::config::ModelConfig) -> Option<usize> {
+    let mut n = cfg.vocab_size.checked_mul(cfg.n_embd)?;
+    for l in 0..cfg.n_layer {
+        let heads = cfg.n_head[l]
+            .checked_add(cfg.n_head_kv[l])?
+            .checked_mul(2)?;
+        let attn = cfg.n_embd.checked_mul(cfg.head_dim)?.checked_mul(heads)?;
+        let ffn = cfg.n_embd.checked_mul(cfg.n_ff[l])?.checked_mul(3)?;
+        n = n.checked_add(attn)?.checked_add(ffn)?;
+    }
+    Some(n)
 }
 
 /// Sorts a candle parse error into this crate's variants.

@@ -10,19 +10,24 @@
 //! read a clock or OS randomness, or depend on an application crate. It builds for
 //! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
 //!
-//! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export), [`config`] (hyper-parameters), [`model`] (forward, cache,
+//! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
+//! [`distill`] (logit distillation with resumable checkpoints; native only), [`config`] (hyper-parameters), [`model`] (forward, cache,
 //! activation statistics), [`tokenizer`] (BPE, chat templates), [`sampling`],
 //! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is),
-//! [`eval`] (evaluation data, quality metrics, energy model).
+//! [`eval`] (evaluation data, quality metrics, energy model), [`safetensors`] (Hugging Face
+//! checkpoints).
 
 pub mod compress;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod model_cache;
+pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
 

@@ -1,0 +1,348 @@
+//! The ECLD pipeline end to end: distillation resume equality and checkpoint identity on a
+//! tiny model, every method on the shipped model (very short distillation) with a GGUF
+//! round trip through our engine, and the errors users meet.
+//!
+//! The shipped-model test needs the model cache (`cargo xtask setup`); it fails with that
+//! instruction when the model is missing.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use candle_core::quantized::GgmlDType;
+use edgewise_llm::compress::{
+    DEFAULT_CALIBRATION, Method, PipelineOptions, PrunePlan, QuantSpec, export_gguf,
+    export_gguf_file, run_pipeline, weight_bytes,
+};
+use edgewise_llm::distill::{CheckpointOptions, DistillConfig, Student, TokenWindows, distill};
+use edgewise_llm::model::tiny_config;
+use edgewise_llm::model_cache::default_model_path;
+use edgewise_llm::{Device, Engine, Error, GgufFile, Model, Sampler, Sampling, Tokenizer};
+
+/// A fresh, empty folder under the system temp dir.
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "edgewise-compress-test-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn weights(s: &Student) -> Vec<(String, Vec<f32>)> {
+    s.params()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                v.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn tiny_setup() -> (Model, Model, TokenWindows) {
+    let dev = Device::Cpu;
+    let teacher = Model::synthetic(&tiny_config(2), 4, &dev).unwrap();
+    let stats = edgewise_llm::compress::calibrate(&teacher, &[(0..40).collect()]).unwrap();
+    let plan = PrunePlan {
+        ffn_keep: 0.5,
+        kv_group_keep: 0.5,
+        ..PrunePlan::default()
+    };
+    let pruned = edgewise_llm::compress::prune(&teacher, &stats, &plan).unwrap();
+    let text: Vec<Vec<u32>> = (0..6u32)
+        .map(|i| (0..50).map(|j| (i * 17 + j * 5 + 3) % 256).collect())
+        .collect();
+    let data = TokenWindows::new(&text, Some(1), 12).unwrap();
+    (teacher, pruned, data)
+}
+
+fn tiny_cfg(steps: usize) -> DistillConfig {
+    DistillConfig {
+        steps,
+        batch: 3,
+        seq_len: 12,
+        lr: 1e-3,
+        ce_weight: 0.5,
+        seed: 9,
+        ..DistillConfig::default()
+    }
+}
+
+#[test]
+fn resumed_distillation_equals_an_uninterrupted_run() {
+    let (teacher, pruned, data) = tiny_setup();
+    // Uninterrupted: 4 steps (2 windows per epoch boundary are crossed on the way).
+    let mut a = Student::from_model(&pruned).unwrap();
+    let ra = distill(&teacher, &mut a, &data, &tiny_cfg(4), None, &mut |_| {}).unwrap();
+    // Interrupted: 2 steps with checkpoints, then a resumed run to 4 with a new student.
+    let dir = temp_dir("resume");
+    let ck = CheckpointOptions {
+        dir: dir.clone(),
+        every: 1,
+        resume: false,
+        run_tag: "tiny".into(),
+    };
+    let mut b = Student::from_model(&pruned).unwrap();
+    let mut seen = Vec::new();
+    distill(&teacher, &mut b, &data, &tiny_cfg(2), Some(&ck), &mut |r| {
+        seen.push((r.step, r.checkpointed));
+    })
+    .unwrap();
+    assert_eq!(seen, vec![(1, true), (2, true)]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("latest")).unwrap(),
+        "step-00000002"
+    );
+    assert!(
+        !dir.join("step-00000001").exists(),
+        "old checkpoints are removed"
+    );
+    let mut c = Student::from_model(&pruned).unwrap();
+    let resume = CheckpointOptions {
+        resume: true,
+        ..ck.clone()
+    };
+    let rc = distill(
+        &teacher,
+        &mut c,
+        &data,
+        &tiny_cfg(4),
+        Some(&resume),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(rc.start_step, 2);
+    assert_eq!(rc.losses, ra.losses);
+    assert_eq!(weights(&c), weights(&a), "resumed weights differ");
+    // The losses really changed the weights.
+    assert_ne!(weights(&a), weights(&Student::from_model(&pruned).unwrap()));
+
+    // A checkpoint of another configuration is refused, naming the problem.
+    let mut other = tiny_cfg(4);
+    other.lr = 5e-4;
+    let mut d = Student::from_model(&pruned).unwrap();
+    let e = distill(&teacher, &mut d, &data, &other, Some(&resume), &mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::Checkpoint { .. }), "{e}");
+    assert!(e.to_string().contains("another configuration"), "{e}");
+    let tagged = CheckpointOptions {
+        run_tag: "other pruning".into(),
+        ..resume.clone()
+    };
+    let e = distill(
+        &teacher,
+        &mut d,
+        &data,
+        &tiny_cfg(4),
+        Some(&tagged),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("another configuration"), "{e}");
+    // Resuming from an empty folder is an error, not a silent fresh start.
+    let empty = CheckpointOptions {
+        dir: temp_dir("empty"),
+        ..resume
+    };
+    let e = distill(
+        &teacher,
+        &mut d,
+        &data,
+        &tiny_cfg(4),
+        Some(&empty),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("no checkpoint to resume from"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let (teacher, pruned, data) = tiny_setup();
+    let stats = edgewise_llm::compress::calibrate(&teacher, &[(0..10).collect()]).unwrap();
+    for plan in [
+        PrunePlan {
+            ffn_keep: 0.0,
+            ..PrunePlan::default()
+        },
+        PrunePlan {
+            kv_group_keep: 1.5,
+            ..PrunePlan::default()
+        },
+        PrunePlan {
+            ffn_keep_per_layer: vec![0.5, -0.1],
+            ..PrunePlan::default()
+        },
+    ] {
+        let e = edgewise_llm::compress::prune(&teacher, &stats, &plan).unwrap_err();
+        assert!(e.to_string().contains("must be in (0, 1]"), "{e}");
+    }
+    let e = edgewise_llm::compress::prune(
+        &teacher,
+        &stats,
+        &PrunePlan {
+            ffn_keep_per_layer: vec![0.5; 3],
+            ..PrunePlan::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("3 entries, the model has 2 layers"),
+        "{e}"
+    );
+    let e = QuantSpec::for_bits(3).unwrap_err();
+    assert!(e.to_string().contains("bits must be 8 or 4"), "{e}");
+    let mut s = Student::from_model(&pruned).unwrap();
+    let mut bad = tiny_cfg(1);
+    bad.temperature = 0.0;
+    let e = distill(&teacher, &mut s, &data, &bad, None, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("temperature"), "{e}");
+    let mut bad = tiny_cfg(1);
+    bad.seq_len = 20;
+    let e = distill(&teacher, &mut s, &data, &bad, None, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("seq_len 20"), "{e}");
+    assert!(TokenWindows::new(&[vec![1, 2]], None, 64).is_err());
+}
+
+struct Shipped {
+    base: Model,
+    gguf: GgufFile,
+    tok: Tokenizer,
+}
+
+fn shipped() -> &'static Shipped {
+    static S: OnceLock<Shipped> = OnceLock::new();
+    S.get_or_init(|| {
+        let path = default_model_path().unwrap_or_else(|e| panic!("{e}"));
+        let (base, gguf) = Model::from_path(&path, &Device::Cpu).expect("load");
+        let tok = Tokenizer::from_gguf(&gguf).expect("tokenizer");
+        Shipped { base, gguf, tok }
+    })
+}
+
+fn calib_windows(tok: &Tokenizer, seq_len: usize, lines: usize) -> TokenWindows {
+    let passages: Vec<Vec<u32>> = DEFAULT_CALIBRATION
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .take(lines)
+        .map(|l| tok.encode(l, false).unwrap())
+        .collect();
+    TokenWindows::new(&passages, tok.eos(), seq_len).unwrap()
+}
+
+/// Writes `model` to a file, reloads it with the engine, checks the configuration and that
+/// it generates; returns the file size.
+fn round_trip(model: &Model, s: &Shipped, file: &std::path::Path) -> u64 {
+    let bytes = export_gguf_file(file, model, Some(&s.gguf)).expect("export");
+    assert_eq!(std::fs::metadata(file).unwrap().len(), bytes);
+    let engine = Engine::from_path(file, &Device::Cpu).expect("reload");
+    assert_eq!(engine.model.config(), model.config());
+    let g = GgufFile::open(file).unwrap().0;
+    // Standard llama.cpp keys and names.
+    assert_eq!(g.get_str("general.architecture").unwrap(), "llama");
+    assert!(g.get("tokenizer.ggml.tokens").is_ok());
+    assert!(g.has_tensor("blk.0.attn_q.weight") && g.has_tensor("output_norm.weight"));
+    let ids = s.tok.encode("The capital of France is", false).unwrap();
+    let mut sampler = Sampler::new(Sampling::Greedy, 0).unwrap();
+    let (out, _) = edgewise_llm::generate(
+        &engine.model,
+        &mut engine.model.new_cache(),
+        &ids,
+        4,
+        &mut sampler,
+        &[],
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(out.len(), 4);
+    bytes
+}
+
+#[test]
+fn every_method_on_the_shipped_model_round_trips() {
+    let s = shipped();
+    let dir = temp_dir("shipped");
+    let data = calib_windows(&s.tok, 32, 40);
+    let plan = PrunePlan {
+        ffn_keep: 0.5,
+        kv_group_keep: 2.0 / 3.0,
+        drop_layers: 2,
+        ..PrunePlan::default()
+    };
+    let mut opts = PipelineOptions {
+        method: Method::QuantOnly,
+        prune: plan,
+        quant: QuantSpec::Q8_0,
+        distill: DistillConfig {
+            steps: 2,
+            batch: 2,
+            seq_len: 32,
+            ..DistillConfig::default()
+        },
+        checkpoint: None,
+        calib_windows: 4,
+    };
+    let base_cfg = s.base.config().clone();
+
+    let q = run_pipeline(&s.base, &data, &opts, &mut |_| {}).unwrap();
+    assert_eq!(q.model.config(), &base_cfg);
+    assert_eq!(q.model.blocks()[0].wq.weight().dtype(), GgmlDType::Q8_0);
+    let q_bytes = round_trip(&q.model, s, &dir.join("quant-only.gguf"));
+
+    opts.method = Method::PruneOnly;
+    let p = run_pipeline(&s.base, &data, &opts, &mut |_| {}).unwrap();
+    let pc = p.model.config();
+    assert_eq!(pc.n_layer, base_cfg.n_layer - 2);
+    assert_eq!(pc.n_head_kv[0], 2);
+    assert_eq!(pc.n_head[0], 6);
+    assert_eq!(pc.n_ff[0], 768);
+    assert_eq!(p.model.blocks()[0].w_up.weight().dtype(), GgmlDType::F16);
+    let p_bytes = round_trip(&p.model, s, &dir.join("prune-only.gguf"));
+
+    opts.method = Method::Ecld;
+    opts.quant = QuantSpec::Q4_0_MIXED;
+    opts.checkpoint = Some(CheckpointOptions {
+        dir: dir.join("ckpt"),
+        every: 1,
+        resume: false,
+        run_tag: "test".into(),
+    });
+    let mut steps = Vec::new();
+    let e = run_pipeline(&s.base, &data, &opts, &mut |r| steps.push(r.loss)).unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(steps.iter().all(|l| l.is_finite() && *l > 0.0), "{steps:?}");
+    assert_eq!(e.model.config(), pc);
+    assert_eq!(e.model.blocks()[0].w_up.weight().dtype(), GgmlDType::Q4_0);
+    assert!(dir.join("ckpt/step-00000002/student.safetensors").is_file());
+    let e_bytes = round_trip(&e.model, s, &dir.join("ecld.gguf"));
+    // The in-memory size and the file agree to within the header.
+    let w = weight_bytes(&e.model).unwrap();
+    assert!(
+        e_bytes > w && e_bytes < w + 4 * 1024 * 1024,
+        "{e_bytes} vs {w}"
+    );
+    assert!(
+        e_bytes < p_bytes && e_bytes < q_bytes,
+        "{e_bytes} {p_bytes} {q_bytes}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn in_memory_export_matches_the_file_export() {
+    let m = Model::synthetic(&tiny_config(1), 2, &Device::Cpu).unwrap();
+    let dir = temp_dir("export");
+    let f = dir.join("m.gguf");
+    export_gguf_file(&f, &m, None).unwrap();
+    let mut buf = Cursor::new(Vec::new());
+    export_gguf(&mut buf, &m, None).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), buf.into_inner());
+    assert!(!dir.join("m.gguf.tmp").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,355 @@
+//! `edgewise compress`: build a compressed variant of a GGUF model (ECLD: prune → distill →
+//! quantize, or the quantization-only / pruning-only baselines) and write it as GGUF.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use edgewise_llm::compress::{
+    DEFAULT_CALIBRATION, Method, PipelineOptions, PrunePlan, QuantSpec, export_gguf_file,
+    run_pipeline, weight_bytes,
+};
+use edgewise_llm::distill::{CheckpointOptions, DistillConfig, TokenWindows, mean_cross_entropy};
+use edgewise_llm::{Device, Engine, GgufFile, Model, Sampler, Sampling, Tokenizer};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodArg {
+    /// Prune, distill from the base, quantize.
+    Ecld,
+    /// Quantize the base only.
+    QuantOnly,
+    /// Prune only (no distillation), stored F16.
+    PruneOnly,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompressArgs {
+    /// Base model (GGUF); defaults to the shipped model in the model cache.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Which pipeline.
+    #[arg(long, value_enum)]
+    method: MethodArg,
+    /// Fraction of FFN channels removed, in [0, 1); or one value per layer, comma-separated
+    /// (non-uniform pruning).
+    #[arg(long, default_value = "0.5")]
+    prune_ffn: String,
+    /// Fraction of attention KV groups (with their query heads) removed per layer, in [0, 1).
+    #[arg(long, default_value_t = 0.34)]
+    prune_heads: f32,
+    /// Whole layers removed (the most redundant ones on the calibration text).
+    #[arg(long, default_value_t = 0)]
+    prune_layers: usize,
+    /// Distillation steps (ECLD only; 0 = prune and quantize without distillation).
+    #[arg(long, default_value_t = 200)]
+    distill_steps: usize,
+    /// Weight width: 8 = Q8_0 everywhere; 4 = Q4_0 group-wise (blocks of 32) with the
+    /// embedding/output matrix kept at Q8_0.
+    #[arg(long, default_value_t = 4)]
+    bits: u32,
+    /// Output GGUF file (written to a temp file, then renamed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Calibration/training text, one passage per line; defaults to the committed set.
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Windows of the text used for the activation statistics of pruning.
+    #[arg(long, default_value_t = 32)]
+    calib_windows: usize,
+    /// Sequences per distillation step.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 64)]
+    seq_len: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Distillation temperature τ.
+    #[arg(long, default_value_t = 2.0)]
+    temperature: f64,
+    /// Weight of the next-token cross-entropy added to the KL loss.
+    #[arg(long, default_value_t = 0.0)]
+    ce_weight: f64,
+    /// Seed of the training data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint folder; defaults to `OUT.ckpt/` next to --out.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Save a checkpoint every this many steps (and after the last one).
+    #[arg(long, default_value_t = 50)]
+    checkpoint_every: usize,
+    /// Continue the distillation from the newest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Skip the held-out cross-entropy and the generation check (faster).
+    #[arg(long)]
+    no_check: bool,
+}
+
+/// Parses `--prune-ffn`: one removal ratio or one per layer; returns keep fractions.
+fn ffn_keep(arg: &str, n_layer: usize) -> anyhow::Result<(f32, Vec<f32>)> {
+    let ratios = arg
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f32>()
+                .with_context(|| format!("--prune-ffn: `{s}` is not a number"))
+        })
+        .collect::<anyhow::Result<Vec<f32>>>()?;
+    for &r in &ratios {
+        check_ratio("--prune-ffn", r)?;
+    }
+    match ratios.as_slice() {
+        [r] => Ok((1.0 - r, Vec::new())),
+        many if many.len() == n_layer => Ok((1.0, many.iter().map(|r| 1.0 - r).collect())),
+        many => bail!(
+            "--prune-ffn has {} values; give one ratio or one per layer ({n_layer})",
+            many.len()
+        ),
+    }
+}
+
+fn check_ratio(flag: &str, r: f32) -> anyhow::Result<()> {
+    if !(0.0..1.0).contains(&r) {
+        bail!("{flag} must be a ratio in [0, 1) (the fraction removed), got {r}");
+    }
+    Ok(())
+}
+
+/// Splits the text into training passages and held-out ones (every 10th line).
+fn read_passages(args: &CompressArgs) -> anyhow::Result<(Vec<String>, Vec<String>, String)> {
+    let (text, name) = match &args.calib {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --calib {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            DEFAULT_CALIBRATION.to_owned(),
+            "<committed calibration set>".into(),
+        ),
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.len() < 2 {
+        bail!(
+            "{name}: need at least two non-empty lines of text, found {}",
+            lines.len()
+        );
+    }
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, l) in lines.iter().enumerate() {
+        if i % 10 == 9 {
+            held.push((*l).to_owned());
+        } else {
+            train.push((*l).to_owned());
+        }
+    }
+    Ok((train, held, name))
+}
+
+fn encode_all(tok: &Tokenizer, lines: &[String]) -> anyhow::Result<Vec<Vec<u32>>> {
+    lines
+        .iter()
+        .map(|l| tok.encode(l, false).map_err(Into::into))
+        .collect()
+}
+
+fn mib(b: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let x = b as f64 / (1024.0 * 1024.0);
+    x
+}
+
+pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
+    if !matches!(args.bits, 4 | 8) {
+        bail!("--bits must be 8 or 4, got {}", args.bits);
+    }
+    check_ratio("--prune-heads", args.prune_heads)?;
+    let model_path = match &args.model {
+        Some(p) => p.clone(),
+        None => edgewise_llm::model_cache::default_model_path()?,
+    };
+    if args.out.extension().and_then(|e| e.to_str()) != Some("gguf") {
+        bail!("--out must name a .gguf file, got {}", args.out.display());
+    }
+    let dev = Device::Cpu;
+    let (base, gguf) = Model::from_path(&model_path, &dev)
+        .with_context(|| format!("cannot load base model {}", model_path.display()))?;
+    let tok = Tokenizer::from_gguf(&gguf)?;
+    let n_layer = base.config().n_layer;
+    let (ffn_keep_all, ffn_keep_per_layer) = ffn_keep(&args.prune_ffn, n_layer)?;
+    let plan = PrunePlan {
+        ffn_keep: ffn_keep_all,
+        kv_group_keep: 1.0 - args.prune_heads,
+        drop_layers: args.prune_layers,
+        channel_multiple: 32,
+        ffn_keep_per_layer,
+    };
+    let method = match args.method {
+        MethodArg::Ecld => Method::Ecld,
+        MethodArg::QuantOnly => Method::QuantOnly,
+        MethodArg::PruneOnly => Method::PruneOnly,
+    };
+    let (train, held, text_name) = read_passages(args)?;
+    let train_ids = encode_all(&tok, &train)?;
+    let data = TokenWindows::new(&train_ids, tok.eos(), args.seq_len)
+        .with_context(|| format!("calibration text {text_name}"))?;
+    let distill = DistillConfig {
+        steps: if method == Method::Ecld {
+            args.distill_steps
+        } else {
+            0
+        },
+        batch: args.batch,
+        seq_len: args.seq_len,
+        lr: args.lr,
+        temperature: args.temperature,
+        ce_weight: args.ce_weight,
+        seed: args.seed,
+        ..DistillConfig::default()
+    };
+    let ckpt_dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
+        let mut d = args.out.as_os_str().to_owned();
+        d.push(".ckpt");
+        PathBuf::from(d)
+    });
+    let checkpoint = (method == Method::Ecld && distill.steps > 0).then(|| CheckpointOptions {
+        dir: ckpt_dir.clone(),
+        every: args.checkpoint_every,
+        resume: args.resume,
+        run_tag: format!(
+            "base={} bytes={} prune_ffn={} prune_heads={} prune_layers={} calib_windows={}",
+            model_path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into()),
+            std::fs::metadata(&model_path).map_or(0, |m| m.len()),
+            args.prune_ffn,
+            args.prune_heads,
+            args.prune_layers,
+            args.calib_windows
+        ),
+    });
+    let opts = PipelineOptions {
+        method,
+        prune: plan,
+        quant: QuantSpec::for_bits(args.bits)?,
+        distill: distill.clone(),
+        checkpoint,
+        calib_windows: args.calib_windows,
+    };
+    eprintln!(
+        "compress: {} → {:?}, {} training windows of {} tokens from {text_name}",
+        model_path.display(),
+        method,
+        data.windows().len(),
+        args.seq_len
+    );
+    let bar = indicatif::ProgressBar::new(distill.steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "distill [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+        )
+        .context("progress template")?,
+    );
+    if distill.steps == 0 {
+        bar.finish_and_clear();
+    }
+    let t0 = std::time::Instant::now();
+    let mut first_step = None;
+    let out = run_pipeline(&base, &data, &opts, &mut |r| {
+        if first_step.is_none() {
+            first_step = Some((r.step, std::time::Instant::now()));
+            bar.set_position(r.step as u64 - 1);
+        }
+        bar.set_position(r.step as u64);
+        bar.set_message(format!(
+            "loss {:.4} kl {:.4} ce {:.3}{}",
+            r.loss,
+            r.kl,
+            r.ce,
+            if r.checkpointed { " [ckpt]" } else { "" }
+        ));
+    })?;
+    bar.finish();
+    if let (Some(report), Some((s0, t1))) = (&out.distill, first_step) {
+        let n = report.losses.len().saturating_sub(s0 - 1);
+        let secs = t1.elapsed().as_secs_f64();
+        #[allow(clippy::cast_precision_loss)]
+        let per = if n > 1 { secs / (n - 1) as f64 } else { secs };
+        eprintln!(
+            "distill: steps {}..{}, loss first {:.4} last {:.4}, {per:.2} s/step after the first (checkpoints in {})",
+            report.start_step + 1,
+            report.losses.len(),
+            report.losses.get(s0 - 1).copied().unwrap_or(f32::NAN),
+            report.losses.last().copied().unwrap_or(f32::NAN),
+            ckpt_dir.display()
+        );
+    }
+    let bytes = export_gguf_file(&args.out, &out.model, Some(&gguf))
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let base_params = base.config().n_params();
+    let params = out.model.config().n_params();
+    let f16_base = 2 * base_params as u64;
+    #[allow(clippy::cast_precision_loss)]
+    let smaller = 100.0 * (1.0 - bytes as f64 / f16_base as f64);
+    #[allow(clippy::cast_precision_loss)]
+    let pct_of_base = 100.0 * params as f64 / base_params as f64;
+    println!(
+        "{}: {:?} {} params ({:.1}% of base), {bytes} bytes ({:.1} MiB; weights {:.1} MiB), {smaller:.1}% smaller than the f16 base ({:.1} MiB), {:.0} s",
+        args.out.display(),
+        method,
+        params,
+        pct_of_base,
+        mib(bytes),
+        mib(weight_bytes(&out.model)?),
+        mib(f16_base),
+        t0.elapsed().as_secs_f64()
+    );
+    if !args.no_check {
+        check_output(&args.out, &base, &tok, &held, &dev)?;
+    }
+    Ok(())
+}
+
+/// Reloads the written file with our engine, compares held-out cross-entropy with the base
+/// and prints a short greedy generation.
+fn check_output(
+    path: &Path,
+    base: &Model,
+    tok: &Tokenizer,
+    held: &[String],
+    dev: &Device,
+) -> anyhow::Result<()> {
+    let engine = Engine::from_path(path, dev)
+        .with_context(|| format!("our engine cannot load the output {}", path.display()))?;
+    let g = GgufFile::open(path)?.0;
+    let mut types = std::collections::BTreeMap::new();
+    for (_, _, t) in g.tensor_infos() {
+        *types.entry(format!("{t:?}")).or_insert(0usize) += 1;
+    }
+    println!("tensor types: {types:?}");
+    let held_ids = encode_all(tok, held)?;
+    let ce_base = mean_cross_entropy(base, &held_ids)?;
+    let ce_out = mean_cross_entropy(&engine.model, &held_ids)?;
+    println!(
+        "held-out CE ({} lines): base {ce_base:.3} nats (ppl {:.1}), output {ce_out:.3} nats (ppl {:.1})",
+        held.len(),
+        ce_base.exp(),
+        ce_out.exp()
+    );
+    let mut sampler = Sampler::new(Sampling::Greedy, 0)?;
+    let reply = engine.chat(
+        &[edgewise_llm::ChatMessage::user(
+            "What is the capital of France?",
+        )],
+        24,
+        &mut sampler,
+    )?;
+    println!("generation check: {reply:?}");
+    Ok(())
+}
