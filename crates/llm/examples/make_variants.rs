@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         kv_group_keep: 1.0,
         drop_layers: 2,
         channel_multiple: 32,
+        ..PrunePlan::default()
     };
     let pruned = quantize(&prune(&base, &stats, &plan)?, F16)?;
     save(&out, "prune-only-f16", &pruned, &src)?;
