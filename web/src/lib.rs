@@ -6,12 +6,12 @@
 //! - the trainer worker (`src/bin/trainer.rs`), started only when the visitor starts a
 //!   training race: PPO and WM-PPO learn the current scenario ([`training`]).
 //!
-//! Nothing here touches the browser, so it is all tested natively:
+//! Nothing here but [`worker_io`] touches the browser, so the rest is tested natively:
 //! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
 //! policies raced and their colours), [`race`] (the lanes and what a frame holds),
 //! [`protocol`] (the messages between page and worker), [`training`] (the training
-//! race and its messages) and [`llm`] (the in-page LLM's messages, model list and GPU
-//! weight layout).
+//! race and its messages), [`llm`] (the in-page LLM's messages, model list and GPU
+//! weight layout) and [`worker_io`] (posting to the page and the clock, for every worker).
 
 pub mod csv;
 pub mod llm;
@@ -20,3 +20,4 @@ pub mod protocol;
 pub mod race;
 pub mod scenario;
 pub mod training;
+pub mod worker_io;

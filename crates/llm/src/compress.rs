@@ -400,25 +400,7 @@ pub fn export_gguf_file(
     model: &Model,
     source: Option<&GgufFile>,
 ) -> Result<u64> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut w = std::io::BufWriter::new(file);
-        export_gguf(&mut w, model, source)?;
-        let file = w
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(len)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::gguf::write_file_atomically(path, |w| export_gguf(w, model, source))
 }
 
 /// The three ways `edgewise compress` builds a variant.

@@ -445,18 +445,33 @@ pub fn write_gguf_file(
     metadata: &[(String, Value)],
     tensors: &[(String, QTensor)],
 ) -> Result<()> {
+    write_file_atomically(path, |w| write_gguf(w, metadata, tensors)).map(|_| ())
+}
+
+/// Runs `write` on a buffered `PATH.tmp`, syncs it and renames it over `path`; returns the
+/// bytes written. On any error the temporary file is removed and `path` is untouched.
+///
+/// # Errors
+/// I/O errors (naming the file) or whatever `write` returns.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_file_atomically(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<u64> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = std::io::BufWriter::new(file);
-        write_gguf(&mut w, metadata, tensors)?;
+        write(&mut w)?;
         let file = w
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        Ok(len)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -28,24 +28,11 @@ type Shared = Rc<RefCell<Trainer>>;
 
 impl Trainer {
     fn post(&self, msg: &FromTrainer) {
-        let serializer =
-            serde_wasm_bindgen::Serializer::new().serialize_large_number_types_as_bigints(true);
-        match serde::Serialize::serialize(msg, &serializer) {
-            Ok(value) => {
-                let _ = self.scope.post_message(&value);
-            }
-            Err(e) => {
-                let _ = self
-                    .scope
-                    .post_message(&JsValue::from_str(&format!("encode error: {e}")));
-            }
-        }
+        edgewise_web::worker_io::post(&self.scope, msg);
     }
 
     fn now_ms(&self) -> f64 {
-        self.scope
-            .performance()
-            .map_or_else(js_sys::Date::now, |p| p.now())
+        edgewise_web::worker_io::now_ms(&self.scope)
     }
 
     fn start(&mut self, request: &TrainRequest) -> bool {

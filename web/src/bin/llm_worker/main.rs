@@ -62,9 +62,7 @@ mod worker {
         }
 
         fn now_ms(&self) -> f64 {
-            self.scope
-                .performance()
-                .map_or_else(js_sys::Date::now, |p| p.now())
+            edgewise_web::worker_io::now_ms(&self.scope)
         }
 
         /// Lets queued messages (Stop) run.
