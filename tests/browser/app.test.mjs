@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { artifactsDir, launchBrowser, paths, startServer } from './helpers.mjs';
+import { artifactsDir, launchBrowser, paths, recordProblems, startServer } from './helpers.mjs';
 
 
 let server;
@@ -45,17 +45,7 @@ after(async () => {
 async function openPage(query = '', viewport) {
   const page = await context.newPage();
   if (viewport) await page.setViewportSize(viewport);
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err}`));
-  page.on('requestfailed', (req) =>
-    problems.push(`request failed: ${req.url()} (${req.failure()?.errorText})`),
-  );
-  page.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
-  });
+  const problems = recordProblems(page);
   await page.goto(server.url + query, { waitUntil: 'load' });
   return { page, problems };
 }

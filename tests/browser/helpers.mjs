@@ -146,3 +146,24 @@ export async function launchBrowser(options = {}) {
     },
   };
 }
+
+/**
+ * Records what should never happen on a page: console errors, page errors, failed requests
+ * and (unless `http` is false) HTTP responses of 400 or more. Returns the live list.
+ */
+export function recordProblems(page, { http = true } = {}) {
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err}`));
+  page.on('requestfailed', (req) =>
+    problems.push(`request failed: ${req.url()} (${req.failure()?.errorText})`),
+  );
+  if (http) {
+    page.on('response', (res) => {
+      if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
+    });
+  }
+  return problems;
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { artifactsDir, launchBrowser, startServer } from './helpers.mjs';
+import { artifactsDir, launchBrowser, recordProblems, startServer } from './helpers.mjs';
 
 
 let server;
@@ -31,17 +31,7 @@ async function slot(page) {
 
 test('page loads without errors and the simulation advances', async () => {
   const page = await context.newPage();
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err}`));
-  page.on('requestfailed', (req) =>
-    problems.push(`request failed: ${req.url()} (${req.failure()?.errorText})`),
-  );
-  page.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
-  });
+  const problems = recordProblems(page);
 
   try {
     await page.goto(server.url, { waitUntil: 'load' });

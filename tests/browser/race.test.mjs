@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { artifactsDir, launchBrowser, startServer } from './helpers.mjs';
+import { artifactsDir, launchBrowser, recordProblems, startServer } from './helpers.mjs';
 
 /** Real environment steps per learner: 10 iterations of 4 envs x 128 slots. */
 const BUDGET = 5120;
@@ -44,14 +44,7 @@ after(async () => {
 
 test('the training race improves reward and its policies run in the simulation', async () => {
   const page = await browser.context.newPage();
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err}`));
-  page.on('requestfailed', (req) =>
-    problems.push(`request failed: ${req.url()} (${req.failure()?.errorText})`),
-  );
+  const problems = recordProblems(page, { http: false });
   // Body sizes of every response (the server sends files uncompressed).
   const loads = [];
   page.on('response', async (res) => {
