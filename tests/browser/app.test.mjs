@@ -190,7 +190,7 @@ test('the inspector explains a device and the tour highlights panels', async () 
     await page.locator('#network-map .device-g').first().click();
     await page.locator('#inspector h3').waitFor();
     assert.match(await page.locator('#inspector h3').textContent(), /^Device 0/);
-    assert.ok((await page.locator('#inspector .features tr').count()) === 18);
+    assert.ok((await page.locator('#inspector .features tr').count()) === 20);
     await page.locator('#tour-start').click();
     await page.locator('#tour').waitFor();
     assert.equal(await page.locator('.tour-focus').getAttribute('id'), 'panel-network');

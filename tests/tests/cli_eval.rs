@@ -165,23 +165,23 @@ fn mec_data(file: &str) -> String {
 
 #[test]
 fn committed_catalogues_run_in_the_simulator() {
-    // The 8B-assumption catalogue with the shipped scenario.
+    // The 8B-assumption catalogue with its own scenario file.
     let o = run(&[
         "simulate",
         "--catalogue",
         &mec_data("paper-8b-assumed.json"),
+        "--config",
+        &mec_data("paper-8b-scenario.toml"),
         "--slots",
         "20",
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // The measured catalogue with the scenario that maps every class to a measured variant.
+    // The shipped (measured) catalogue named explicitly, with the default scenario.
     let o = run(&[
         "simulate",
         "--catalogue",
-        &mec_data("measured-smollm2-135m.json"),
-        "--config",
-        &mec_data("measured-scenario.toml"),
+        &mec_data("default-catalogue.json"),
         "--slots",
         "20",
         "--json",

@@ -63,20 +63,21 @@ pub const LOAD: Param = Param {
     default: 0.1,
     step: 0.01,
 };
-/// Minimum effective accuracy (QoS constraint).
+/// Minimum effective accuracy (QoS constraint); the default is the simulator's
+/// (`mec::QosConfig::default`, derived from the shipped catalogue).
 pub const MIN_ACCURACY: Param = Param {
     key: "acc",
-    min: 0.5,
+    min: 0.1,
     max: 0.8,
-    default: 0.63,
-    step: 0.01,
+    default: 0.4125,
+    step: 0.005,
 };
-/// Maximum hallucination rate (QoS constraint).
+/// Maximum hallucination rate (QoS constraint); the default is the simulator's.
 pub const MAX_HALLUCINATION: Param = Param {
     key: "hal",
     min: 0.05,
-    max: 0.25,
-    default: 0.115,
+    max: 0.8,
+    default: 0.4167,
     step: 0.005,
 };
 
@@ -247,9 +248,11 @@ impl Preset {
                 budget_scale: 0.4,
                 ..base
             },
+            // Both constraints 0.05 tighter than the defaults: the band of feasible
+            // offload shares narrows (still feasible with the shipped catalogue).
             Self::StrictQuality => Scenario {
-                min_accuracy: 0.7,
-                max_hallucination: 0.08,
+                min_accuracy: MIN_ACCURACY.default + 0.05,
+                max_hallucination: MAX_HALLUCINATION.default - 0.05,
                 ..base
             },
             Self::RushHour => Scenario {
@@ -511,7 +514,7 @@ mod tests {
         assert_eq!(state.speed, DEFAULT_SPEED);
         assert_eq!(state.focus, PolicyId::WmPpo);
         assert!((s.budget_scale - 1.0).abs() < 1e-12);
-        assert!((s.min_accuracy - 0.63).abs() < 1e-12);
+        assert!((s.min_accuracy - MIN_ACCURACY.default).abs() < 1e-12);
         assert!((s.max_hallucination - 0.1).abs() < 1e-12);
         assert_eq!(notes.len(), 9, "{notes:#?}");
         // Whatever the URL says, the scenario is valid for the simulator.
@@ -537,6 +540,20 @@ mod tests {
     }
 
     #[test]
+    fn defaults_are_the_simulators() {
+        let c = mec::SimConfig::default();
+        assert_eq!(MIN_ACCURACY.default, c.qos.min_accuracy);
+        assert_eq!(MAX_HALLUCINATION.default, c.qos.max_hallucination);
+        assert_eq!(
+            Scenario::default().config(),
+            SimConfig {
+                devices: POPULATION.default as usize,
+                ..c
+            }
+        );
+    }
+
+    #[test]
     fn numbers_print_short() {
         assert_eq!(num(5.0), "5");
         assert_eq!(num(0.115), "0.115");
@@ -552,7 +569,8 @@ mod tests {
         };
         let c = s.config();
         assert!((c.radio.bandwidth_hz - 2e6).abs() < 1.0);
-        assert!((c.classes[0].energy_budget_j - 75.0).abs() < 1e-9);
+        let shipped = mec::SimConfig::default().classes[0].energy_budget_j;
+        assert!((c.classes[0].energy_budget_j - 0.5 * shipped).abs() < 1e-9);
         c.validate().unwrap();
     }
 }

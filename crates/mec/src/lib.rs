@@ -30,7 +30,7 @@ pub use config::{
     DeviceClassConfig, EdgeConfig, QosConfig, QueryConfig, RadioConfig, RewardConfig, SimConfig,
 };
 pub use error::{ConfigError, MecError};
-pub use metrics::EpisodeMetrics;
+pub use metrics::{EpisodeMetrics, quality_deficits};
 pub use policy::{Policy, PolicyKind, UnknownPolicy, baseline, scenario_baseline};
 pub use sim::{
     Action, DeviceState, OBS_DIM, OBS_FEATURES, PendingQuery, QueryEvent, Simulator, SlotOutcome,

@@ -55,6 +55,28 @@ pub(crate) struct MetricsAccumulator {
     pub reward_sum: f64,
 }
 
+/// The episode's quality shortfall so far, in query units: how much accuracy is missing
+/// below `min_accuracy` and how much hallucination lies above `max_hallucination`, over
+/// `queries` answers whose accuracies sum to `accuracy_sum` and hallucination rates to
+/// `hallucination_sum`. Both are 0 while the running averages meet the constraints.
+///
+/// The reward charges each query the *increase* of these deficits, so an episode's
+/// penalties add up to `queries · (violation of each constraint by the episode average)`:
+/// the accuracy-deficit and hallucination-excess terms of design §3.
+#[must_use]
+pub fn quality_deficits(
+    queries: f64,
+    accuracy_sum: f64,
+    hallucination_sum: f64,
+    min_accuracy: f64,
+    max_hallucination: f64,
+) -> (f64, f64) {
+    (
+        (min_accuracy * queries - accuracy_sum).max(0.0),
+        (hallucination_sum - max_hallucination * queries).max(0.0),
+    )
+}
+
 impl MetricsAccumulator {
     pub fn summary(&self, min_accuracy: f64, max_hallucination: f64) -> EpisodeMetrics {
         let n = self.latencies.len();

@@ -5,14 +5,16 @@
 //! - greedy: the action with the lower *expected* latency, from what a device can know
 //!   (last slot's channel, last slot's number of offloaders, the edge backlog), never
 //!   running locally beyond its remaining energy budget;
-//! - oracle: greedy with perfect information (the true current channel, the exact set of
-//!   offloaders in the slot and the exact edge queue), which also keeps the running
-//!   accuracy and hallucination within their constraints. It is a reference bound for
-//!   myopic scheduling, not a deployable policy.
+//! - oracle: perfect information (the true current channel, the exact set of offloaders
+//!   in the slot and the exact edge queue), choosing per device the action with the lower
+//!   cost under the simulator's own reward (latency, growth of the episode's accuracy
+//!   deficit and hallucination excess, energy overrun). It looks one slot ahead, so it
+//!   is a perfect-information reference, not an upper bound, and not a deployable policy.
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::metrics::quality_deficits;
 use crate::rng::SimRng;
 use crate::sim::{Action, Simulator};
 
@@ -35,7 +37,7 @@ pub enum PolicyKind {
     Random,
     /// Lower expected latency under the last channel estimate, within the energy budget.
     Greedy,
-    /// Greedy with the true channel and exact queue, constraint-aware (a bound).
+    /// Perfect information, minimising the reward's own cost one slot ahead (a reference).
     Oracle,
 }
 
@@ -160,10 +162,25 @@ struct Greedy {
     workers: Vec<f64>,
 }
 
+/// Expected finish of offloading one device's pending queries.
+#[derive(Debug, Clone, Copy)]
+struct OffloadEstimate {
+    /// Decision to last answer, seconds.
+    latency_s: f64,
+    /// Total uplink time of the queries, seconds.
+    uplink_s: f64,
+}
+
 impl Greedy {
     /// Expected latency of offloading device `u`'s pending queries, updating the
-    /// simulated worker queue as if they were sent.
-    fn offload_latency(&mut self, sim: &Simulator, u: usize, share_hz: f64, commit: bool) -> f64 {
+    /// simulated worker queue as if they were sent when `commit`.
+    fn offload(
+        &mut self,
+        sim: &Simulator,
+        u: usize,
+        share_hz: f64,
+        commit: bool,
+    ) -> OffloadEstimate {
         let now = sim.now_s();
         let rate = sim.uplink_rate_bps(u, sim.gain_lin(u, self.oracle), share_hz);
         let mut workers = std::mem::take(&mut self.workers);
@@ -186,12 +203,70 @@ impl Greedy {
             worst = worst.max(finish + sim.downlink_s(q.output_tokens) - now);
         }
         self.workers = saved.unwrap_or(workers);
-        worst
+        OffloadEstimate {
+            latency_s: worst,
+            uplink_s: t_up - now,
+        }
     }
 
     fn local_latency(sim: &Simulator, u: usize) -> f64 {
         let d = &sim.devices()[u];
         d.local_backlog_s + sim.local_service_s(u, d.pending_input_tokens, d.pending_output_tokens)
+    }
+
+    /// The oracle's cost of one choice for device `u`'s pending queries: the negated
+    /// reward the simulator would give them (latency, the growth of the episode's
+    /// accuracy deficit and hallucination excess from the running totals `quality`, and
+    /// the energy overrun).
+    fn lagrangian_cost(sim: &Simulator, u: usize, choice: Choice, quality: &RunningQuality) -> f64 {
+        let cfg = sim.config();
+        let (rw, qos) = (&cfg.reward, &cfg.qos);
+        let d = &sim.devices()[u];
+        let k = f64::from(d.pending);
+        let (a, h) = choice.quality;
+        let deficits = |q: &RunningQuality| {
+            quality_deficits(
+                q.count,
+                q.accuracy_sum,
+                q.hallucination_sum,
+                qos.min_accuracy,
+                qos.max_hallucination,
+            )
+        };
+        let (da0, dh0) = deficits(quality);
+        let (da1, dh1) = deficits(&quality.with(k, a, h));
+        let overrun = (choice.energy_j - d.energy_left_j().max(0.0)).max(0.0);
+        k * choice.latency_s.min(cfg.max_latency_s) / rw.latency_scale_s
+            + rw.accuracy_weight * (da1 - da0)
+            + rw.hallucination_weight * (dh1 - dh0)
+            + rw.energy_weight * overrun / d.energy_budget_j
+    }
+}
+
+/// One option for a device's pending queries, as the oracle prices it.
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    latency_s: f64,
+    /// Accuracy and hallucination rate of the model that answers.
+    quality: (f64, f64),
+    energy_j: f64,
+}
+
+/// Episode quality totals: the simulator's so far plus this slot's decisions.
+#[derive(Debug, Clone, Copy)]
+struct RunningQuality {
+    count: f64,
+    accuracy_sum: f64,
+    hallucination_sum: f64,
+}
+
+impl RunningQuality {
+    fn with(self, k: f64, accuracy: f64, hallucination: f64) -> Self {
+        Self {
+            count: self.count + k,
+            accuracy_sum: self.accuracy_sum + k * accuracy,
+            hallucination_sum: self.hallucination_sum + k * hallucination,
+        }
     }
 }
 
@@ -208,8 +283,7 @@ impl Policy for Greedy {
         // greedy: assumes last slot's count plus itself.
         let rounds = if self.oracle { 3 } else { 1 };
         let mut offloaders = (sim.last_offloaders() + 1).min(n.max(1));
-        let metrics = sim.metrics();
-        let (edge_a, edge_h) = sim.edge_quality();
+        let edge_quality = sim.edge_quality();
         for _ in 0..rounds {
             self.workers.clear();
             self.workers.extend_from_slice(sim.edge_free_at());
@@ -220,10 +294,12 @@ impl Policy for Greedy {
                 self.workers.fill(backlog_end);
             }
             let share = cfg.radio.bandwidth_hz / offloaders.max(1) as f64;
-            // Running quality totals (episode so far) for the oracle's constraint check.
-            let mut count = metrics.queries as f64;
-            let mut acc_sum = metrics.accuracy * count;
-            let mut hal_sum = metrics.hallucination_rate * count;
+            let metrics = sim.metrics();
+            let mut quality = RunningQuality {
+                count: metrics.queries as f64,
+                accuracy_sum: metrics.accuracy * metrics.queries as f64,
+                hallucination_sum: metrics.hallucination_rate * metrics.queries as f64,
+            };
             let mut used = 0usize;
             for (u, action) in actions.iter_mut().enumerate().take(n) {
                 let d = &sim.devices()[u];
@@ -231,30 +307,38 @@ impl Policy for Greedy {
                     *action = Action::Offload;
                     continue;
                 }
-                let local = Self::local_latency(sim, u);
-                let energy_ok =
-                    sim.local_energy_j(u, d.pending_input_tokens, d.pending_output_tokens)
-                        <= d.energy_left_j();
-                let off = self.offload_latency(sim, u, share, false);
-                let mut go_local = energy_ok && local < off.min(max_lat);
-                if self.oracle && go_local {
-                    let (la, lh) = sim.local_quality(u);
-                    let k = f64::from(d.pending);
-                    let a = (acc_sum + la * k) / (count + k);
-                    let h = (hal_sum + lh * k) / (count + k);
-                    go_local = a >= cfg.qos.min_accuracy && h <= cfg.qos.max_hallucination;
-                }
+                let local = Choice {
+                    latency_s: Self::local_latency(sim, u),
+                    quality: sim.local_quality(u),
+                    energy_j: sim.local_energy_j(
+                        u,
+                        d.pending_input_tokens,
+                        d.pending_output_tokens,
+                    ),
+                };
+                let off = self.offload(sim, u, share, false);
+                let go_local = if self.oracle {
+                    // Perfect information, and the reward's own trade-off between latency,
+                    // the quality constraints and energy.
+                    let offload = Choice {
+                        latency_s: off.latency_s,
+                        quality: edge_quality,
+                        energy_j: sim.offload_energy_j(u, off.uplink_s, off.latency_s),
+                    };
+                    Self::lagrangian_cost(sim, u, local, &quality)
+                        < Self::lagrangian_cost(sim, u, offload, &quality)
+                } else {
+                    // Latency first, within the energy budget.
+                    local.energy_j <= d.energy_left_j()
+                        && local.latency_s < off.latency_s.min(max_lat)
+                };
                 let k = f64::from(d.pending);
-                count += k;
                 if go_local {
-                    let (la, lh) = sim.local_quality(u);
-                    acc_sum += la * k;
-                    hal_sum += lh * k;
+                    quality = quality.with(k, local.quality.0, local.quality.1);
                     *action = Action::Local;
                 } else {
-                    acc_sum += edge_a * k;
-                    hal_sum += edge_h * k;
-                    self.offload_latency(sim, u, share, true);
+                    quality = quality.with(k, edge_quality.0, edge_quality.1);
+                    self.offload(sim, u, share, true);
                     *action = Action::Offload;
                     used += 1;
                 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::Catalogue;
 use crate::config::SimConfig;
 use crate::error::{ConfigError, MecError};
-use crate::metrics::{EpisodeMetrics, MetricsAccumulator};
+use crate::metrics::{EpisodeMetrics, MetricsAccumulator, quality_deficits};
 use crate::rng::SimRng;
 
 /// Where a device's pending queries run this slot.
@@ -50,7 +50,7 @@ impl Action {
 }
 
 /// Features per device in [`Simulator::observe`].
-pub const OBS_DIM: usize = 18;
+pub const OBS_DIM: usize = 20;
 
 /// Names of the observation features, in order (for docs, plots and the web app).
 pub const OBS_FEATURES: [&str; OBS_DIM] = [
@@ -72,6 +72,8 @@ pub const OBS_FEATURES: [&str; OBS_DIM] = [
     "population / 100",
     "devices with pending queries (fraction)",
     "pending demand's edge service per worker / latency scale",
+    "episode accuracy so far − constraint (×5)",
+    "episode hallucination so far − constraint (×5)",
 ];
 
 /// The visible state of one device.
@@ -567,6 +569,14 @@ impl Simulator {
         self.params[u].joules_per_token * f64::from(input_tokens + output_tokens)
     }
 
+    /// Energy device `u` spends on an offloaded query: transmitting for `uplink_s`, then
+    /// idling until the answer arrives `latency_s` after the decision, joules.
+    #[must_use]
+    pub fn offload_energy_j(&self, u: usize, uplink_s: f64, latency_s: f64) -> f64 {
+        let p = &self.params[u];
+        p.tx_power_w * uplink_s + p.idle_power_w * (latency_s - uplink_s).max(0.0)
+    }
+
     /// Time one edge worker needs to serve a query of these sizes, seconds.
     #[must_use]
     pub fn edge_service_s(&self, input_tokens: u32, output_tokens: u32) -> f64 {
@@ -627,6 +637,17 @@ impl Simulator {
             .map(|d| self.edge_service_s(d.pending_input_tokens, d.pending_output_tokens))
             .sum();
         let demand = demand_s / cfg.edge.workers.max(1) as f64 / ls;
+        // Where the episode stands against the quality constraints (0 before any answer):
+        // the reward charges only deficits of the episode average, so the policy must see it.
+        let answered = self.acc.latencies.len() as f64;
+        let (acc_margin, hal_margin) = if answered > 0.0 {
+            (
+                (self.acc.accuracy_sum / answered - qa) * 5.0,
+                (self.acc.hallucination_sum / answered - qh) * 5.0,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         for (u, (d, o)) in self
             .devices
             .iter()
@@ -658,6 +679,8 @@ impl Simulator {
                 n / 100.0,
                 deciding / n,
                 demand,
+                acc_margin,
+                hal_margin,
             ];
             for (dst, src) in o.iter_mut().zip(f) {
                 *dst = src as f32;
@@ -772,12 +795,11 @@ impl Simulator {
             let finish = begin + self.edge_service_s(q.input_tokens, q.output_tokens);
             let latency = finish + self.downlink_s(q.output_tokens) - now;
             let dropped = latency > max_lat;
-            let p = self.params[u];
             let energy = if dropped {
-                p.tx_power_w * r.uplink_s
+                self.params[u].tx_power_w * r.uplink_s
             } else {
                 self.edge_free_at[w] = finish;
-                p.tx_power_w * r.uplink_s + p.idle_power_w * (latency - r.uplink_s)
+                self.offload_energy_j(u, r.uplink_s, latency)
             };
             self.events.push(QueryEvent {
                 device: q.device,
@@ -810,9 +832,13 @@ impl Simulator {
             let over_before = (d.energy_used_j - budget).max(0.0);
             d.energy_used_j += e.energy_j;
             let over_after = (d.energy_used_j - budget).max(0.0);
+            let answered = self.acc.latencies.len() as f64;
+            let (acc_sum, hal_sum) = (self.acc.accuracy_sum, self.acc.hallucination_sum);
+            let (da0, dh0) = quality_deficits(answered, acc_sum, hal_sum, qa, qh);
+            let (da1, dh1) = quality_deficits(answered + 1.0, acc_sum + a, hal_sum + h, qa, qh);
             let r = -e.latency_s / rw.latency_scale_s
-                - rw.accuracy_weight * (qa - a)
-                - rw.hallucination_weight * (h - qh)
+                - rw.accuracy_weight * (da1 - da0)
+                - rw.hallucination_weight * (dh1 - dh0)
                 - rw.energy_weight * (over_after - over_before) / budget;
             self.agent_rewards[u] += r;
             reward_sum += r;
