@@ -114,7 +114,10 @@ fn simulate_runs_a_trained_policy_and_rejects_misfits() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(
-        e.contains("cp-run") && e.contains("cartpole") && e.contains("mec") && e.contains("18"),
+        e.contains("cp-run")
+            && e.contains("cartpole")
+            && e.contains("mec")
+            && e.contains("obs_dim 20"),
         "{e}"
     );
 
