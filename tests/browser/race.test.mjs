@@ -1,7 +1,7 @@
 // The training race end to end in headless Chromium: PPO and WM-PPO learn a small
 // scenario (10 devices, seed 7) in the trainer worker, and "the training race improves
 // reward": for both learners the mean reward per slot of the last episodes beats the
-// first ones by a margin. Also checks that the trainer (burn) is not downloaded before
+// first ones by at least 5 %. Also checks that the trainer (burn) is not downloaded before
 // the race starts, that both learners take the same number of real environment steps,
 // and that "Use these policies" puts the learned policies into the simulation.
 // Prints (without asserting) the page's first-load size, the trainer's download size,
@@ -16,8 +16,12 @@ import { artifactsDir, launchBrowser, recordProblems, startServer } from './help
 
 /** Real environment steps per learner: 10 iterations of 4 envs x 128 slots. */
 const BUDGET = 5120;
-/** Required gain in mean reward per slot (last episodes minus first episodes). */
-const MARGIN = 0.02;
+/**
+ * Required gain in mean reward per slot, as a fraction of the first episodes' reward (the
+ * shipped scenario's untrained policy already offloads about half the queries, so the
+ * headroom is small in absolute terms).
+ */
+const MARGIN_FRACTION = 0.05;
 
 let server;
 let browser;
@@ -146,9 +150,10 @@ test('the training race improves reward and its policies run in the simulation',
   );
   for (const [key, l] of Object.entries(lanes)) {
     assert.ok(l.episodes >= 16, `${key}: only ${l.episodes} episodes finished`);
+    const margin = MARGIN_FRACTION * Math.abs(l.first);
     assert.ok(
-      l.last > l.first + MARGIN,
-      `${key} did not improve: first episodes ${l.first}, last ${l.last} (margin ${MARGIN})`,
+      l.last > l.first + margin,
+      `${key} did not improve: first episodes ${l.first}, last ${l.last} (margin ${margin})`,
     );
   }
 
