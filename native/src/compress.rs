@@ -101,6 +101,11 @@ pub struct CompressArgs {
     /// Save a checkpoint every this many steps (and after the last one).
     #[arg(long, default_value_t = 50)]
     checkpoint_every: usize,
+    /// Stop distilling once this many minutes have passed since pruning began (at a step
+    /// boundary, with a checkpoint), then
+    /// quantize and write the model as usual; `--resume` with the same arguments continues.
+    #[arg(long, value_name = "MIN")]
+    time_budget_min: Option<f64>,
     /// Continue the distillation from the newest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -239,10 +244,17 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         d.push(".ckpt");
         PathBuf::from(d)
     });
+    if let Some(m) = args.time_budget_min
+        && !(m.is_finite() && m > 0.0)
+    {
+        bail!("--time-budget-min must be a positive number of minutes, got {m}");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpoint = (method == Method::Ecld && distill.steps > 0).then(|| CheckpointOptions {
         dir: ckpt_dir.clone(),
         every: args.checkpoint_every,
         resume: args.resume,
+        stop: Some(stop.clone()),
         run_tag: format!(
             "base={} bytes={} prune_ffn={} prune_heads={} prune_layers={} calib_windows={}",
             model_path
@@ -312,6 +324,11 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             first_step = Some((r.step, std::time::Instant::now()));
             bar.set_position(r.step as u64 - 1);
         }
+        if let Some(m) = args.time_budget_min
+            && t0.elapsed().as_secs_f64() >= m * 60.0
+        {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         bar.set_position(r.step as u64);
         bar.set_message(format!(
             "loss {:.4} kl {:.4} ce {:.3}{}",
@@ -320,6 +337,18 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             r.ce,
             if r.checkpointed { " [ckpt]" } else { "" }
         ));
+        // Without a terminal the bar is hidden: log checkpointed steps instead.
+        if bar.is_hidden() && r.checkpointed {
+            eprintln!(
+                "distill step {}/{}: loss {:.4} kl {:.4} ce {:.3} ({:.0} s) [ckpt]",
+                r.step,
+                r.steps,
+                r.loss,
+                r.kl,
+                r.ce,
+                t0.elapsed().as_secs_f64()
+            );
+        }
     })?;
     bar.finish();
     if let (Some(report), Some((s0, t1))) = (&out.distill, first_step) {
@@ -335,6 +364,13 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             report.losses.last().copied().unwrap_or(f32::NAN),
             ckpt_dir.display()
         );
+        if report.losses.len() < distill.steps {
+            eprintln!(
+                "distill: stopped by --time-budget-min after step {} of {}; --resume continues",
+                report.losses.len(),
+                distill.steps
+            );
+        }
     }
     let bytes = export_gguf_file(&args.out, &out.model, Some(&gguf))
         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -391,6 +427,9 @@ fn teacher_windows(
     let (passages, cached) =
         cached_teacher_text(&cache, &tag, base, tok, prompts, cfg, &mut |done, _| {
             bar.set_position(done as u64);
+            if bar.is_hidden() && done % 16 == 0 {
+                eprintln!("teacher text: {done}/{} prompts", prompts.len());
+            }
         })
         .context("teacher text for distillation")?;
     bar.finish_and_clear();

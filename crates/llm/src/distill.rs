@@ -611,6 +611,10 @@ pub struct CheckpointOptions {
     /// Anything else that determines the run (e.g. the command's pruning arguments and the
     /// base model); it enters the configuration hash.
     pub run_tag: String,
+    /// Set by the caller (e.g. from `on_step`, when a time budget is spent) to end the run
+    /// after the current step, with a checkpoint; a later `resume` with the same or a
+    /// larger step count continues it.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 const CKPT_FORMAT: &str = "edgewise-distill-checkpoint";
@@ -746,6 +750,27 @@ pub fn distill(
             grad_norm,
             checkpointed,
         });
+        if let Some(ck) = checkpoint
+            && step < cfg.steps
+            && ck
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            if !checkpointed {
+                let st = CheckpointState {
+                    format: CKPT_FORMAT.into(),
+                    version: CKPT_VERSION,
+                    step,
+                    cursor,
+                    seed: cfg.seed,
+                    config_hash: hash.clone(),
+                    losses: losses.clone(),
+                };
+                save_checkpoint(&ck.dir, &st, student, &opt)?;
+            }
+            break;
+        }
     }
     Ok(DistillReport {
         start_step: start,

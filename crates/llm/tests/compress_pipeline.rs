@@ -89,6 +89,7 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
         every: 1,
         resume: false,
         run_tag: "tiny".into(),
+        stop: None,
     };
     let mut b = Student::from_model(&pruned).unwrap();
     let mut seen = Vec::new();
@@ -124,6 +125,49 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
     assert_eq!(weights(&c), weights(&a), "resumed weights differ");
     // The losses really changed the weights.
     assert_ne!(weights(&a), weights(&Student::from_model(&pruned).unwrap()));
+
+    // A stop request ends the run after the current step with a checkpoint (every = 0:
+    // none was due), and resuming finishes it exactly.
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = CheckpointOptions {
+        dir: temp_dir("stop"),
+        every: 0,
+        stop: Some(flag.clone()),
+        ..ck.clone()
+    };
+    let mut e = Student::from_model(&pruned).unwrap();
+    let re = distill(
+        &teacher,
+        &mut e,
+        &data,
+        &tiny_cfg(4),
+        Some(&stopping),
+        &mut |r| {
+            if r.step == 3 {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(re.losses.len(), 3);
+    let mut f = Student::from_model(&pruned).unwrap();
+    let resumed = CheckpointOptions {
+        resume: true,
+        stop: None,
+        ..stopping
+    };
+    let rf = distill(
+        &teacher,
+        &mut f,
+        &data,
+        &tiny_cfg(4),
+        Some(&resumed),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(rf.start_step, 3);
+    assert_eq!(rf.losses, ra.losses);
+    assert_eq!(weights(&f), weights(&a));
 
     // A checkpoint of another configuration is refused, naming the problem.
     let mut other = tiny_cfg(4);
@@ -317,6 +361,7 @@ fn every_method_on_the_shipped_model_round_trips() {
         every: 1,
         resume: false,
         run_tag: "test".into(),
+        stop: None,
     });
     let mut steps = Vec::new();
     let e = run_pipeline(&s.base, &data, &data, &opts, &mut |r| steps.push(r.loss)).unwrap();
