@@ -408,7 +408,7 @@ fn teacher_text_is_seeded_and_cached() {
     };
     let mut seen = Vec::new();
     let a = teacher_text(&s.base, &s.tok, &prompts, &cfg, &mut |d, n| {
-        seen.push((d, n))
+        seen.push((d, n));
     })
     .unwrap();
     assert_eq!(seen, [(1, 3), (2, 3), (3, 3)]);
