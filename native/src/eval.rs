@@ -53,13 +53,13 @@ pub struct EvalArgs {
     /// Prose passages are cut to this many tokens for perplexity.
     #[arg(long, default_value_t = 256)]
     max_prose_tokens: usize,
-    /// Merge with an earlier run: the variants of this `eval.json` (written by `edgewise
-    /// eval` with the same --limit, --data, --max-answer-tokens, --max-prose-tokens and
-    /// --confidence-threshold) are reported and catalogued together with those measured
-    /// now; a variant measured again replaces its earlier result. Without --model, only
-    /// re-renders the earlier run.
-    #[arg(long, value_name = "FILE")]
-    merge: Option<PathBuf>,
+    /// Merge with earlier runs: the variants of these `eval.json` files (written by
+    /// `edgewise eval` with the same --limit, --data, --max-answer-tokens,
+    /// --max-prose-tokens and --confidence-threshold) are reported and catalogued together
+    /// with those measured now, in order; a variant measured again (or in a later file)
+    /// replaces its earlier result. Without --model, only combines the earlier runs.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    merge: Vec<PathBuf>,
     /// Internal: evaluate the one --model in this process and write its result to FILE.
     #[arg(long, hide = true, value_name = "FILE")]
     worker_out: Option<PathBuf>,
@@ -292,7 +292,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let models = if !args.models.is_empty() {
         args.models.clone()
-    } else if args.merge.is_some() {
+    } else if !args.merge.is_empty() {
         Vec::new()
     } else {
         vec![model_cache::default_model_path()?]
@@ -312,22 +312,23 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let data_dir = args.data.clone().unwrap_or_else(committed_data_dir);
     EvalData::load_dir(&data_dir)?;
     let digest = data_digest(&data_dir)?;
-    let prior = match &args.merge {
-        Some(p) => read_prior(p, args, &digest)?,
-        None => Vec::new(),
-    };
+    let mut prior = Vec::new();
+    for p in &args.merge {
+        prior.extend(read_prior(p, args, &digest)?);
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     let classes = energy::default_classes();
     let query = QueryShape::default();
-    let mut reports = Vec::new();
-    for m in prior {
-        reports.push(with_classes(m, &classes, query)?);
-    }
+    let mut reports: Vec<VariantReport> = Vec::new();
+    let mut measured = prior;
     for (i, model) in models.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, models.len(), model.display());
-        let r = with_classes(run_worker(args, model, &data_dir)?, &classes, query)?;
+        measured.push(run_worker(args, model, &data_dir)?);
+    }
+    for m in measured {
+        let r = with_classes(m, &classes, query)?;
         match reports
             .iter_mut()
             .find(|o| o.measured.name == r.measured.name)

@@ -100,7 +100,13 @@ fn eval_scores_the_shipped_model_and_writes_a_catalogue() {
     let w: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON object");
     let wm = &w["variants"][0];
     assert_eq!(w["variants"].as_array().unwrap().len(), 1);
-    for key in ["name", "mc_accuracy", "hallucination_rate", "perplexity", "bytes"] {
+    for key in [
+        "name",
+        "mc_accuracy",
+        "hallucination_rate",
+        "perplexity",
+        "bytes",
+    ] {
         assert_eq!(wm[key], m[key], "{key}");
     }
     assert!(merged.join("catalogue.json").is_file());
