@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use edgewise_llm::compress::{
-    DEFAULT_CALIBRATION, Method, PipelineOptions, PrunePlan, QuantSpec, export_gguf_file,
-    run_pipeline, weight_bytes,
+    Method, PipelineOptions, PrunePlan, QuantSpec, calibration_texts, default_calibration_texts,
+    export_gguf_file, parse_block_type, run_pipeline, split_held_out, weight_bytes,
 };
-use edgewise_llm::distill::{CheckpointOptions, DistillConfig, TokenWindows, mean_cross_entropy};
+use edgewise_llm::distill::{
+    CheckpointOptions, DistillConfig, TeacherTextConfig, TokenWindows, cached_teacher_text,
+    mean_cross_entropy,
+};
 use edgewise_llm::{Device, Engine, GgufFile, Model, Sampler, Sampling, Tokenizer};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,19 +45,38 @@ pub struct CompressArgs {
     /// Distillation steps (ECLD only; 0 = prune and quantize without distillation).
     #[arg(long, default_value_t = 200)]
     distill_steps: usize,
-    /// Weight width: 8 = Q8_0 everywhere; 4 = Q4_0 group-wise (blocks of 32) with the
-    /// embedding/output matrix kept at Q8_0.
+    /// Weight width of the attention and FFN matrices: 8 = Q8_0, 4 = Q4_0 (group-wise,
+    /// blocks of 32, one f16 scale each).
     #[arg(long, default_value_t = 4)]
     bits: u32,
+    /// Block type of the token embedding / output matrix (mixed precision): q8_0, q5_1,
+    /// q5_0, q4_1, q4_0 or f16 (k-quants need rows that are a multiple of 256).
+    #[arg(long, default_value = "q8_0")]
+    embed_type: String,
     /// Output GGUF file (written to a temp file, then renamed).
     #[arg(long)]
     out: PathBuf,
-    /// Calibration/training text, one passage per line; defaults to the committed set.
+    /// Calibration text: a `.jsonl` file in the evaluation-data format (`"set":
+    /// "calibration"`) or plain text, one passage per line; defaults to the committed
+    /// `crates/llm/data/eval/calibration.jsonl`. Every 10th passage is held out for the
+    /// cross-entropy check; the rest give the activation statistics and the teacher's
+    /// prompts.
     #[arg(long)]
     calib: Option<PathBuf>,
     /// Windows of the text used for the activation statistics of pruning.
     #[arg(long, default_value_t = 32)]
     calib_windows: usize,
+    /// Tokens the teacher writes per prompt for the distillation text (cached as
+    /// `teacher-text.json` in the checkpoint folder).
+    #[arg(long, default_value_t = 96)]
+    teacher_tokens: usize,
+    /// Prompts the teacher continues (N training passages spread evenly over the file,
+    /// so every family is covered; 0 = all of them).
+    #[arg(long, default_value_t = 0)]
+    teacher_prompts: usize,
+    /// Sampling temperature of the teacher's text.
+    #[arg(long, default_value_t = 0.8)]
+    teacher_temperature: f32,
     /// Sequences per distillation step.
     #[arg(long, default_value_t = 4)]
     batch: usize,
@@ -70,7 +92,7 @@ pub struct CompressArgs {
     /// Weight of the next-token cross-entropy added to the KL loss.
     #[arg(long, default_value_t = 0.0)]
     ce_weight: f64,
-    /// Seed of the training data order.
+    /// Seed of the teacher's text and of the training data order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Checkpoint folder; defaults to `OUT.ckpt/` next to --out.
@@ -79,6 +101,11 @@ pub struct CompressArgs {
     /// Save a checkpoint every this many steps (and after the last one).
     #[arg(long, default_value_t = 50)]
     checkpoint_every: usize,
+    /// Stop distilling once this many minutes have passed since pruning began (at a step
+    /// boundary, with a checkpoint), then
+    /// quantize and write the model as usual; `--resume` with the same arguments continues.
+    #[arg(long, value_name = "MIN")]
+    time_budget_min: Option<f64>,
     /// Continue the distillation from the newest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -119,36 +146,34 @@ fn check_ratio(flag: &str, r: f32) -> anyhow::Result<()> {
 
 /// Splits the text into training passages and held-out ones (every 10th line).
 fn read_passages(args: &CompressArgs) -> anyhow::Result<(Vec<String>, Vec<String>, String)> {
-    let (text, name) = match &args.calib {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --calib {}", p.display()))?,
-            p.display().to_string(),
-        ),
+    let (lines, name) = match &args.calib {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --calib {}", p.display()))?;
+            let name = p.display().to_string();
+            let lines = if p.extension().and_then(|e| e.to_str()) == Some("jsonl") {
+                calibration_texts(&text, &name)?
+            } else {
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            (lines, name)
+        }
         None => (
-            DEFAULT_CALIBRATION.to_owned(),
-            "<committed calibration set>".into(),
+            default_calibration_texts()?,
+            "crates/llm/data/eval/calibration.jsonl".into(),
         ),
     };
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
     if lines.len() < 2 {
         bail!(
             "{name}: need at least two non-empty lines of text, found {}",
             lines.len()
         );
     }
-    let (mut train, mut held) = (Vec::new(), Vec::new());
-    for (i, l) in lines.iter().enumerate() {
-        if i % 10 == 9 {
-            held.push((*l).to_owned());
-        } else {
-            train.push((*l).to_owned());
-        }
-    }
+    let (train, held) = split_held_out(&lines);
     Ok((train, held, name))
 }
 
@@ -169,6 +194,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if !matches!(args.bits, 4 | 8) {
         bail!("--bits must be 8 or 4, got {}", args.bits);
     }
+    let embed_type = parse_block_type(&args.embed_type).context("--embed-type")?;
     check_ratio("--prune-heads", args.prune_heads)?;
     let model_path = match &args.model {
         Some(p) => p.clone(),
@@ -197,7 +223,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     };
     let (train, held, text_name) = read_passages(args)?;
     let train_ids = encode_all(&tok, &train)?;
-    let data = TokenWindows::new(&train_ids, tok.eos(), args.seq_len)
+    let calib = TokenWindows::new(&train_ids, tok.eos(), args.seq_len)
         .with_context(|| format!("calibration text {text_name}"))?;
     let distill = DistillConfig {
         steps: if method == Method::Ecld {
@@ -218,10 +244,17 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         d.push(".ckpt");
         PathBuf::from(d)
     });
+    if let Some(m) = args.time_budget_min
+        && !(m.is_finite() && m > 0.0)
+    {
+        bail!("--time-budget-min must be a positive number of minutes, got {m}");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpoint = (method == Method::Ecld && distill.steps > 0).then(|| CheckpointOptions {
         dir: ckpt_dir.clone(),
         every: args.checkpoint_every,
         resume: args.resume,
+        stop: Some(stop.clone()),
         run_tag: format!(
             "base={} bytes={} prune_ffn={} prune_heads={} prune_layers={} calib_windows={}",
             model_path
@@ -237,15 +270,40 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let opts = PipelineOptions {
         method,
         prune: plan,
-        quant: QuantSpec::for_bits(args.bits)?,
+        quant: QuantSpec::for_bits(args.bits)?.with_embedding(embed_type),
         distill: distill.clone(),
         checkpoint,
         calib_windows: args.calib_windows,
     };
+    let teacher_cfg = TeacherTextConfig {
+        max_new_tokens: args.teacher_tokens,
+        temperature: args.teacher_temperature,
+        top_p: 0.95,
+        seed: args.seed,
+    };
+    let data = if distill.steps > 0 {
+        let n = match args.teacher_prompts {
+            0 => train.len(),
+            n => n.min(train.len()),
+        };
+        let prompts: Vec<String> = (0..n).map(|i| train[i * train.len() / n].clone()).collect();
+        teacher_windows(
+            args,
+            &ckpt_dir,
+            &model_path,
+            &base,
+            &tok,
+            &prompts,
+            &teacher_cfg,
+        )?
+    } else {
+        calib.clone()
+    };
     eprintln!(
-        "compress: {} → {:?}, {} training windows of {} tokens from {text_name}",
+        "compress: {} → {:?}, {} calibration windows and {} distillation windows of {} tokens from {text_name}",
         model_path.display(),
         method,
+        calib.windows().len(),
         data.windows().len(),
         args.seq_len
     );
@@ -261,10 +319,15 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     }
     let t0 = std::time::Instant::now();
     let mut first_step = None;
-    let out = run_pipeline(&base, &data, &opts, &mut |r| {
+    let out = run_pipeline(&base, &calib, &data, &opts, &mut |r| {
         if first_step.is_none() {
             first_step = Some((r.step, std::time::Instant::now()));
             bar.set_position(r.step as u64 - 1);
+        }
+        if let Some(m) = args.time_budget_min
+            && t0.elapsed().as_secs_f64() >= m * 60.0
+        {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         bar.set_position(r.step as u64);
         bar.set_message(format!(
@@ -274,6 +337,18 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             r.ce,
             if r.checkpointed { " [ckpt]" } else { "" }
         ));
+        // Without a terminal the bar is hidden: log checkpointed steps instead.
+        if bar.is_hidden() && r.checkpointed {
+            eprintln!(
+                "distill step {}/{}: loss {:.4} kl {:.4} ce {:.3} ({:.0} s) [ckpt]",
+                r.step,
+                r.steps,
+                r.loss,
+                r.kl,
+                r.ce,
+                t0.elapsed().as_secs_f64()
+            );
+        }
     })?;
     bar.finish();
     if let (Some(report), Some((s0, t1))) = (&out.distill, first_step) {
@@ -289,6 +364,13 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             report.losses.last().copied().unwrap_or(f32::NAN),
             ckpt_dir.display()
         );
+        if report.losses.len() < distill.steps {
+            eprintln!(
+                "distill: stopped by --time-budget-min after step {} of {}; --resume continues",
+                report.losses.len(),
+                distill.steps
+            );
+        }
     }
     let bytes = export_gguf_file(&args.out, &out.model, Some(&gguf))
         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -314,6 +396,51 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         check_output(&args.out, &base, &tok, &held, &dev)?;
     }
     Ok(())
+}
+
+/// The distillation text: the teacher's seeded continuations of the training passages,
+/// generated once and cached in the checkpoint folder.
+fn teacher_windows(
+    args: &CompressArgs,
+    ckpt_dir: &Path,
+    model_path: &Path,
+    base: &Model,
+    tok: &Tokenizer,
+    prompts: &[String],
+    cfg: &TeacherTextConfig,
+) -> anyhow::Result<TokenWindows> {
+    let cache = ckpt_dir.join("teacher-text.json");
+    let bar = indicatif::ProgressBar::new(prompts.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "teacher text [{elapsed_precise}] {bar:30} {pos}/{len} prompts (eta {eta})",
+        )
+        .context("progress template")?,
+    );
+    let tag = format!(
+        "{} bytes={}",
+        model_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into()),
+        std::fs::metadata(model_path).map_or(0, |m| m.len())
+    );
+    let (passages, cached) =
+        cached_teacher_text(&cache, &tag, base, tok, prompts, cfg, &mut |done, _| {
+            bar.set_position(done as u64);
+            if bar.is_hidden() && done % 16 == 0 {
+                eprintln!("teacher text: {done}/{} prompts", prompts.len());
+            }
+        })
+        .context("teacher text for distillation")?;
+    bar.finish_and_clear();
+    let tokens: usize = passages.iter().map(Vec::len).sum();
+    eprintln!(
+        "teacher text: {} passages, {tokens} tokens ({}; {})",
+        passages.len(),
+        if cached { "reused" } else { "generated" },
+        cache.display()
+    );
+    TokenWindows::new(&passages, tok.eos(), args.seq_len).context("teacher text")
 }
 
 /// Reloads the written file with our engine, compares held-out cross-entropy with the base

@@ -53,6 +53,13 @@ pub struct EvalArgs {
     /// Prose passages are cut to this many tokens for perplexity.
     #[arg(long, default_value_t = 256)]
     max_prose_tokens: usize,
+    /// Merge with earlier runs: the variants of these `eval.json` files (written by
+    /// `edgewise eval` with the same --limit, --data, --max-answer-tokens,
+    /// --max-prose-tokens and --confidence-threshold) are reported and catalogued together
+    /// with those measured now, in order; a variant measured again (or in a later file)
+    /// replaces its earlier result. Without --model, only combines the earlier runs.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    merge: Vec<PathBuf>,
     /// Internal: evaluate the one --model in this process and write its result to FILE.
     #[arg(long, hide = true, value_name = "FILE")]
     worker_out: Option<PathBuf>,
@@ -122,8 +129,127 @@ struct Report<'a> {
     query: QueryShape,
     limit: Option<usize>,
     confidence_threshold: f32,
+    max_answer_tokens: usize,
+    max_prose_tokens: usize,
+    /// The evaluation data folder's content digest (so merged runs used the same items).
+    data_digest: String,
     device_classes: &'a [DeviceClass],
     variants: &'a [VariantReport],
+}
+
+/// What `--merge` reads back from an earlier `eval.json` (per-class estimates are
+/// recomputed from the measurements).
+#[derive(Debug, Deserialize)]
+struct PriorReport {
+    limit: Option<usize>,
+    confidence_threshold: f32,
+    #[serde(default)]
+    max_answer_tokens: Option<usize>,
+    #[serde(default)]
+    max_prose_tokens: Option<usize>,
+    #[serde(default)]
+    data_digest: Option<String>,
+    variants: Vec<PriorVariant>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PriorVariant {
+    #[serde(flatten)]
+    measured: Measured,
+}
+
+/// SHA-256 (hex) of the three evaluation files in `dir`.
+fn data_digest(dir: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in [
+        edgewise_llm::eval::data::FACTS_FILE,
+        edgewise_llm::eval::data::MC_FILE,
+        edgewise_llm::eval::data::PROSE_FILE,
+    ] {
+        let p = dir.join(f);
+        h.update(std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads `--merge FILE` and checks it was measured like this run.
+fn read_prior(path: &Path, args: &EvalArgs, digest: &str) -> anyhow::Result<Vec<Measured>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--merge {}", path.display()))?;
+    let prior: PriorReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--merge {}: not an eval.json written by `edgewise eval`",
+            path.display()
+        )
+    })?;
+    let mismatch = |what: &str, was: String, now: String| {
+        anyhow::anyhow!(
+            "--merge {}: it was measured with {what} {was}, this run uses {now}; merged \
+             results must be measured alike",
+            path.display()
+        )
+    };
+    let show = |l: Option<usize>| l.map_or_else(|| "none".to_owned(), |n| n.to_string());
+    if prior.limit != args.limit {
+        return Err(mismatch("--limit", show(prior.limit), show(args.limit)));
+    }
+    if (prior.confidence_threshold - args.confidence_threshold).abs() > 1e-6 {
+        return Err(mismatch(
+            "--confidence-threshold",
+            prior.confidence_threshold.to_string(),
+            args.confidence_threshold.to_string(),
+        ));
+    }
+    for (flag, was, now) in [
+        (
+            "--max-answer-tokens",
+            prior.max_answer_tokens,
+            args.max_answer_tokens,
+        ),
+        (
+            "--max-prose-tokens",
+            prior.max_prose_tokens,
+            args.max_prose_tokens,
+        ),
+    ] {
+        if was.is_some_and(|w| w != now) {
+            return Err(mismatch(flag, show(was), now.to_string()));
+        }
+    }
+    if let Some(d) = &prior.data_digest
+        && d != digest
+    {
+        return Err(mismatch(
+            "evaluation data of digest",
+            d.clone(),
+            digest.to_owned(),
+        ));
+    }
+    if prior.variants.is_empty() {
+        bail!("--merge {}: it has no variants", path.display());
+    }
+    Ok(prior.variants.into_iter().map(|v| v.measured).collect())
+}
+
+fn with_classes(
+    m: Measured,
+    classes: &[DeviceClass],
+    query: QueryShape,
+) -> anyhow::Result<VariantReport> {
+    let resident = m.peak_rss_bytes.unwrap_or(m.bytes) as f64;
+    let host = HostSpeed {
+        prefill_tok_s: m.prefill_tok_s,
+        decode_tok_s: m.decode_tok_s,
+    };
+    let est = classes
+        .iter()
+        .map(|c| energy::estimate(c, &m.work, host, query, resident))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(VariantReport {
+        measured: m,
+        classes: est,
+    })
 }
 
 fn method_of(name: &str) -> &'static str {
@@ -164,10 +290,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
-    let models = if args.models.is_empty() {
-        vec![model_cache::default_model_path()?]
-    } else {
+    let models = if !args.models.is_empty() {
         args.models.clone()
+    } else if !args.merge.is_empty() {
+        Vec::new()
+    } else {
+        vec![model_cache::default_model_path()?]
     };
     let mut names = Vec::new();
     for p in &models {
@@ -183,34 +311,40 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     // Fail on bad data before spending minutes on the first model.
     let data_dir = args.data.clone().unwrap_or_else(committed_data_dir);
     EvalData::load_dir(&data_dir)?;
+    let digest = data_digest(&data_dir)?;
+    let mut prior = Vec::new();
+    for p in &args.merge {
+        prior.extend(read_prior(p, args, &digest)?);
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     let classes = energy::default_classes();
     let query = QueryShape::default();
-    let mut reports = Vec::new();
+    let mut reports: Vec<VariantReport> = Vec::new();
+    let mut measured = prior;
     for (i, model) in models.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, models.len(), model.display());
-        let m = run_worker(args, model, &data_dir)?;
-        let resident = m.peak_rss_bytes.unwrap_or(m.bytes) as f64;
-        let host = HostSpeed {
-            prefill_tok_s: m.prefill_tok_s,
-            decode_tok_s: m.decode_tok_s,
-        };
-        let est = classes
-            .iter()
-            .map(|c| energy::estimate(c, &m.work, host, query, resident))
-            .collect::<Result<Vec<_>, _>>()?;
-        reports.push(VariantReport {
-            measured: m,
-            classes: est,
-        });
+        measured.push(run_worker(args, model, &data_dir)?);
+    }
+    for m in measured {
+        let r = with_classes(m, &classes, query)?;
+        match reports
+            .iter_mut()
+            .find(|o| o.measured.name == r.measured.name)
+        {
+            Some(slot) => *slot = r,
+            None => reports.push(r),
+        }
     }
 
     let report = Report {
         query,
         limit: args.limit,
         confidence_threshold: args.confidence_threshold,
+        max_answer_tokens: args.max_answer_tokens,
+        max_prose_tokens: args.max_prose_tokens,
+        data_digest: digest,
         device_classes: &classes,
         variants: &reports,
     };

@@ -1,6 +1,7 @@
 //! CLI tests of `edgewise compress`: the three methods on the shipped model with tiny
-//! budgets, resuming a distillation, and the errors users meet (bad ratios, widths and
-//! files, a checkpoint of another run, a missing model cache).
+//! budgets, resuming a distillation (with the cached teacher text), mixed-precision
+//! embeddings, and the errors users meet (bad ratios, widths, block types and files, a
+//! checkpoint of another run, a missing model cache).
 //!
 //! Needs the shipped model in the cache (`cargo xtask setup`).
 
@@ -25,6 +26,10 @@ const TINY: &[&str] = &[
     "4",
     "--prune-layers",
     "2",
+    "--teacher-prompts",
+    "4",
+    "--teacher-tokens",
+    "16",
 ];
 
 fn compress(extra: &[&str]) -> std::process::Output {
@@ -42,6 +47,11 @@ fn ecld_writes_a_loadable_smaller_model_and_resumes() {
     args.extend_from_slice(TINY);
     let o = compress(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("teacher text: 4 passages") && stderr(&o).contains("generated"),
+        "{}",
+        stderr(&o)
+    );
     let text = stdout(&o);
     assert!(text.contains("smaller than the f16 base"), "{text}");
     assert!(text.contains("held-out CE"), "{text}");
@@ -61,6 +71,8 @@ fn ecld_writes_a_loadable_smaller_model_and_resumes() {
     let o = compress(&resume);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("steps 3..3"), "{}", stderr(&o));
+    // The teacher's text comes from the cache, identical, so the checkpoint matches.
+    assert!(stderr(&o).contains("(reused;"), "{}", stderr(&o));
     // Other pruning arguments do not match the checkpoint.
     let mut other = resume.clone();
     other.extend_from_slice(&["--prune-ffn", "0.4"]);
@@ -111,6 +123,31 @@ fn baselines_write_loadable_models() {
 }
 
 #[test]
+fn embedding_type_is_chosen_separately() {
+    let dir = scratch("compress-embed");
+    let out = dir.join("q4-e40.gguf");
+    let o = compress(&[
+        "--method",
+        "quant-only",
+        "--bits",
+        "4",
+        "--embed-type",
+        "q4_0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // Every matrix, the tied embedding/output included, is Q4_0; norms stay F32.
+    assert!(
+        text.contains(r#"tensor types: {"F32": 61, "Q4_0": 211}"#),
+        "{text}"
+    );
+    assert!(text.contains("held-out CE"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_inputs_are_reported() {
     let dir = scratch("compress-bad");
     let out = dir.join("x.gguf");
@@ -155,6 +192,28 @@ fn bad_inputs_are_reported() {
         (
             vec!["--method", "quant-only", "--out", "x.bin"],
             "--out must name a .gguf file",
+        ),
+        (
+            vec![
+                "--method",
+                "quant-only",
+                "--embed-type",
+                "q3",
+                "--out",
+                out_s,
+            ],
+            "unknown block type `q3`, expected one of f16, q8_0",
+        ),
+        (
+            vec![
+                "--method",
+                "quant-only",
+                "--embed-type",
+                "q6_k",
+                "--out",
+                out_s,
+            ],
+            "multiple of 256 values, the model's embedding rows have 576",
         ),
         (
             vec![

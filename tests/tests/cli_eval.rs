@@ -77,6 +77,49 @@ fn eval_scores_the_shipped_model_and_writes_a_catalogue() {
             "left over: {n}"
         );
     }
+    // --merge with no --model re-renders the earlier run: same variant, same figures.
+    let merged = scratch("eval-merged");
+    let prior = out.join("eval.json");
+    let merge_args = |limit: &'static str| {
+        vec![
+            "eval".to_owned(),
+            "--limit".into(),
+            limit.into(),
+            "--max-answer-tokens".into(),
+            "12".into(),
+            "--merge".into(),
+            prior.to_str().unwrap().into(),
+            "--out".into(),
+            merged.to_str().unwrap().into(),
+            "--json".into(),
+        ]
+    };
+    let args = merge_args("4");
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON object");
+    let wm = &w["variants"][0];
+    assert_eq!(w["variants"].as_array().unwrap().len(), 1);
+    for key in [
+        "name",
+        "mc_accuracy",
+        "hallucination_rate",
+        "perplexity",
+        "bytes",
+    ] {
+        assert_eq!(wm[key], m[key], "{key}");
+    }
+    assert!(merged.join("catalogue.json").is_file());
+    // Results measured differently are not merged.
+    let args = merge_args("5");
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("measured with --limit 4, this run uses 5"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&merged).ok();
     std::fs::remove_dir_all(&out).ok();
 }
 

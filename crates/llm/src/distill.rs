@@ -611,6 +611,10 @@ pub struct CheckpointOptions {
     /// Anything else that determines the run (e.g. the command's pruning arguments and the
     /// base model); it enters the configuration hash.
     pub run_tag: String,
+    /// Set by the caller (e.g. from `on_step`, when a time budget is spent) to end the run
+    /// after the current step, with a checkpoint; a later `resume` with the same or a
+    /// larger step count continues it.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 const CKPT_FORMAT: &str = "edgewise-distill-checkpoint";
@@ -746,6 +750,27 @@ pub fn distill(
             grad_norm,
             checkpointed,
         });
+        if let Some(ck) = checkpoint
+            && step < cfg.steps
+            && ck
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            if !checkpointed {
+                let st = CheckpointState {
+                    format: CKPT_FORMAT.into(),
+                    version: CKPT_VERSION,
+                    step,
+                    cursor,
+                    seed: cfg.seed,
+                    config_hash: hash.clone(),
+                    losses: losses.clone(),
+                };
+                save_checkpoint(&ck.dir, &st, student, &opt)?;
+            }
+            break;
+        }
     }
     Ok(DistillReport {
         start_step: start,
@@ -870,6 +895,183 @@ fn load_checkpoint(
         opt.v[i] = get(&mo, &format!("v.{n}"))?;
     }
     Ok(st)
+}
+
+/// How the teacher writes the distillation text (sequence-level knowledge distillation:
+/// the student is trained on text the teacher itself produces, so it learns the teacher's
+/// distribution where the teacher puts its mass rather than on a small fixed corpus).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherTextConfig {
+    /// Tokens the teacher writes after each prompt, at most.
+    pub max_new_tokens: usize,
+    /// Sampling temperature (> 0).
+    pub temperature: f32,
+    /// Nucleus mass in (0, 1].
+    pub top_p: f32,
+    /// Seed; prompt `i` samples with its own generator seeded from `(seed, i)`.
+    pub seed: u64,
+}
+
+impl Default for TeacherTextConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 96,
+            temperature: 0.8,
+            top_p: 0.95,
+            seed: 0,
+        }
+    }
+}
+
+/// One prompt's passage for distillation (see [`teacher_text`]).
+fn teacher_passage(
+    model: &Model,
+    tok: &crate::tokenizer::Tokenizer,
+    index: usize,
+    prompt: &str,
+    cfg: &TeacherTextConfig,
+) -> Result<Vec<u32>> {
+    let chat = index % 2 == 1;
+    let mut ids = if chat {
+        let text = tok.apply_chat_template(&[crate::tokenizer::ChatMessage::user(prompt)], true);
+        tok.encode(&text, true)?
+    } else {
+        tok.encode(prompt, false)?
+    };
+    let sampling = crate::sampling::Sampling::Sample {
+        temperature: cfg.temperature,
+        top_k: 0,
+        top_p: cfg.top_p,
+    };
+    let seed = cfg
+        .seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index as u64);
+    let mut sampler = crate::sampling::Sampler::new(sampling, seed)?;
+    let stops = tok.stop_tokens();
+    let (out, why) = crate::generate::generate(
+        model,
+        &mut model.new_cache(),
+        &ids,
+        cfg.max_new_tokens,
+        &mut sampler,
+        &stops,
+        &mut |_| true,
+    )?;
+    ids.extend_from_slice(&out);
+    // A finished chat reply ends with the template's end-of-turn token, so the student
+    // also learns where the teacher stops.
+    if chat
+        && why == crate::generate::StopReason::StopToken
+        && let Some(end) = tok.token_id("<|im_end|>").or(tok.eos())
+    {
+        ids.push(end);
+    }
+    Ok(ids)
+}
+
+/// The teacher's distillation text: one passage per prompt, deterministic for
+/// `cfg.seed`. Even-numbered prompts are continued as plain text (passage = prompt tokens +
+/// the teacher's continuation); odd-numbered ones are posed as a chat user turn (passage =
+/// the templated turn + the teacher's reply), so the student sees both registers the
+/// evaluation uses. `on_done(done, total)` follows progress.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an empty prompt list or bad sampling settings; model
+/// and tokenizer errors.
+pub fn teacher_text(
+    model: &Model,
+    tok: &crate::tokenizer::Tokenizer,
+    prompts: &[String],
+    cfg: &TeacherTextConfig,
+    on_done: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Vec<u32>>> {
+    if prompts.is_empty() {
+        return Err(Error::InvalidArgument(
+            "teacher text needs at least one prompt".into(),
+        ));
+    }
+    if cfg.max_new_tokens == 0 {
+        return Err(Error::InvalidArgument(
+            "teacher text max_new_tokens must be at least 1, got 0".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(prompts.len());
+    for (i, p) in prompts.iter().enumerate() {
+        out.push(teacher_passage(model, tok, i, p, cfg)?);
+        on_done(i + 1, prompts.len());
+    }
+    Ok(out)
+}
+
+/// What the teacher-text cache file holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct TeacherTextFile {
+    format: String,
+    key: String,
+    config: TeacherTextConfig,
+    passages: Vec<Vec<u32>>,
+}
+
+const TEACHER_TEXT_FORMAT: &str = "edgewise-teacher-text-v1";
+
+/// [`teacher_text`], cached in `path` (JSON, written atomically). The cache is reused only
+/// when it was made for the same `tag` (name the teacher model here), prompts and `cfg`;
+/// otherwise the text is generated again and the file replaced. Returns the passages and
+/// whether they came from the cache.
+///
+/// # Errors
+/// As [`teacher_text`]; [`Error::Checkpoint`] for an unreadable or malformed cache file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn cached_teacher_text(
+    path: &Path,
+    tag: &str,
+    model: &Model,
+    tok: &crate::tokenizer::Tokenizer,
+    prompts: &[String],
+    cfg: &TeacherTextConfig,
+    on_done: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<Vec<u32>>, bool)> {
+    let mut h = Sha256::new();
+    h.update(tag.as_bytes());
+    for p in prompts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.update(serde_json::to_vec(cfg).unwrap_or_default());
+    let key = hex(&h.finalize());
+    if path.exists() {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let f: TeacherTextFile = serde_json::from_slice(&bytes).map_err(|e| {
+            ck_err(
+                path,
+                format!("not a teacher-text cache ({e}); delete it to generate the text again"),
+            )
+        })?;
+        if f.format != TEACHER_TEXT_FORMAT {
+            return Err(ck_err(
+                path,
+                format!("format {:?}, expected {TEACHER_TEXT_FORMAT:?}", f.format),
+            ));
+        }
+        if f.key == key {
+            return Ok((f.passages, true));
+        }
+    }
+    let passages = teacher_text(model, tok, prompts, cfg, on_done)?;
+    let file = TeacherTextFile {
+        format: TEACHER_TEXT_FORMAT.into(),
+        key,
+        config: cfg.clone(),
+        passages,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    crate::gguf::write_file_atomically(path, |w| {
+        serde_json::to_writer(w, &file).map_err(|e| ck_err(path, e.to_string()))
+    })?;
+    Ok((file.passages, false))
 }
 
 /// Mean teacher-forced next-token cross-entropy (nats) of `model` over `sequences`

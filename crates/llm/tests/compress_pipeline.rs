@@ -11,13 +11,18 @@ use std::sync::OnceLock;
 
 use candle_core::quantized::GgmlDType;
 use edgewise_llm::compress::{
-    DEFAULT_CALIBRATION, Method, PipelineOptions, PrunePlan, QuantSpec, export_gguf,
+    Method, PipelineOptions, PrunePlan, QuantSpec, default_calibration_texts, export_gguf,
     export_gguf_file, run_pipeline, weight_bytes,
 };
-use edgewise_llm::distill::{CheckpointOptions, DistillConfig, Student, TokenWindows, distill};
+use edgewise_llm::distill::{
+    CheckpointOptions, DistillConfig, Student, TeacherTextConfig, TokenWindows,
+    cached_teacher_text, distill, teacher_text,
+};
 use edgewise_llm::model::tiny_config;
 use edgewise_llm::model_cache::default_model_path;
-use edgewise_llm::{Device, Engine, Error, GgufFile, Model, Sampler, Sampling, Tokenizer};
+use edgewise_llm::{
+    ChatMessage, Device, Engine, Error, GgufFile, Model, Sampler, Sampling, Tokenizer,
+};
 
 /// A fresh, empty folder under the system temp dir.
 fn temp_dir(tag: &str) -> PathBuf {
@@ -84,6 +89,7 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
         every: 1,
         resume: false,
         run_tag: "tiny".into(),
+        stop: None,
     };
     let mut b = Student::from_model(&pruned).unwrap();
     let mut seen = Vec::new();
@@ -119,6 +125,49 @@ fn resumed_distillation_equals_an_uninterrupted_run() {
     assert_eq!(weights(&c), weights(&a), "resumed weights differ");
     // The losses really changed the weights.
     assert_ne!(weights(&a), weights(&Student::from_model(&pruned).unwrap()));
+
+    // A stop request ends the run after the current step with a checkpoint (every = 0:
+    // none was due), and resuming finishes it exactly.
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = CheckpointOptions {
+        dir: temp_dir("stop"),
+        every: 0,
+        stop: Some(flag.clone()),
+        ..ck.clone()
+    };
+    let mut e = Student::from_model(&pruned).unwrap();
+    let re = distill(
+        &teacher,
+        &mut e,
+        &data,
+        &tiny_cfg(4),
+        Some(&stopping),
+        &mut |r| {
+            if r.step == 3 {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(re.losses.len(), 3);
+    let mut f = Student::from_model(&pruned).unwrap();
+    let resumed = CheckpointOptions {
+        resume: true,
+        stop: None,
+        ..stopping
+    };
+    let rf = distill(
+        &teacher,
+        &mut f,
+        &data,
+        &tiny_cfg(4),
+        Some(&resumed),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(rf.start_step, 3);
+    assert_eq!(rf.losses, ra.losses);
+    assert_eq!(weights(&f), weights(&a));
 
     // A checkpoint of another configuration is refused, naming the problem.
     let mut other = tiny_cfg(4);
@@ -227,9 +276,9 @@ fn shipped() -> &'static Shipped {
 }
 
 fn calib_windows(tok: &Tokenizer, seq_len: usize, lines: usize) -> TokenWindows {
-    let passages: Vec<Vec<u32>> = DEFAULT_CALIBRATION
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    let passages: Vec<Vec<u32>> = default_calibration_texts()
+        .unwrap()
+        .iter()
         .take(lines)
         .map(|l| tok.encode(l, false).unwrap())
         .collect();
@@ -290,13 +339,13 @@ fn every_method_on_the_shipped_model_round_trips() {
     };
     let base_cfg = s.base.config().clone();
 
-    let q = run_pipeline(&s.base, &data, &opts, &mut |_| {}).unwrap();
+    let q = run_pipeline(&s.base, &data, &data, &opts, &mut |_| {}).unwrap();
     assert_eq!(q.model.config(), &base_cfg);
     assert_eq!(q.model.blocks()[0].wq.weight().dtype(), GgmlDType::Q8_0);
     let q_bytes = round_trip(&q.model, s, &dir.join("quant-only.gguf"));
 
     opts.method = Method::PruneOnly;
-    let p = run_pipeline(&s.base, &data, &opts, &mut |_| {}).unwrap();
+    let p = run_pipeline(&s.base, &data, &data, &opts, &mut |_| {}).unwrap();
     let pc = p.model.config();
     assert_eq!(pc.n_layer, base_cfg.n_layer - 2);
     assert_eq!(pc.n_head_kv[0], 2);
@@ -312,9 +361,10 @@ fn every_method_on_the_shipped_model_round_trips() {
         every: 1,
         resume: false,
         run_tag: "test".into(),
+        stop: None,
     });
     let mut steps = Vec::new();
-    let e = run_pipeline(&s.base, &data, &opts, &mut |r| steps.push(r.loss)).unwrap();
+    let e = run_pipeline(&s.base, &data, &data, &opts, &mut |r| steps.push(r.loss)).unwrap();
     assert_eq!(steps.len(), 2);
     assert!(steps.iter().all(|l| l.is_finite() && *l > 0.0), "{steps:?}");
     assert_eq!(e.model.config(), pc);
@@ -345,4 +395,68 @@ fn in_memory_export_matches_the_file_export() {
     assert_eq!(std::fs::read(&f).unwrap(), buf.into_inner());
     assert!(!dir.join("m.gguf.tmp").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn teacher_text_is_seeded_and_cached() {
+    let s = shipped();
+    let prompts = default_calibration_texts().unwrap()[..3].to_vec();
+    let cfg = TeacherTextConfig {
+        max_new_tokens: 8,
+        seed: 7,
+        ..TeacherTextConfig::default()
+    };
+    let mut seen = Vec::new();
+    let a = teacher_text(&s.base, &s.tok, &prompts, &cfg, &mut |d, n| {
+        seen.push((d, n));
+    })
+    .unwrap();
+    assert_eq!(seen, [(1, 3), (2, 3), (3, 3)]);
+    assert_eq!(a.len(), 3);
+    // Plain continuation: the passage starts with the prompt's own tokens.
+    let p0 = s.tok.encode(&prompts[0], false).unwrap();
+    assert!(a[0].starts_with(&p0) && a[0].len() > p0.len() && a[0].len() <= p0.len() + 8);
+    // Chat: the templated user turn, then the reply.
+    let chat = s
+        .tok
+        .apply_chat_template(&[ChatMessage::user(&prompts[1])], true);
+    assert!(a[1].starts_with(&s.tok.encode(&chat, true).unwrap()));
+    // Same seed, same text; another seed, other text.
+    let again = teacher_text(&s.base, &s.tok, &prompts, &cfg, &mut |_, _| {}).unwrap();
+    assert_eq!(a, again);
+    let other = TeacherTextConfig { seed: 8, ..cfg };
+    assert_ne!(
+        a,
+        teacher_text(&s.base, &s.tok, &prompts, &other, &mut |_, _| {}).unwrap()
+    );
+    // The cache: written once, then reused; another configuration regenerates.
+    let dir = temp_dir("teacher");
+    let file = dir.join("ckpt/teacher-text.json");
+    let (b, cached) =
+        cached_teacher_text(&file, "m", &s.base, &s.tok, &prompts, &cfg, &mut |_, _| {}).unwrap();
+    assert!(!cached && b == a && file.is_file());
+    let (c, cached) =
+        cached_teacher_text(&file, "m", &s.base, &s.tok, &prompts, &cfg, &mut |_, _| {}).unwrap();
+    assert!(cached && c == a);
+    let (_, cached) = cached_teacher_text(
+        &file,
+        "other",
+        &s.base,
+        &s.tok,
+        &prompts,
+        &cfg,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(!cached);
+    std::fs::write(&file, "not json").unwrap();
+    let e = cached_teacher_text(&file, "m", &s.base, &s.tok, &prompts, &cfg, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("teacher-text.json") && e.contains("not a teacher-text cache"),
+        "{e}"
+    );
+    assert!(teacher_text(&s.base, &s.tok, &[], &cfg, &mut |_, _| {}).is_err());
+    std::fs::remove_dir_all(&dir).ok();
 }
