@@ -99,83 +99,154 @@ fn row_dot_portable(w: &[BlockQ41], y: &[BlockQ81]) -> f32 {
         .fold(0f32, |acc, (w, y)| combine(acc, block_dot(w, y), w, y))
 }
 
+/// Eight weight rows `w` (8 × `kb` blocks, row after row) against activation rows `y`
+/// (`kb` blocks each): `out[j·8 + i]` = row `i` · activation `j`.
+fn dot8_portable(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out: &mut [f32]) {
+    for (yr, o) in y.chunks_exact(kb).zip(out.chunks_mut(8)) {
+        for (row, o) in w.chunks_exact(kb).zip(o) {
+            *o = row_dot_portable(row, yr);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     #![allow(unsafe_code)]
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_and_si128, _mm_set1_epi8, _mm_srli_epi16, _mm256_add_epi32,
-        _mm256_hadd_epi32, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_permute2x128_si256,
-        _mm256_set_m128i, _mm256_set1_epi16, _mm256_setzero_si256,
+        __m128i, __m256, __m256i, _mm_and_si128, _mm_set_epi16, _mm_set1_epi8, _mm_srli_epi16,
+        _mm256_add_epi32, _mm256_add_ps, _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_hadd_epi32,
+        _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_permute2x128_si256,
+        _mm256_set_m128i, _mm256_set1_epi16, _mm256_set1_ps, _mm256_setzero_ps,
     };
 
-    use super::{BlockQ41, BlockQ81, combine};
+    use super::{BlockQ41, BlockQ81};
 
-    /// Whether the CPU running us has AVX2 (checked once; std caches the answer).
+    /// Whether the CPU running us has AVX2 and F16C (checked once; std caches the answer).
     pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx2")
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
     }
 
-    /// The dot products of up to 8 block pairs, one `i32` each, reduced together.
+    /// A block's 32 weights as bytes 0..16, in the order of the activation block.
     #[target_feature(enable = "avx2")]
-    fn block_sums(w: &[BlockQ41], y: &[BlockQ81]) -> [i32; 8] {
+    fn unpack(w: &BlockQ41) -> __m256i {
         let mask = _mm_set1_epi8(0x0F);
+        let q: __m128i = zerocopy::transmute!(w.qs);
+        let lo = _mm_and_si128(q, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
+        _mm256_set_m128i(hi, lo)
+    }
+
+    /// Lane `i` = `Σ x[i]·a` (exact): eight blocks against one activation block.
+    #[target_feature(enable = "avx2")]
+    fn block_sums(x: &[__m256i; 8], a: __m256i) -> __m256i {
         let ones = _mm256_set1_epi16(1);
-        let mut v = [_mm256_setzero_si256(); 8];
-        for ((w, y), v) in w.iter().zip(y).zip(&mut v) {
-            let q: __m128i = zerocopy::transmute!(w.qs);
-            let lo = _mm_and_si128(q, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
-            // Nibbles 0..16 pair with activations 0..16, nibbles 16..32 with 16..32.
-            let x = _mm256_set_m128i(hi, lo);
-            let a: __m256i = zerocopy::transmute!(y.qs);
-            // u8 (0..16) × i8 (|q| ≤ 127), pairs summed: ≤ 3810, no i16 saturation.
-            *v = _mm256_madd_epi16(_mm256_maddubs_epi16(x, a), ones);
-        }
-        // Transpose-reduce eight vectors of eight partial sums into one of eight totals.
+        // u8 (0..16) × i8 (|q| ≤ 127), pairs summed: ≤ 3810, no i16 saturation.
+        let v: [__m256i; 8] =
+            std::array::from_fn(|i| _mm256_madd_epi16(_mm256_maddubs_epi16(x[i], a), ones));
         let h01 = _mm256_hadd_epi32(v[0], v[1]);
         let h23 = _mm256_hadd_epi32(v[2], v[3]);
         let h45 = _mm256_hadd_epi32(v[4], v[5]);
         let h67 = _mm256_hadd_epi32(v[6], v[7]);
         let h0123 = _mm256_hadd_epi32(h01, h23);
         let h4567 = _mm256_hadd_epi32(h45, h67);
-        let s = _mm256_add_epi32(
+        _mm256_add_epi32(
             _mm256_permute2x128_si256::<0x20>(h0123, h4567),
             _mm256_permute2x128_si256::<0x31>(h0123, h4567),
-        );
-        zerocopy::transmute!(s)
+        )
     }
 
-    #[target_feature(enable = "avx2")]
-    fn row_dot_avx2(w: &[BlockQ41], y: &[BlockQ81]) -> f32 {
-        let mut acc = 0f32;
-        for (wc, yc) in w.chunks(8).zip(y.chunks(8)) {
-            let sums = block_sums(wc, yc);
-            for ((w, y), &s) in wc.iter().zip(yc).zip(&sums) {
-                acc = combine(acc, s, w, y);
+    /// Eight f16 scales, one per row, widened.
+    #[target_feature(enable = "avx2,f16c")]
+    fn halves(h: [[u8; 2]; 8]) -> __m256 {
+        let v = |i: usize| i16::from_le_bytes(h[i]);
+        _mm256_cvtph_ps(_mm_set_epi16(
+            v(7),
+            v(6),
+            v(5),
+            v(4),
+            v(3),
+            v(2),
+            v(1),
+            v(0),
+        ))
+    }
+
+    /// Rows in lanes: each lane accumulates its blocks in order with the scalar code's
+    /// operations (`acc + ((sumi·dw)·dx + mw·sx)`, no fused multiply-add), so every
+    /// lane's result has the scalar code's bits. `R` activation rows share each unpacked
+    /// weight block.
+    #[target_feature(enable = "avx2,f16c")]
+    fn dot8_avx2<const R: usize>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out: &mut [f32]) {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..kb {
+            let r = |i: usize| &w[i * kb + b];
+            let x: [__m256i; 8] = std::array::from_fn(|i| unpack(r(i)));
+            let dw = halves(std::array::from_fn(|i| r(i).d));
+            let mw = halves(std::array::from_fn(|i| r(i).m));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let yb = &y[j * kb + b];
+                let s = block_sums(&x, zerocopy::transmute!(yb.qs));
+                let t = _mm256_add_ps(
+                    _mm256_mul_ps(
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(s), dw),
+                        _mm256_set1_ps(yb.d),
+                    ),
+                    _mm256_mul_ps(mw, _mm256_set1_ps(yb.s)),
+                );
+                *acc = _mm256_add_ps(*acc, t);
             }
         }
-        acc
+        for (acc, o) in acc.into_iter().zip(out.chunks_exact_mut(8)) {
+            let res: [f32; 8] = zerocopy::transmute!(acc);
+            o.copy_from_slice(&res);
+        }
     }
 
-    /// One output: weight row `w` against activation row `y`.
-    pub(super) fn row_dot(w: &[BlockQ41], y: &[BlockQ81]) -> f32 {
-        // SAFETY: only called when `available()` said the CPU has AVX2
-        // (`RowDot::select`); the function itself reads nothing but its slices.
-        unsafe { row_dot_avx2(w, y) }
+    /// As [`super::dot8_portable`] for exactly eight weight rows and one or four
+    /// activation rows (others go to the portable code).
+    pub(super) fn dot8(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out: &mut [f32]) {
+        let rows = y.len() / kb;
+        assert!(
+            w.len() == 8 * kb && y.len() == rows * kb && out.len() == 8 * rows,
+            "dot8: 8 weight rows, {rows} activation rows, {} outputs",
+            out.len()
+        );
+        // SAFETY: only reachable when `available()` said the CPU has AVX2 and F16C
+        // (`Dot8::select`); the function reads and writes nothing but its slices.
+        match rows {
+            1 => unsafe { dot8_avx2::<1>(w, y, kb, out) },
+            4 => unsafe { dot8_avx2::<4>(w, y, kb, out) },
+            _ => super::dot8_portable(w, y, kb, out),
+        }
     }
 }
 
-/// The row dot product chosen for this CPU.
+/// The eight-row dot product chosen for this CPU.
 #[derive(Clone, Copy)]
-struct RowDot(fn(&[BlockQ41], &[BlockQ81]) -> f32);
+struct Dot8(fn(&[BlockQ41], &[BlockQ81], usize, &mut [f32]));
 
-impl RowDot {
+impl Dot8 {
     fn select() -> Self {
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
-            return Self(avx2::row_dot);
+            return Self(avx2::dot8);
         }
-        Self(row_dot_portable)
+        Self(dot8_portable)
+    }
+
+    /// `out[c]` = weight row `c` · activation row `y` for `out.len()` consecutive weight
+    /// rows from `w`: groups of eight through the chosen kernel, a remainder through the
+    /// portable one (same bits).
+    fn rows(self, w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
+        let kb = y.len();
+        let mut groups = out.chunks_exact_mut(8);
+        let mut at = 0;
+        for o in &mut groups {
+            (self.0)(&w[at..at + 8 * kb], y, kb, o);
+            at += 8 * kb;
+        }
+        let rest = groups.into_remainder();
+        dot8_portable(&w[at..at + rest.len() * kb], y, kb, rest);
     }
 }
 
@@ -231,7 +302,7 @@ pub fn matmul_q4_1(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
         )));
     }
     let mut dst = vec![0f32; m * n];
-    gemm(RowDot::select(), blocks, &xq, (m, kb, n), &mut dst);
+    gemm(Dot8::select(), blocks, &xq, (m, kb, n), &mut dst);
     let mut out_dims = dims.to_vec();
     if let Some(last) = out_dims.last_mut() {
         *last = n;
@@ -250,7 +321,7 @@ const PREFILL_TILE: usize = 16;
 
 /// `dst (m, n) = y (m, kb blocks) · wᵀ (n, kb blocks)`, split over candle's thread pool.
 fn gemm(
-    dot: RowDot,
+    dot: Dot8,
     w: &[BlockQ41],
     y: &[BlockQ81],
     (m, kb, n): (usize, usize, usize),
@@ -260,21 +331,33 @@ fn gemm(
     if m == 1 {
         let work = |chunk: usize, out: &mut [f32]| {
             let first = chunk * DECODE_ROWS;
-            for (j, o) in out.iter_mut().enumerate() {
-                let r = first + j;
-                *o = (dot.0)(&w[r * kb..(r + 1) * kb], y);
-            }
+            dot.rows(&w[first * kb..], y, out);
         };
         run(threads, dst, DECODE_ROWS, work);
     } else {
         let tile = m.div_ceil(threads * 4).clamp(1, PREFILL_TILE);
         let work = |chunk: usize, out: &mut [f32]| {
-            let first = chunk * tile;
             let rows = out.len() / n;
-            for (c, wr) in w.chunks_exact(kb).enumerate() {
-                for i in 0..rows {
-                    let r = first + i;
-                    out[i * n + c] = (dot.0)(wr, &y[r * kb..(r + 1) * kb]);
+            let ys = &y[chunk * tile * kb..][..rows * kb];
+            let mut buf = [0f32; 8 * 4];
+            for c in (0..n).step_by(8) {
+                let g = (n - c).min(8);
+                let wg = &w[c * kb..(c + g) * kb];
+                if g < 8 {
+                    for (yr, o) in ys.chunks_exact(kb).zip(out.chunks_exact_mut(n)) {
+                        dot8_portable(wg, yr, kb, &mut o[c..c + g]);
+                    }
+                    continue;
+                }
+                // Four activation rows share each unpacked weight block; then one at a time.
+                let mut r = 0;
+                while r < rows {
+                    let take = if rows - r >= 4 { 4 } else { 1 };
+                    (dot.0)(wg, &ys[r * kb..(r + take) * kb], kb, &mut buf[..8 * take]);
+                    for (j, b8) in buf[..8 * take].chunks_exact(8).enumerate() {
+                        out[(r + j) * n + c..][..8].copy_from_slice(b8);
+                    }
+                    r += take;
                 }
             }
         };
@@ -364,18 +447,23 @@ mod tests {
     #[test]
     fn portable_and_simd_agree_exactly() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
-        let kb = 19; // not a multiple of the SIMD group of 8 blocks
+        // 19 blocks per row, 13 rows: one SIMD group of eight and a remainder of five.
+        let (kb, n) = (19, 13);
         let xs = random(&mut rng, kb * QK, 2.0);
         let mut y = vec![BlockQ81::new_zeroed(); kb];
         quantize_row_q8_1(&xs, &mut y);
-        let w =
-            Tensor::from_vec(random(&mut rng, kb * QK, 1.0), (1, kb * QK), &Device::Cpu).unwrap();
+        let w = random(&mut rng, n * kb * QK, 1.0);
+        let w = Tensor::from_vec(w, (n, kb * QK), &Device::Cpu).unwrap();
         let qw = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
         let data = qw.data().unwrap();
         let blocks = <[BlockQ41]>::ref_from_bytes(&data).unwrap();
-        let a = row_dot_portable(blocks, &y);
-        let b = (RowDot::select().0)(blocks, &y);
-        assert_eq!(a.to_bits(), b.to_bits());
+        let mut a = vec![0f32; n];
+        Dot8(dot8_portable).rows(blocks, &y, &mut a);
+        let mut b = vec![0f32; n];
+        Dot8::select().rows(blocks, &y, &mut b);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b));
+        assert!(a.iter().all(|v| *v != 0.0));
     }
 
     #[test]
