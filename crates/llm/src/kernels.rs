@@ -202,7 +202,7 @@ mod avx2 {
         }
     }
 
-    /// As [`super::dot8_portable`] for exactly eight weight rows and one or four
+    /// As [`super::dot8_portable`] for exactly eight weight rows and one, four or eight
     /// activation rows (others go to the portable code).
     pub(super) fn dot8(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out: &mut [f32]) {
         let rows = y.len() / kb;
@@ -216,6 +216,7 @@ mod avx2 {
         match rows {
             1 => unsafe { dot8_avx2::<1>(w, y, kb, out) },
             4 => unsafe { dot8_avx2::<4>(w, y, kb, out) },
+            8 => unsafe { dot8_avx2::<8>(w, y, kb, out) },
             _ => super::dot8_portable(w, y, kb, out),
         }
     }
@@ -339,7 +340,7 @@ fn gemm(
         let work = |chunk: usize, out: &mut [f32]| {
             let rows = out.len() / n;
             let ys = &y[chunk * tile * kb..][..rows * kb];
-            let mut buf = [0f32; 8 * 4];
+            let mut buf = [0f32; 8 * 8];
             for c in (0..n).step_by(8) {
                 let g = (n - c).min(8);
                 let wg = &w[c * kb..(c + g) * kb];
@@ -349,10 +350,15 @@ fn gemm(
                     }
                     continue;
                 }
-                // Four activation rows share each unpacked weight block; then one at a time.
+                // Eight (or four) activation rows share each unpacked weight block; then
+                // one at a time.
                 let mut r = 0;
                 while r < rows {
-                    let take = if rows - r >= 4 { 4 } else { 1 };
+                    let take = match rows - r {
+                        8.. => 8,
+                        4..=7 => 4,
+                        _ => 1,
+                    };
                     (dot.0)(wg, &ys[r * kb..(r + take) * kb], kb, &mut buf[..8 * take]);
                     for (j, b8) in buf[..8 * take].chunks_exact(8).enumerate() {
                         out[(r + j) * n + c..][..8].copy_from_slice(b8);
@@ -464,6 +470,15 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b));
         assert!(a.iter().all(|v| *v != 0.0));
+        // The SIMD kernel with one, four and eight activation rows sharing the weights.
+        for rows in [1, 4, 8] {
+            let ys: Vec<BlockQ81> = (0..rows).flat_map(|_| y.iter().copied()).collect();
+            let mut c = vec![0f32; 8 * rows];
+            (Dot8::select().0)(&blocks[..8 * kb], &ys, kb, &mut c);
+            for c in c.chunks_exact(8) {
+                assert_eq!(bits(c), bits(&a[..8]), "{rows} activation rows");
+            }
+        }
     }
 
     #[test]
