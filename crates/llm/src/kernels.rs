@@ -15,8 +15,9 @@
 //! expected tokens (the wasm build runs this module's portable path) do not move.
 //!
 //! The portable path is plain Rust; on x86-64 an AVX2 version of the block dot products is
-//! selected at run time (one `unsafe` call, guarded by feature detection). Rows are split
-//! over candle's CPU thread pool, so `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` govern both.
+//! selected at run time (the crate's only `unsafe`: calls guarded by feature detection).
+//! Rows are split over candle's CPU thread pool, so `RAYON_NUM_THREADS` /
+//! `CANDLE_NUM_THREADS` govern both.
 
 use std::sync::Mutex;
 
