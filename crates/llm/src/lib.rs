@@ -12,7 +12,7 @@
 //!
 //! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
 //! [`distill`] (logit distillation with resumable checkpoints; native only), [`config`] (hyper-parameters), [`model`] (forward, cache,
-//! activation statistics), [`tokenizer`] (BPE, chat templates), [`sampling`],
+//! activation statistics), [`kernels`] (the Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`],
 //! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is),
 //! [`eval`] (evaluation data, quality metrics, energy model), [`safetensors`] (Hugging Face
 //! checkpoints).
@@ -25,6 +25,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod model_cache;
 pub mod safetensors;

@@ -2,7 +2,8 @@
 //!
 //! Linear layers keep their GGUF block layout and multiply through candle's `QMatMul`
 //! (the activations are quantized on the fly, as ggml does), so a Q4_1 file runs without
-//! dequantising its weights. Only norms (already F32 in the file) are plain tensors.
+//! dequantising its weights; Q4_1 layers on the CPU take [`crate::kernels::matmul_q4_1`]
+//! instead, which gives candle's bits faster. Only norms (already F32 in the file) are plain tensors.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -21,13 +22,25 @@ pub struct Linear {
     weight: Arc<QTensor>,
     mm: QMatMul,
     bias: Option<Tensor>,
+    /// Multiply through [`crate::kernels::matmul_q4_1`] (a Q4_1 weight on the CPU) rather
+    /// than `mm`; same bits, faster.
+    q4_1_kernel: bool,
 }
 
 impl Linear {
     fn new(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        let weight = Arc::new(weight);
+        Self::from_arc(Arc::new(weight), bias)
+    }
+
+    fn from_arc(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         let mm = QMatMul::from_arc(weight.clone())?;
-        Ok(Self { weight, mm, bias })
+        let q4_1_kernel = weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu();
+        Ok(Self {
+            weight,
+            mm,
+            bias,
+            q4_1_kernel,
+        })
     }
 
     /// The quantized weight, `(out, in)`.
@@ -47,7 +60,15 @@ impl Linear {
     /// # Errors
     /// Shape mismatches and tensor errors.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.mm.forward(x)?;
+        let fast = if self.q4_1_kernel {
+            crate::kernels::matmul_q4_1(&self.weight, x)?
+        } else {
+            None
+        };
+        let y = match fast {
+            Some(y) => y,
+            None => self.mm.forward(x)?,
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -263,17 +284,7 @@ impl Model {
                 }
                 (Linear::new(w, None)?, false)
             }
-            None => {
-                let mm = QMatMul::from_arc(embed.clone())?;
-                (
-                    Linear {
-                        weight: embed.clone(),
-                        mm,
-                        bias: None,
-                    },
-                    true,
-                )
-            }
+            None => (Linear::from_arc(embed.clone(), None)?, true),
         };
         let n_pos = config.context_length.min(MAX_ROPE_POSITIONS);
         let (cos, sin) = rope_tables(hd, n_pos, config.rope_theta, device)?;
@@ -301,6 +312,7 @@ impl Model {
                 weight: l.weight.clone(),
                 mm: QMatMul::Tensor(l.weight.dequantize(&self.device)?),
                 bias: l.bias.clone(),
+                q4_1_kernel: false,
             })
         };
         let mut m = self.clone();
