@@ -62,6 +62,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let at = find(&bad_type, name) + name.len() + 4 + 16;
     bad_type[at..at + 4].copy_from_slice(&20u32.to_le_bytes());
     out.push(("unsupported-type.gguf", bad_type));
+    // `general.alignment` → 0 (candle's own parser divided by it and panicked).
+    let key = b"general.alignment";
+    let mut align = valid.clone();
+    let at = find(&align, key) + key.len() + 4;
+    align[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    out.push(("zero-alignment.gguf", align));
     // The first tensor's first dimension → 2^40: extent beyond the file.
     let mut dims = valid;
     let at = find(&dims, name) + name.len() + 4;
@@ -119,6 +125,11 @@ fn committed_corpus_gives_the_expected_errors() {
         matches!(e, Error::Truncated { .. } | Error::Corrupt { .. }),
         "{e}"
     );
+    let e = run_guarded("align", &read("zero-alignment.gguf")).unwrap_err();
+    assert!(
+        matches!(e, Error::BadMetadata { ref key, .. } if key == "general.alignment"),
+        "{e}"
+    );
     // The committed files are what the generator makes (the corpus is not stale).
     for (name, bytes) in seeds() {
         assert_eq!(
@@ -127,6 +138,25 @@ fn committed_corpus_gives_the_expected_errors() {
             "{name} is stale: rerun write_seed_corpus"
         );
     }
+}
+
+/// Inputs on which cargo fuzz once found a crash (`crates/llm/fuzz/regressions/gguf/`, see
+/// the README's fuzzing section): each must now give a value (almost always an error).
+#[test]
+fn fuzz_regressions_do_not_crash() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/gguf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        let label = path.display().to_string();
+        if let Err(e) = run_guarded(&label, &bytes) {
+            // An error must say what is wrong, not be empty.
+            assert!(!e.to_string().trim().is_empty(), "{label}");
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
 }
 
 /// One seeded mutation: overwrite bytes, write a random little-endian integer, or cut.
