@@ -345,7 +345,14 @@ pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
     for (name, _, _) in g.tensor_infos() {
         g.tensor(&mut r, name, &dev)?;
     }
-    let _ = crate::tokenizer::Tokenizer::from_gguf(&g);
+    if let Ok(tok) = crate::tokenizer::Tokenizer::from_gguf(&g) {
+        // Exercise the vocabulary and merges the file supplied, special tokens included.
+        let text = "<|im_start|>user\nhello wörld 12345 \u{1F600}<|im_end|>\n";
+        if let Ok(ids) = tok.encode(text, true) {
+            let _ = tok.decode(&ids, false);
+        }
+        let _ = tok.apply_chat_template(&[crate::tokenizer::ChatMessage::user("hi")], true);
+    }
     let cfg = crate::config::ModelConfig::from_gguf(&g)?;
     // The rotary tables and weights scale with the configuration, not the input: only
     // build models whose weights the file can actually hold.
