@@ -15,8 +15,8 @@
 
 use std::path::Path;
 
-use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
+use candle_core::quantized::GgmlDType;
 use edgewise_llm::compress::{PrunePlan, QuantSpec, calibrate, export_gguf_file, prune, quantize};
 use edgewise_llm::eval::data::{committed_data_dir, load_calibration};
 use edgewise_llm::{Device, Model, Tokenizer};

@@ -162,8 +162,16 @@ def check(path: str, engine: str, n: int, threads: int) -> dict:
             }
         )
     rec["top_token_agreement"] = f"{agree}/{total}"
-    del llm
+    with captured_stderr():
+        del llm
     return rec
+
+
+def last_argmax(llm) -> int:
+    """Arg-max of the last evaluated token's logits (without `logits_all` llama-cpp-python
+    keeps no copy; read llama.cpp's buffer directly)."""
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+    return int(np.argmax(logits))
 
 
 def bench(path: str, runs: int, prompt_len: int, decode: int) -> dict:
@@ -184,11 +192,11 @@ def bench(path: str, runs: int, prompt_len: int, decode: int) -> dict:
             t0 = time.perf_counter()
             llm.eval(ids)
             t1 = time.perf_counter()
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = last_argmax(llm)
             t2 = time.perf_counter()
             for _ in range(decode):
                 llm.eval([tok])
-                tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+                tok = last_argmax(llm)
             t3 = time.perf_counter()
             pp.append(prompt_len / (t1 - t0))
             tg.append(decode / (t3 - t2))
@@ -198,7 +206,8 @@ def bench(path: str, runs: int, prompt_len: int, decode: int) -> dict:
             "prefill_tok_s_all": pp[1:],
             "decode_tok_s_all": tg[1:],
         }
-        del llm
+        with captured_stderr():
+            del llm
     rec["loadavg_after"] = os.getloadavg()
     return rec
 

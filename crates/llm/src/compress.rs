@@ -607,8 +607,10 @@ mod tests {
             .unwrap();
         assert!(matches!(&ff.1, Value::Array(v) if v.len() == 2));
         // Stored under llama.cpp's `deci` name (per-layer sizes), read back as Llama.
-        assert!(md.iter().any(|(k, v)| k == "general.architecture"
-            && matches!(v, Value::String(s) if s == "deci")));
+        assert!(
+            md.iter().any(|(k, v)| k == "general.architecture"
+                && matches!(v, Value::String(s) if s == "deci"))
+        );
         let mut buf = Cursor::new(Vec::new());
         let m = Model::synthetic(&cfg, 1, &Device::Cpu).unwrap();
         export_gguf(&mut buf, &m, None).unwrap();

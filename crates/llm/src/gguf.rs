@@ -472,7 +472,8 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
                 ),
             });
         }
-        let len = usize::try_from(n).map_err(|_| self.corrupt(format!("{} is too large", what())))?;
+        let len =
+            usize::try_from(n).map_err(|_| self.corrupt(format!("{} is too large", what())))?;
         let mut buf = vec![0u8; len];
         self.r
             .read_exact(&mut buf)
@@ -549,9 +550,7 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
             },
             8 => Value::String(self.string(&what)?),
             9 if nested => {
-                return Err(self.corrupt(format!(
-                    "`{key}`: arrays of arrays are not supported"
-                )));
+                return Err(self.corrupt(format!("`{key}`: arrays of arrays are not supported")));
             }
             9 => {
                 let elem_ty = self.u32(&|| format!("the element type of `{key}`"))?;
@@ -608,9 +607,9 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
                 )));
             }
             v => {
-                return Err(self.corrupt(format!(
-                    "unsupported GGUF version {v} (supported: 1, 2, 3)"
-                )));
+                return Err(
+                    self.corrupt(format!("unsupported GGUF version {v} (supported: 1, 2, 3)"))
+                );
             }
         };
         self.v1 = version == 1;
@@ -669,7 +668,9 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
                     self.u64(&what)?
                 };
                 let dim = usize::try_from(dim).map_err(|_| {
-                    self.corrupt(format!("tensor `{tname}`: dimension {d} = {dim} is too large"))
+                    self.corrupt(format!(
+                        "tensor `{tname}`: dimension {d} = {dim} is too large"
+                    ))
                 })?;
                 dims.push(dim);
             }

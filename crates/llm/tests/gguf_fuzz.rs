@@ -52,7 +52,15 @@ fn with_tokenizer() -> Vec<u8> {
     let m = Model::synthetic(&tiny_config(1), 3, &dev).expect("model");
     let m = edgewise_llm::compress::quantize(&m, edgewise_llm::compress::QuantSpec::Q8_0)
         .expect("quantize");
-    let merges = ["h e", "l l", "he ll", "hell o", "\u{120} w", "\u{120}w o", "1 2"];
+    let merges = [
+        "h e",
+        "l l",
+        "he ll",
+        "hell o",
+        "\u{120} w",
+        "\u{120}w o",
+        "1 2",
+    ];
     let mut tokens: Vec<String> = byte_chars().iter().map(char::to_string).collect();
     tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned()]);
     tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
@@ -161,9 +169,14 @@ fn committed_corpus_gives_the_expected_errors() {
     assert!(run_guarded("with-tokenizer", &tok_file).is_ok());
     let g = GgufFile::read(&mut Cursor::new(&tok_file), "t").expect("header");
     let tok = edgewise_llm::Tokenizer::from_gguf(&g).expect("tokenizer");
-    let ids = tok.encode("<|im_start|>hello 12<|im_end|>", true).expect("encode");
+    let ids = tok
+        .encode("<|im_start|>hello 12<|im_end|>", true)
+        .expect("encode");
     assert_eq!(ids.first(), Some(&256));
-    assert_eq!(tok.decode(&ids, false).expect("decode"), "<|im_start|>hello 12<|im_end|>");
+    assert_eq!(
+        tok.decode(&ids, false).expect("decode"),
+        "<|im_start|>hello 12<|im_end|>"
+    );
     for n in ["truncated-header.gguf", "truncated-data.gguf"] {
         let e = run_guarded(n, &read(n)).unwrap_err();
         assert!(matches!(e, Error::Truncated { .. }), "{n}: {e}");
