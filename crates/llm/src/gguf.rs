@@ -105,6 +105,17 @@ impl GgufFile {
                     ),
                 });
             };
+            // An empty tensor is never a model weight, and candle would build it from a
+            // dangling, unaligned pointer (found by cargo fuzz).
+            if elems == 0 {
+                return Err(Error::Corrupt {
+                    what: name.to_owned(),
+                    detail: format!(
+                        "tensor `{tname}` has dimensions {:?}: every dimension must be at least 1",
+                        info.shape.dims()
+                    ),
+                });
+            }
             if elems % info.ggml_dtype.block_size() != 0 {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
