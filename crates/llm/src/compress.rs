@@ -409,7 +409,16 @@ pub fn quantize(model: &Model, spec: QuantSpec) -> Result<Model> {
 /// GGUF metadata describing `cfg` (per-layer arrays where layers differ).
 #[must_use]
 pub fn config_metadata(cfg: &ModelConfig) -> Vec<(String, Value)> {
-    let p = cfg.arch.gguf_name();
+    let varies = |v: &[usize]| v.windows(2).any(|w| w[0] != w[1]);
+    // llama.cpp's `llama` loader sizes every layer from layer 0's counts; its `deci`
+    // architecture (the same blocks) reads them per layer.
+    let p = if cfg.arch == crate::config::Architecture::Llama
+        && (varies(&cfg.n_ff) || varies(&cfg.n_head) || varies(&cfg.n_head_kv))
+    {
+        crate::config::DECI
+    } else {
+        cfg.arch.gguf_name()
+    };
     let k = |s: &str| format!("{p}.{s}");
     let u = |v: usize| Value::U32(u32::try_from(v).unwrap_or(u32::MAX));
     let per_layer = |v: &[usize]| {
@@ -683,9 +692,22 @@ mod tests {
         let md = config_metadata(&cfg);
         let ff = md
             .iter()
-            .find(|(k, _)| k == "llama.feed_forward_length")
+            .find(|(k, _)| k == "deci.feed_forward_length")
             .unwrap();
         assert!(matches!(&ff.1, Value::Array(v) if v.len() == 2));
+        // Stored under llama.cpp's `deci` name (per-layer sizes), read back as Llama.
+        assert!(
+            md.iter().any(|(k, v)| k == "general.architecture"
+                && matches!(v, Value::String(s) if s == "deci"))
+        );
+        let mut buf = Cursor::new(Vec::new());
+        let m = Model::synthetic(&cfg, 1, &Device::Cpu).unwrap();
+        export_gguf(&mut buf, &m, None).unwrap();
+        let bytes = buf.into_inner();
+        let g = GgufFile::read(&mut Cursor::new(&bytes), "<memory>").unwrap();
+        let back = crate::config::ModelConfig::from_gguf(&g).unwrap();
+        assert_eq!(back.arch, crate::config::Architecture::Llama);
+        assert_eq!(back.n_ff, vec![128, 64]);
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub enum RopeStyle {
     Halves,
 }
 
+/// The GGUF architecture name under which llama.cpp reads Llama blocks with per-layer sizes
+/// (its `llama` loader sizes every layer from layer 0's counts).
+pub const DECI: &str = "deci";
+
 /// Most transformer blocks a file may declare (a guard against corrupt headers that would
 /// make per-layer tables huge).
 pub const MAX_LAYERS: usize = 4096;
@@ -101,8 +105,16 @@ impl ModelConfig {
     /// # Errors
     /// [`Error::UnknownArchitecture`], [`Error::MissingMetadata`], [`Error::BadMetadata`].
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
-        let arch = Architecture::from_gguf_name(g.get_str("general.architecture")?)?;
-        let p = arch.gguf_name();
+        let name = g.get_str("general.architecture")?;
+        // llama.cpp's `deci` architecture is Llama blocks whose FFN width and head counts
+        // may differ per layer; non-uniformly pruned Llama models are written under it
+        // (`compress::config_metadata`). Its keys carry the `deci.` prefix.
+        let arch = if name == DECI {
+            Architecture::Llama
+        } else {
+            Architecture::from_gguf_name(name)?
+        };
+        let p = name;
         let key = |k: &str| format!("{p}.{k}");
         let n_layer = g.get_usize(&key("block_count"))?;
         if !(1..=MAX_LAYERS).contains(&n_layer) {

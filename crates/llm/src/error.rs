@@ -40,7 +40,9 @@ pub enum Error {
         tensor: String,
     },
     /// `general.architecture` names a model family this crate does not implement.
-    #[error("unknown model architecture `{0}` (supported: llama, mistral, qwen2, qwen3)")]
+    #[error(
+        "unknown model architecture `{0}` (supported: llama, mistral, qwen2, qwen3; in GGUF also deci, Llama blocks with per-layer sizes)"
+    )]
     UnknownArchitecture(String),
     /// A metadata key that the model needs is absent.
     #[error("missing GGUF metadata key `{0}`")]

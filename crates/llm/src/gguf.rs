@@ -89,7 +89,7 @@ impl GgufFile {
                 detail: format!("{file_len} bytes, too short for a GGUF header"),
             });
         }
-        let content = Content::read(reader).map_err(|e| classify_parse_error(&e, name))?;
+        let content = HeaderReader::new(reader, file_len, name).content()?;
         for (tname, info) in &content.tensor_infos {
             let Some(elems) = info
                 .shape
@@ -105,6 +105,17 @@ impl GgufFile {
                     ),
                 });
             };
+            // An empty tensor is never a model weight, and candle would build it from a
+            // dangling, unaligned pointer (found by cargo fuzz).
+            if elems == 0 {
+                return Err(Error::Corrupt {
+                    what: name.to_owned(),
+                    detail: format!(
+                        "tensor `{tname}` has dimensions {:?}: every dimension must be at least 1",
+                        info.shape.dims()
+                    ),
+                });
+            }
             if elems % info.ggml_dtype.block_size() != 0 {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
@@ -345,7 +356,14 @@ pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
     for (name, _, _) in g.tensor_infos() {
         g.tensor(&mut r, name, &dev)?;
     }
-    let _ = crate::tokenizer::Tokenizer::from_gguf(&g);
+    if let Ok(tok) = crate::tokenizer::Tokenizer::from_gguf(&g) {
+        // Exercise the vocabulary and merges the file supplied, special tokens included.
+        let text = "<|im_start|>user\nhello wörld 12345 \u{1F600}<|im_end|>\n";
+        if let Ok(ids) = tok.encode(text, true) {
+            let _ = tok.decode(&ids, false);
+        }
+        let _ = tok.apply_chat_template(&[crate::tokenizer::ChatMessage::user("hi")], true);
+    }
     let cfg = crate::config::ModelConfig::from_gguf(&g)?;
     // The rotary tables and weights scale with the configuration, not the input: only
     // build models whose weights the file can actually hold.
@@ -374,6 +392,336 @@ fn checked_params(cfg: &crate::config::ModelConfig) -> Option<usize> {
         n = n.checked_add(attn)?.checked_add(ffn)?;
     }
     Some(n)
+}
+
+/// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
+pub const MAX_TENSOR_DIMS: u32 = 4;
+
+/// The candle type of a ggml tensor type id, for the types candle can compute with.
+#[must_use]
+pub fn ggml_dtype_from_id(type_id: u32) -> Option<GgmlDType> {
+    Some(match type_id {
+        0 => GgmlDType::F32,
+        1 => GgmlDType::F16,
+        2 => GgmlDType::Q4_0,
+        3 => GgmlDType::Q4_1,
+        6 => GgmlDType::Q5_0,
+        7 => GgmlDType::Q5_1,
+        8 => GgmlDType::Q8_0,
+        9 => GgmlDType::Q8_1,
+        10 => GgmlDType::Q2K,
+        11 => GgmlDType::Q3K,
+        12 => GgmlDType::Q4K,
+        13 => GgmlDType::Q5K,
+        14 => GgmlDType::Q6K,
+        15 => GgmlDType::Q8K,
+        30 => GgmlDType::BF16,
+        _ => return None,
+    })
+}
+
+/// The GGUF header parser.
+///
+/// Every length field is checked against the bytes left in the file before anything is
+/// allocated from it, so a corrupt or hostile header costs at most a small multiple of the
+/// file's own size; every defect is reported with the key or tensor it concerns. The result
+/// is candle's `Content`, so tensor reading stays candle's.
+struct HeaderReader<'a, R> {
+    r: &'a mut R,
+    /// Bytes consumed so far.
+    pos: u64,
+    file_len: u64,
+    name: &'a str,
+    /// GGUF v1 stores lengths and counts as u32 (v2 and v3: u64).
+    v1: bool,
+}
+
+/// Bytes a value of GGUF type `ty` occupies at least (used to bound array lengths).
+fn min_value_size(ty: u32, len_size: u64) -> u64 {
+    match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        8 => len_size,
+        _ => 4 + len_size,
+    }
+}
+
+impl<'a, R: Read + Seek> HeaderReader<'a, R> {
+    fn new(r: &'a mut R, file_len: u64, name: &'a str) -> Self {
+        Self {
+            r,
+            pos: 0,
+            file_len,
+            name,
+            v1: false,
+        }
+    }
+
+    fn corrupt(&self, detail: String) -> Error {
+        Error::Corrupt {
+            what: self.name.to_owned(),
+            detail,
+        }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.file_len.saturating_sub(self.pos)
+    }
+
+    /// Reads `n` bytes (`n` already checked against the file length by the caller or here).
+    fn bytes(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+        if n > self.remaining() {
+            return Err(Error::Truncated {
+                what: self.name.to_owned(),
+                detail: format!(
+                    "{} needs {n} bytes at offset {}, the file has {} left",
+                    what(),
+                    self.pos,
+                    self.remaining()
+                ),
+            });
+        }
+        let len =
+            usize::try_from(n).map_err(|_| self.corrupt(format!("{} is too large", what())))?;
+        let mut buf = vec![0u8; len];
+        self.r
+            .read_exact(&mut buf)
+            .map_err(|e| Error::io(self.name, e))?;
+        self.pos += n;
+        Ok(buf)
+    }
+
+    fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N]> {
+        let b = self.bytes(N as u64, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&b);
+        Ok(out)
+    }
+
+    fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    /// A length or count: u32 in GGUF v1, u64 after.
+    fn len(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
+        if self.v1 {
+            self.u32(what).map(u64::from)
+        } else {
+            self.u64(what)
+        }
+    }
+
+    fn len_size(&self) -> u64 {
+        if self.v1 { 4 } else { 8 }
+    }
+
+    fn string(&mut self, what: &dyn Fn() -> String) -> Result<String> {
+        let len = self.len(&|| format!("the length of {}", what()))?;
+        if len > self.remaining() {
+            return Err(Error::Truncated {
+                what: self.name.to_owned(),
+                detail: format!(
+                    "{} claims {len} bytes at offset {}, the file has {} left",
+                    what(),
+                    self.pos,
+                    self.remaining()
+                ),
+            });
+        }
+        let mut v = self.bytes(len, what)?;
+        // Strings are not NUL-terminated by the spec, but some writers add one.
+        while v.last() == Some(&0) {
+            v.pop();
+        }
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    }
+
+    fn value(&mut self, ty: u32, key: &str, nested: bool) -> Result<Value> {
+        let what = || format!("the value of `{key}`");
+        Ok(match ty {
+            0 => Value::U8(self.array::<1>(&what)?[0]),
+            1 => Value::I8(i8::from_le_bytes(self.array(&what)?)),
+            2 => Value::U16(u16::from_le_bytes(self.array(&what)?)),
+            3 => Value::I16(i16::from_le_bytes(self.array(&what)?)),
+            4 => Value::U32(u32::from_le_bytes(self.array(&what)?)),
+            5 => Value::I32(i32::from_le_bytes(self.array(&what)?)),
+            6 => Value::F32(f32::from_le_bytes(self.array(&what)?)),
+            7 => match self.array::<1>(&what)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => {
+                    return Err(self.corrupt(format!("`{key}`: bool value {b}, expected 0 or 1")));
+                }
+            },
+            8 => Value::String(self.string(&what)?),
+            9 if nested => {
+                return Err(self.corrupt(format!("`{key}`: arrays of arrays are not supported")));
+            }
+            9 => {
+                let elem_ty = self.u32(&|| format!("the element type of `{key}`"))?;
+                if elem_ty > 12 {
+                    return Err(self.corrupt(format!(
+                        "`{key}`: unknown array element type {elem_ty} (expected 0 to 12)"
+                    )));
+                }
+                let n = self.len(&|| format!("the length of array `{key}`"))?;
+                let min = min_value_size(elem_ty, self.len_size());
+                if n.saturating_mul(min) > self.remaining() {
+                    return Err(Error::Truncated {
+                        what: self.name.to_owned(),
+                        detail: format!(
+                            "array `{key}` claims {n} elements (at least {min} bytes each), the file has {} bytes left",
+                            self.remaining()
+                        ),
+                    });
+                }
+                // Bounded by the check above: at most one element per remaining byte.
+                let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                for _ in 0..n {
+                    items.push(self.value(elem_ty, key, true)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U64(u64::from_le_bytes(self.array(&what)?)),
+            11 => Value::I64(i64::from_le_bytes(self.array(&what)?)),
+            12 => Value::F64(f64::from_le_bytes(self.array(&what)?)),
+            other => {
+                return Err(self.corrupt(format!(
+                    "`{key}`: unknown value type {other} (expected 0 to 12)"
+                )));
+            }
+        })
+    }
+
+    fn content(mut self) -> Result<Content> {
+        let magic = self.array::<4>(&|| "the magic number".to_owned())?;
+        if &magic != b"GGUF" {
+            return Err(self.corrupt(format!(
+                "not a GGUF file (starts with {magic:02x?}, expected the bytes of \"GGUF\")"
+            )));
+        }
+        let version = self.u32(&|| "the version".to_owned())?;
+        let versioned = match version {
+            1 => gguf_file::VersionedMagic::GgufV1,
+            2 => gguf_file::VersionedMagic::GgufV2,
+            3 => gguf_file::VersionedMagic::GgufV3,
+            v if v.swap_bytes() <= 3 => {
+                return Err(self.corrupt(format!(
+                    "big-endian GGUF (version {}) is not supported",
+                    v.swap_bytes()
+                )));
+            }
+            v => {
+                return Err(
+                    self.corrupt(format!("unsupported GGUF version {v} (supported: 1, 2, 3)"))
+                );
+            }
+        };
+        self.v1 = version == 1;
+        let n_tensors = self.len(&|| "the tensor count".to_owned())?;
+        let n_kv = self.len(&|| "the metadata count".to_owned())?;
+        // A key-value pair takes at least a key length, a type and one byte; a tensor entry
+        // a name length, a dimension count, a type and an offset.
+        let needed = n_kv
+            .saturating_mul(self.len_size() + 5)
+            .saturating_add(n_tensors.saturating_mul(self.len_size() + 16));
+        if needed > self.remaining() {
+            return Err(Error::Truncated {
+                what: self.name.to_owned(),
+                detail: format!(
+                    "the header declares {n_tensors} tensors and {n_kv} metadata entries (at least {needed} bytes), the file has {} bytes left",
+                    self.remaining()
+                ),
+            });
+        }
+        let mut metadata = HashMap::new();
+        for i in 0..n_kv {
+            let key = self.string(&|| format!("metadata key #{i}"))?;
+            let ty = self.u32(&|| format!("the type of `{key}`"))?;
+            let value = self.value(ty, &key, false)?;
+            if metadata.insert(key.clone(), value).is_some() {
+                return Err(self.corrupt(format!("metadata key `{key}` appears twice")));
+            }
+        }
+        let alignment = match metadata.get("general.alignment") {
+            None => gguf_file::DEFAULT_ALIGNMENT,
+            Some(v) => match value_to_i64(v).and_then(|a| u64::try_from(a).ok()) {
+                Some(a) if a.is_power_of_two() => a,
+                _ => {
+                    return Err(Error::BadMetadata {
+                        key: "general.alignment".to_owned(),
+                        expected: format!("a power of two, got {v:?}"),
+                    });
+                }
+            },
+        };
+        let mut tensor_infos = HashMap::new();
+        for i in 0..n_tensors {
+            let tname = self.string(&|| format!("tensor name #{i}"))?;
+            let n_dims = self.u32(&|| format!("the dimension count of tensor `{tname}`"))?;
+            if n_dims > MAX_TENSOR_DIMS {
+                return Err(self.corrupt(format!(
+                    "tensor `{tname}` has {n_dims} dimensions, at most {MAX_TENSOR_DIMS} are allowed"
+                )));
+            }
+            let mut dims = Vec::with_capacity(MAX_TENSOR_DIMS as usize);
+            for d in 0..n_dims {
+                let what = || format!("dimension {d} of tensor `{tname}`");
+                let dim = if self.v1 {
+                    u64::from(self.u32(&what)?)
+                } else {
+                    self.u64(&what)?
+                };
+                let dim = usize::try_from(dim).map_err(|_| {
+                    self.corrupt(format!(
+                        "tensor `{tname}`: dimension {d} = {dim} is too large"
+                    ))
+                })?;
+                dims.push(dim);
+            }
+            // GGUF lists dimensions innermost first; candle's shapes are outermost first.
+            dims.reverse();
+            let type_id = self.u32(&|| format!("the type of tensor `{tname}`"))?;
+            let Some(ggml_dtype) = ggml_dtype_from_id(type_id) else {
+                return Err(Error::UnsupportedTensorType {
+                    type_id,
+                    type_name: ggml_type_name(type_id),
+                    tensor: format!(" in tensor `{tname}`"),
+                });
+            };
+            let offset = self.u64(&|| format!("the data offset of tensor `{tname}`"))?;
+            if offset % alignment != 0 {
+                return Err(self.corrupt(format!(
+                    "tensor `{tname}`: data offset {offset} is not a multiple of the alignment {alignment}"
+                )));
+            }
+            let info = gguf_file::TensorInfo {
+                ggml_dtype,
+                shape: candle_core::Shape::from(dims),
+                offset,
+            };
+            if tensor_infos.insert(tname.clone(), info).is_some() {
+                return Err(self.corrupt(format!("tensor `{tname}` appears twice")));
+            }
+        }
+        let tensor_data_offset = self
+            .pos
+            .div_ceil(alignment)
+            .checked_mul(alignment)
+            .ok_or_else(|| self.corrupt("the tensor data offset overflows".to_owned()))?;
+        Ok(Content {
+            magic: versioned,
+            metadata,
+            tensor_infos,
+            tensor_data_offset,
+        })
+    }
 }
 
 /// Sorts a candle parse error into this crate's variants.

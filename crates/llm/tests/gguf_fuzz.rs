@@ -30,6 +30,70 @@ fn valid_file() -> Vec<u8> {
     buf.into_inner()
 }
 
+/// GPT-2's byte → printable character table (as in the tokenizer; private there).
+fn byte_chars() -> Vec<char> {
+    let mut n = 0u32;
+    (0..=255u8)
+        .map(|b| {
+            if matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF) {
+                char::from(b)
+            } else {
+                n += 1;
+                char::from_u32(255 + n).expect("char")
+            }
+        })
+        .collect()
+}
+
+/// The valid model plus a small byte-level BPE tokenizer (256 byte tokens, ChatML control
+/// tokens, a few merges) and a chat template, so fuzzing reaches the tokenizer too.
+fn with_tokenizer() -> Vec<u8> {
+    let dev = Device::Cpu;
+    let m = Model::synthetic(&tiny_config(1), 3, &dev).expect("model");
+    let m = edgewise_llm::compress::quantize(&m, edgewise_llm::compress::QuantSpec::Q8_0)
+        .expect("quantize");
+    let merges = [
+        "h e",
+        "l l",
+        "he ll",
+        "hell o",
+        "\u{120} w",
+        "\u{120}w o",
+        "1 2",
+    ];
+    let mut tokens: Vec<String> = byte_chars().iter().map(char::to_string).collect();
+    tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned()]);
+    tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
+    let mut types = vec![Value::I32(1); tokens.len()];
+    types[256] = Value::I32(3);
+    types[257] = Value::I32(3);
+    let s = |x: &str| Value::String(x.to_owned());
+    let mut md = edgewise_llm::compress::config_metadata(m.config());
+    md.extend([
+        ("tokenizer.ggml.model".to_owned(), s("gpt2")),
+        ("tokenizer.ggml.pre".to_owned(), s("smollm")),
+        (
+            "tokenizer.ggml.tokens".to_owned(),
+            Value::Array(tokens.iter().map(|t| s(t)).collect()),
+        ),
+        ("tokenizer.ggml.token_type".to_owned(), Value::Array(types)),
+        (
+            "tokenizer.ggml.merges".to_owned(),
+            Value::Array(merges.iter().map(|m| s(m)).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id".to_owned(), Value::U32(256)),
+        ("tokenizer.ggml.eos_token_id".to_owned(), Value::U32(257)),
+        (
+            "tokenizer.chat_template".to_owned(),
+            s("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"),
+        ),
+    ]);
+    let mut buf = Cursor::new(Vec::new());
+    edgewise_llm::gguf::write_gguf(&mut buf, &md, &m.named_tensors().expect("tensors"))
+        .expect("write");
+    buf.into_inner()
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len())
         .position(|w| w == needle)
@@ -39,7 +103,10 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
 /// Named seed inputs: (file name, bytes).
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let valid = valid_file();
-    let mut out = vec![("valid.gguf", valid.clone())];
+    let mut out = vec![
+        ("valid.gguf", valid.clone()),
+        ("with-tokenizer.gguf", with_tokenizer()),
+    ];
     out.push(("truncated-header.gguf", valid[..40].to_vec()));
     out.push(("truncated-data.gguf", valid[..valid.len() - 100].to_vec()));
     let mut bad_magic = valid.clone();
@@ -62,6 +129,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let at = find(&bad_type, name) + name.len() + 4 + 16;
     bad_type[at..at + 4].copy_from_slice(&20u32.to_le_bytes());
     out.push(("unsupported-type.gguf", bad_type));
+    // `general.alignment` → 0 (candle's own parser divided by it and panicked).
+    let key = b"general.alignment";
+    let mut align = valid.clone();
+    let at = find(&align, key) + key.len() + 4;
+    align[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    out.push(("zero-alignment.gguf", align));
     // The first tensor's first dimension → 2^40: extent beyond the file.
     let mut dims = valid;
     let at = find(&dims, name) + name.len() + 4;
@@ -92,6 +165,18 @@ fn committed_corpus_gives_the_expected_errors() {
     let dir = corpus_dir();
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
     assert!(run_guarded("valid", &read("valid.gguf")).is_ok());
+    let tok_file = read("with-tokenizer.gguf");
+    assert!(run_guarded("with-tokenizer", &tok_file).is_ok());
+    let g = GgufFile::read(&mut Cursor::new(&tok_file), "t").expect("header");
+    let tok = edgewise_llm::Tokenizer::from_gguf(&g).expect("tokenizer");
+    let ids = tok
+        .encode("<|im_start|>hello 12<|im_end|>", true)
+        .expect("encode");
+    assert_eq!(ids.first(), Some(&256));
+    assert_eq!(
+        tok.decode(&ids, false).expect("decode"),
+        "<|im_start|>hello 12<|im_end|>"
+    );
     for n in ["truncated-header.gguf", "truncated-data.gguf"] {
         let e = run_guarded(n, &read(n)).unwrap_err();
         assert!(matches!(e, Error::Truncated { .. }), "{n}: {e}");
@@ -119,6 +204,11 @@ fn committed_corpus_gives_the_expected_errors() {
         matches!(e, Error::Truncated { .. } | Error::Corrupt { .. }),
         "{e}"
     );
+    let e = run_guarded("align", &read("zero-alignment.gguf")).unwrap_err();
+    assert!(
+        matches!(e, Error::BadMetadata { ref key, .. } if key == "general.alignment"),
+        "{e}"
+    );
     // The committed files are what the generator makes (the corpus is not stale).
     for (name, bytes) in seeds() {
         assert_eq!(
@@ -127,6 +217,25 @@ fn committed_corpus_gives_the_expected_errors() {
             "{name} is stale: rerun write_seed_corpus"
         );
     }
+}
+
+/// Inputs on which cargo fuzz once found a crash (`crates/llm/fuzz/regressions/gguf/`, see
+/// the README's fuzzing section): each must now give a value (almost always an error).
+#[test]
+fn fuzz_regressions_do_not_crash() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/gguf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        let label = path.display().to_string();
+        if let Err(e) = run_guarded(&label, &bytes) {
+            // An error must say what is wrong, not be empty.
+            assert!(!e.to_string().trim().is_empty(), "{label}");
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
 }
 
 /// One seeded mutation: overwrite bytes, write a random little-endian integer, or cut.
