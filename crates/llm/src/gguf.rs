@@ -581,8 +581,9 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
                         ),
                     });
                 }
-                // Bounded by the check above: at most one element per remaining byte.
-                let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                // Reserve little up front: memory then grows only with elements that are
+                // really in the file.
+                let mut items = Vec::with_capacity(usize::try_from(n.min(4096)).unwrap_or(0));
                 for _ in 0..n {
                     items.push(self.value(elem_ty, key, true)?);
                 }
