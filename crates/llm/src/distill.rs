@@ -710,6 +710,18 @@ pub fn distill(
         cursor = st.cursor;
         losses = st.losses;
     }
+    let save_state = |dir: &Path, step, cursor, losses: &[f32], opt: &AdamW| {
+        let st = CheckpointState {
+            format: CKPT_FORMAT.into(),
+            version: CKPT_VERSION,
+            step,
+            cursor,
+            seed: cfg.seed,
+            config_hash: hash.clone(),
+            losses: losses.to_vec(),
+        };
+        save_checkpoint(dir, &st, student, opt)
+    };
     for step in start + 1..=cfg.steps {
         let batch = cursor.next_batch(data, cfg.seed, cfg.batch);
         let t_logits = teacher_logits(teacher, &batch)?;
@@ -728,16 +740,7 @@ pub fn distill(
         if let Some(ck) = checkpoint {
             let due = step == cfg.steps || (ck.every > 0 && step.is_multiple_of(ck.every));
             if due {
-                let st = CheckpointState {
-                    format: CKPT_FORMAT.into(),
-                    version: CKPT_VERSION,
-                    step,
-                    cursor,
-                    seed: cfg.seed,
-                    config_hash: hash.clone(),
-                    losses: losses.clone(),
-                };
-                save_checkpoint(&ck.dir, &st, student, &opt)?;
+                save_state(&ck.dir, step, cursor, &losses, &opt)?;
                 checkpointed = true;
             }
         }
@@ -758,16 +761,7 @@ pub fn distill(
                 .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
         {
             if !checkpointed {
-                let st = CheckpointState {
-                    format: CKPT_FORMAT.into(),
-                    version: CKPT_VERSION,
-                    step,
-                    cursor,
-                    seed: cfg.seed,
-                    config_hash: hash.clone(),
-                    losses: losses.clone(),
-                };
-                save_checkpoint(&ck.dir, &st, student, &opt)?;
+                save_state(&ck.dir, step, cursor, &losses, &opt)?;
             }
             break;
         }
