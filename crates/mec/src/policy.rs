@@ -294,11 +294,11 @@ impl Policy for Greedy {
                 self.workers.fill(backlog_end);
             }
             let share = cfg.radio.bandwidth_hz / offloaders.max(1) as f64;
-            let metrics = sim.metrics();
+            let (answered, accuracy_sum, hallucination_sum) = sim.quality_so_far();
             let mut quality = RunningQuality {
-                count: metrics.queries as f64,
-                accuracy_sum: metrics.accuracy * metrics.queries as f64,
-                hallucination_sum: metrics.hallucination_rate * metrics.queries as f64,
+                count: answered as f64,
+                accuracy_sum,
+                hallucination_sum,
             };
             let mut used = 0usize;
             for (u, action) in actions.iter_mut().enumerate().take(n) {

@@ -544,6 +544,18 @@ impl Simulator {
         )
     }
 
+    /// The episode's answered queries so far, with the sums of their accuracies and
+    /// hallucination rates (what the quality constraints are checked on), without the
+    /// cost of a full [`Simulator::metrics`].
+    #[must_use]
+    pub fn quality_so_far(&self) -> (usize, f64, f64) {
+        (
+            self.acc.latencies.len(),
+            self.acc.accuracy_sum,
+            self.acc.hallucination_sum,
+        )
+    }
+
     /// Accuracy and hallucination rate of the edge's model.
     #[must_use]
     pub fn edge_quality(&self) -> (f64, f64) {
