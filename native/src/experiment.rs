@@ -18,9 +18,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
 use edgewise_env::EpisodeInfo;
-use edgewise_rl::checkpoint::write_atomic;
 use edgewise_rl::experiment::{
     ExperimentPlan, Interval, Preset, mean_ci95, smooth, steps_to_threshold,
 };
@@ -199,12 +199,9 @@ pub fn run(args: &ExperimentArgs) -> anyhow::Result<()> {
 
     let total_steps =
         plan.env_steps * (plan.seeds.len() * plan.train_populations.len() * ALGOS.len()) as u64;
-    let bar = indicatif::ProgressBar::new(total_steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} env steps  elapsed {elapsed}  eta {eta}  {msg}",
-        )
-        .expect("valid template"),
+    let bar = crate::logging::bar(
+        total_steps,
+        "{bar:40} {pos}/{len} env steps  elapsed {elapsed}  eta {eta}  {msg}",
     );
     let device = cpu_device();
     let mut runs = Vec::new();
@@ -238,6 +235,7 @@ pub fn run(args: &ExperimentArgs) -> anyhow::Result<()> {
                     bar.set_position(offset + s.env_steps.min(plan.env_steps));
                 }
                 let wall_s = t0.elapsed().as_secs_f64();
+                tracing::info!("trained {algo} at {pop} devices, seed {seed}: {wall_s:.0} s");
                 let mut file = ppo.policy();
                 file.meta.insert("algo".into(), algo.into());
                 file.meta.insert("env".into(), MEC_ENV.into());

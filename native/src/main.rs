@@ -2,10 +2,12 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod atomic_write;
 mod compress;
 mod eval;
 mod experiment;
 mod learned;
+mod logging;
 mod plots;
 mod serve;
 mod simulate;
@@ -19,6 +21,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log each step of long jobs (debug level) to stderr; `RUST_LOG` overrides.
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +44,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose);
     let result = match &cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Train(args) => train::run(args),

@@ -11,10 +11,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
-use edgewise_rl::checkpoint::write_atomic;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
 
@@ -166,12 +166,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .append(true)
         .open(&metrics)
         .with_context(|| format!("opening {}", metrics.display()))?;
-    let bar = indicatif::ProgressBar::new(args.steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} env steps  {per_sec}  eta {eta}  {msg}",
-        )
-        .expect("valid template"),
+    let bar = crate::logging::bar(
+        args.steps,
+        "{bar:40} {pos}/{len} env steps  {per_sec}  eta {eta}  {msg}",
     );
     bar.set_position(ppo.env_steps());
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
@@ -205,9 +202,25 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             bar.set_message(format!("return {mean:.2}"));
         }
         bar.set_position(s.env_steps);
+        tracing::debug!(
+            iteration = s.iteration,
+            env_steps = s.env_steps,
+            mean_return = s.mean_return,
+            value_loss = s.value_loss,
+            approx_kl = s.approx_kl,
+            wm_error = ?s.wm_error,
+            "iteration"
+        );
         if args.checkpoint_every > 0 && s.iteration % args.checkpoint_every == 0 {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
+            tracing::info!(
+                "iteration {}: {} env steps, mean return {:.3}; checkpoint {}",
+                s.iteration,
+                s.env_steps,
+                s.mean_return,
+                ckpt.display()
+            );
         }
     }
     csv.flush()?;

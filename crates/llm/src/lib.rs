@@ -10,7 +10,7 @@
 //! read a clock or OS randomness, or depend on an application crate. It builds for
 //! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
 //!
-//! Map: [`gguf`] (read/write), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
+//! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
 //! [`distill`] (logit distillation with resumable checkpoints; native only), [`config`] (hyper-parameters), [`model`] (forward, cache,
 //! activation statistics), [`kernels`] (the Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`],
 //! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is),
@@ -23,6 +23,7 @@ pub mod config;
 pub mod distill;
 pub mod error;
 pub mod eval;
+pub mod fuzz_entry;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;

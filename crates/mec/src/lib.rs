@@ -13,7 +13,7 @@
 //! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward.
 //!
 //! Invariants: no ML dependency, no I/O, no clock, no global RNG. All randomness comes
-//! from a seed through [`rng::SimRng`] with `libm` math, so a seed gives the same
+//! from a seed through [`edgewise_rng::Rng`] with `libm` math, so a seed gives the same
 //! trajectory natively and in wasm32.
 
 mod catalogue;
@@ -21,7 +21,6 @@ mod config;
 mod error;
 mod metrics;
 mod policy;
-pub mod rng;
 mod sim;
 mod vecenv;
 

@@ -15,8 +15,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::metrics::quality_deficits;
-use crate::rng::SimRng;
 use crate::sim::{Action, Simulator};
+use edgewise_rng::{Rng, derive_seed};
 
 /// Something that chooses an action for every device each slot.
 pub trait Policy {
@@ -100,7 +100,7 @@ pub fn baseline(kind: PolicyKind, seed: u64) -> Box<dyn Policy> {
             name: "always-offload",
         }),
         PolicyKind::Random => Box::new(RandomPolicy {
-            rng: SimRng::new(seed),
+            rng: Rng::new(seed),
         }),
         PolicyKind::Greedy => Box::new(Greedy {
             oracle: false,
@@ -121,7 +121,7 @@ const POLICY_STREAM: u64 = 0x0090_11c7;
 /// number reproduces the whole run.
 #[must_use]
 pub fn scenario_baseline(kind: PolicyKind, scenario_seed: u64) -> Box<dyn Policy> {
-    baseline(kind, crate::rng::derive_seed(scenario_seed, POLICY_STREAM))
+    baseline(kind, derive_seed(scenario_seed, POLICY_STREAM))
 }
 
 struct Fixed {
@@ -139,7 +139,7 @@ impl Policy for Fixed {
 }
 
 struct RandomPolicy {
-    rng: SimRng,
+    rng: Rng,
 }
 
 impl Policy for RandomPolicy {

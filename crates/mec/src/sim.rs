@@ -20,7 +20,7 @@ use crate::catalogue::Catalogue;
 use crate::config::SimConfig;
 use crate::error::{ConfigError, MecError};
 use crate::metrics::{EpisodeMetrics, MetricsAccumulator, quality_deficits};
-use crate::rng::SimRng;
+use edgewise_rng::Rng;
 
 /// Where a device's pending queries run this slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -212,7 +212,7 @@ pub struct Simulator {
     config: SimConfig,
     catalogue: Catalogue,
     consts: Consts,
-    rng: SimRng,
+    rng: Rng,
     slot: usize,
     devices: Vec<DeviceState>,
     params: Vec<DeviceParams>,
@@ -303,7 +303,7 @@ impl Simulator {
         let n = config.devices;
         let mut sim = Self {
             consts,
-            rng: SimRng::new(seed),
+            rng: Rng::new(seed),
             slot: 0,
             devices: Vec::with_capacity(n),
             params: Vec::with_capacity(n),

@@ -14,8 +14,8 @@ use edgewise_env::{EpisodeInfo, VecEnv};
 use crate::catalogue::Catalogue;
 use crate::config::SimConfig;
 use crate::error::MecError;
-use crate::rng::derive_seed;
 use crate::sim::{Action, OBS_DIM, Simulator};
+use edgewise_rng::derive_seed;
 
 /// `num_envs` simulators of the same scenario stepped in lock-step.
 #[derive(Debug, Clone)]

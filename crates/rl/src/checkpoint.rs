@@ -19,7 +19,7 @@
 //!   next observations and rewards as `f32`, actions as `u32`, dones and truncations as
 //!   one byte each).
 //!
-//! A checkpoint is written to `PATH.tmp`, flushed to disk and renamed over `PATH`, so a
+//! A checkpoint is written to a temporary file beside `PATH`, synced and renamed over it, so a
 //! crash never leaves a half-written checkpoint behind.
 //!
 //! Environments cannot be snapshotted through [`edgewise_env::VecEnv`], so a checkpoint
@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, RlError};
 use crate::model::ActorCritic;
 use crate::ppo::{Ppo, PpoState, WmAssist};
-use crate::rng::Rng;
 use crate::wm::{WmSnapshot, WmTrainerState, WorldModelTrainer};
+use edgewise_rng::Rng;
 
 const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
 /// The value of the header's `format` field.
@@ -66,24 +66,27 @@ struct Header<S> {
     blobs: Vec<String>,
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
-///
-/// # Errors
-/// [`RlError::Io`] naming the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Write `bytes` to `path` atomically: a uniquely named temporary file beside it, synced,
+/// then renamed over `path` (removed on failure), so a reader never sees half a checkpoint.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| RlError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets the mode
+    let mut builder = tempfile::Builder::new();
+    // Mode 0666 less the umask, as `File::create` gives (tempfile's default is 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 fn encode<S: Serialize>(algo: &str, state: &S, blobs: &[(&str, &[u8])]) -> Vec<u8> {
@@ -299,7 +302,7 @@ impl Ppo {
         state.config.validate()?;
         let device = device.clone().autodiff();
         device.seed(state.seed);
-        let mut scratch = crate::rng::Rng::new(0);
+        let mut scratch = Rng::new(0);
         let skeleton = ActorCritic::new(
             state.spec.obs_dim,
             &state.config.hidden,

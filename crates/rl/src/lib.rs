@@ -12,7 +12,7 @@
 //!
 //! What it never does: depend on a simulator crate (it knows environments only through
 //! `edgewise-env`), read a clock or OS randomness (every random draw comes from a seeded
-//! [`rng::Rng`]), or print.
+//! [`edgewise_rng::Rng`]), or print.
 //!
 //! # Backend
 //!
@@ -38,14 +38,12 @@ pub mod model;
 pub mod normalize;
 pub mod policy;
 pub mod ppo;
-pub mod rng;
 pub mod wm;
 
 pub use burn;
 pub use error::{Result, RlError};
 pub use policy::{PolicyError, PolicyFile};
 pub use ppo::{IterationStats, Ppo, PpoConfig};
-pub use rng::Rng;
 pub use wm::{WmConfig, WorldModelTrainer};
 
 /// burn's pure-Rust CPU device (`flex`), the default place to learn.

@@ -6,7 +6,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use crate::policy::{Dense, Mlp};
-use crate::rng::Rng;
+use edgewise_rng::Rng;
 
 /// A `tanh` multi-layer perceptron on burn.
 #[derive(Module, Debug)]

@@ -26,8 +26,8 @@ use crate::error::{Result, RlError};
 use crate::model::ActorCritic;
 use crate::normalize::{ObsNormalizer, RewardScaler};
 use crate::policy::{Mlp, MlpScratch, ObsNorm, PolicyFile, softmax_in_place};
-use crate::rng::Rng;
 use crate::wm::{Prediction, Segment, WmConfig, WmScratch, WorldModelTrainer};
+use edgewise_rng::Rng;
 
 /// PPO hyper-parameters. Every field has a default (see [`PpoConfig::default`]), so a
 /// TOML/JSON file needs only the fields it changes.
@@ -538,7 +538,7 @@ impl Ppo {
         let raw = self.raw_obs.get_or_insert_with(|| {
             let mut o = vec![0.0; n * d];
             let env_seed =
-                crate::rng::splitmix64(self.state.seed ^ self.state.iteration.rotate_left(32));
+                edgewise_rng::splitmix64(self.state.seed ^ self.state.iteration.rotate_left(32));
             env.reset(env_seed, &mut o);
             o
         });

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, RlError};
 use crate::model::{linear_from, orthogonal};
 use crate::policy::{Dense, tanh};
-use crate::rng::Rng;
+use edgewise_rng::Rng;
 
 /// World-model and WM-PPO hyper-parameters (every field has a default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

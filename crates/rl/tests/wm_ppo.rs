@@ -15,7 +15,8 @@ use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::{CartPoleVecEnv, mean_recent_return};
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::wm::{Segment, WmConfig, WorldModelTrainer};
-use edgewise_rl::{Ppo, Rng, cpu_device};
+use edgewise_rl::{Ppo, cpu_device};
+use edgewise_rng::Rng;
 
 /// `steps` random-action steps of `envs` CartPoles, with observations roughly scaled to
 /// unit variance as the learner's normaliser would.

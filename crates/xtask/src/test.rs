@@ -18,6 +18,7 @@ use crate::web;
 /// Add a library here when the web app starts using it.
 pub const WASM_LIBRARIES: &[&str] = &[
     "edgewise-env",
+    "edgewise-rng",
     "edgewise-mec",
     "edgewise-policy",
     "edgewise-rl",
