@@ -5,8 +5,13 @@
 mod compress;
 mod eval;
 mod experiment;
+mod experiment_cell;
+mod experiment_jobs;
+mod experiment_plan;
+mod experiment_view;
 mod learned;
 mod plots;
+mod rollout_clock;
 mod serve;
 mod simulate;
 mod train;

@@ -11,7 +11,7 @@ use edgewise_rl::experiment::{Interval, band};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::experiment::{AlgoCurves, Curve, View};
+use crate::experiment_view::{AlgoCurves, Curve, View};
 
 const FONT: &str = "sans-serif";
 const PALETTE: [RGBColor; 6] = [
