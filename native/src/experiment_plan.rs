@@ -351,7 +351,7 @@ mod tests {
         let h = plan_hash(&quick).unwrap();
         assert_eq!(h.len(), 64);
         assert_eq!(h, plan_hash(&quick).unwrap());
-        let mut other = quick.clone();
+        let mut other = quick;
         other.env_steps += 1;
         assert_ne!(h, plan_hash(&other).unwrap());
     }
