@@ -262,7 +262,7 @@ fn merge(plan: &ExperimentPlan, hash: &str, out: &Path, started: Instant) -> any
     let report_path = out.join("report.md");
     write_atomic(&report_path, report.as_bytes())?;
     println!(
-        "experiment ({}): merged {} cells in {:.1} min; wrote {}",
+        "experiment ({}): {} cells merged; this command took {:.1} min; wrote {}",
         results.plan.preset,
         all.len(),
         results.total_wall_s / 60.0,
