@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::atomic_write;
-use crate::experiment::{AlgoCurves, Curve, View};
+use crate::experiment_view::{AlgoCurves, Curve, View};
 
 const FONT: &str = "sans-serif";
 const PALETTE: [RGBColor; 6] = [

@@ -4,12 +4,17 @@
 //! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (every
 //! `--checkpoint-every` iterations and at the end, written atomically; WM-PPO's holds its
 //! world model and replay too) and `policy.json` (the exported `edgewise-policy` file).
+//! Each metrics row ends with the iteration's wall time split into the rollout
+//! (`rollout_s`: stepping the environments and sampling actions) and learning
+//! (`learn_s`: advantages, world model, imagination, gradient updates); the totals are
+//! printed at the end, to show which of the two a run spends its time on.
 //! `--resume` continues a PPO or WM-PPO run from `DIR/checkpoint.ckpt` exactly where it
 //! stopped; `--stop-after N` ends an invocation early (with a checkpoint) so a long run
 //! can be split into several.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
@@ -17,6 +22,8 @@ use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
+
+use crate::rollout_clock::{RolloutClock, Split};
 
 /// Which learner to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +86,9 @@ pub struct TrainArgs {
     pub stop_after: Option<u64>,
 }
 
-const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined";
+const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined,rollout_s,learn_s";
+/// The columns the timing split added; metrics files written before have none.
+const TIMING_COLUMNS: &str = ",rollout_s,learn_s";
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.stop_after == Some(0) {
@@ -173,11 +182,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     bar.set_position(ppo.env_steps());
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     let mut this_run = 0u64;
+    let mut time = TimeSplit::default();
+    let mut env = RolloutClock::new(env.as_mut());
     while ppo.env_steps() < args.steps {
         if args.stop_after.is_some_and(|n| this_run >= n) {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
             bar.finish();
+            time.print();
             println!(
                 "stopped after {this_run} iterations at {} env steps; wrote {} (continue with --resume)",
                 ppo.env_steps(),
@@ -186,9 +198,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         this_run += 1;
-        let s = ppo.iterate(env.as_mut())?;
+        let started = Instant::now();
+        let s = ppo.iterate(&mut env)?;
+        let split = env.split(started, Instant::now());
+        time.add(split);
         ppo.drain_finished(&mut episodes);
-        writeln!(csv, "{}", csv_row(&s))
+        writeln!(csv, "{}", csv_row(&s, split))
             .with_context(|| format!("writing {}", metrics.display()))?;
         let recent: Vec<f64> = episodes
             .iter()
@@ -199,7 +214,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         if !recent.is_empty() {
             #[allow(clippy::cast_precision_loss)]
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-            bar.set_message(format!("return {mean:.2}"));
+            bar.set_message(format!("return {mean:.2}  {}", time.short()));
         }
         bar.set_position(s.env_steps);
         tracing::debug!(
@@ -237,6 +252,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     );
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
+    time.print();
     println!(
         "trained {} env steps with {algo}; wrote {}, {} and {}",
         ppo.env_steps(),
@@ -247,9 +263,66 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn csv_row(s: &IterationStats) -> String {
+/// Rollout and learning time summed over this invocation's iterations.
+#[derive(Debug, Default)]
+struct TimeSplit {
+    rollout: Duration,
+    learn: Duration,
+    iterations: u64,
+    unknown: u64,
+}
+
+impl TimeSplit {
+    fn add(&mut self, split: Option<Split>) {
+        match split {
+            Some(s) => {
+                self.rollout += s.rollout;
+                self.learn += s.learn;
+                self.iterations += 1;
+            }
+            None => self.unknown += 1,
+        }
+    }
+
+    /// Share of the time spent in rollouts (NaN before the first iteration).
+    fn rollout_share(&self) -> f64 {
+        let (r, l) = (self.rollout.as_secs_f64(), self.learn.as_secs_f64());
+        r / (r + l)
+    }
+
+    fn short(&self) -> String {
+        format!("rollout {:.0}%", 100.0 * self.rollout_share())
+    }
+
+    fn print(&self) {
+        if self.iterations > 0 {
+            println!(
+                "time split over {} iterations: rollout {:.2} s ({:.1}%), learn {:.2} s ({:.1}%)",
+                self.iterations,
+                self.rollout.as_secs_f64(),
+                100.0 * self.rollout_share(),
+                self.learn.as_secs_f64(),
+                100.0 * (1.0 - self.rollout_share())
+            );
+        }
+        if self.unknown > 0 {
+            println!(
+                "time split unknown for {} iterations (the learner did not drain the environment)",
+                self.unknown
+            );
+        }
+    }
+}
+
+fn csv_row(s: &IterationStats, split: Option<Split>) -> String {
+    let (rollout, learn) = split.map_or((String::new(), String::new()), |t| {
+        (
+            format!("{:.6}", t.rollout.as_secs_f64()),
+            format!("{:.6}", t.learn.as_secs_f64()),
+        )
+    });
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{rollout},{learn}",
         s.iteration,
         s.env_steps,
         s.mean_return,
@@ -267,9 +340,18 @@ fn csv_row(s: &IterationStats) -> String {
 }
 
 /// Drop metric rows written after the checkpoint we resume from (a crash between a
-/// metrics row and the next checkpoint would otherwise duplicate iterations).
+/// metrics row and the next checkpoint would otherwise duplicate iterations). A file
+/// written before the timing columns existed gets them, empty in its old rows.
 fn truncate_metrics(path: &Path, iteration: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{CSV_HEADER}\n"));
+    let old_header = CSV_HEADER
+        .strip_suffix(TIMING_COLUMNS)
+        .unwrap_or(CSV_HEADER);
+    let pad = if text.lines().next() == Some(old_header) {
+        ",,"
+    } else {
+        ""
+    };
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         let keep = i == 0
@@ -279,7 +361,12 @@ fn truncate_metrics(path: &Path, iteration: u64) -> anyhow::Result<()> {
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|it| it <= iteration);
         if keep {
-            out.push_str(line);
+            if i == 0 {
+                out.push_str(if pad.is_empty() { line } else { CSV_HEADER });
+            } else {
+                out.push_str(line);
+                out.push_str(pad);
+            }
             out.push('\n');
         }
     }

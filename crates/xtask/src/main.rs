@@ -6,6 +6,7 @@
 
 mod demo;
 mod model;
+mod ray;
 mod setup;
 mod test;
 mod util;

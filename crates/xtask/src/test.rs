@@ -1,8 +1,9 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
 //! Steps: rustfmt, clippy, the native test suite, the wasm32 build of the browser
-//! libraries, the web bundle, the wasm determinism probe, the native binary, and the
-//! node tests (headless Chromium against `edgewise serve`, native vs wasm digests).
+//! libraries, the web bundle, the wasm determinism probe, the native binary, the node
+//! tests (headless Chromium against `edgewise serve`, native vs wasm digests), and the
+//! experiment's Ray driver on a loopback cluster (`ray.rs`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -38,7 +39,7 @@ type Step<'a> = (&'static str, Box<dyn Fn() -> Result<()> + 'a>);
 #[derive(Args, Debug)]
 pub struct TestArgs {
     /// Skip a step (repeatable): fmt, clippy, model, cargo-test, wasm-libs, web, wasm-probe,
-    /// node. For local iteration only; CI runs every step.
+    /// node, ray. For local iteration only; CI runs every step.
     #[arg(long, value_name = "STEP")]
     pub skip: Vec<String>,
 }
@@ -68,6 +69,7 @@ pub fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
         ),
         ("wasm-probe", Box::new(|| wasm_probe(ctx))),
         ("node", Box::new(|| node_tests(ctx))),
+        ("ray", Box::new(|| crate::ray::test(ctx))),
     ];
     for skip in &args.skip {
         if !steps.iter().any(|(name, _)| name == skip) {
