@@ -287,8 +287,8 @@ mod tests {
                 let a = a as f32;
                 *r = self.tag + a;
             }
-            dones.fill(self.t % 3 == 0);
-            if self.t % 3 == 0 {
+            dones.fill(self.t.is_multiple_of(3));
+            if self.t.is_multiple_of(3) {
                 for env in 0..self.envs {
                     self.finished.push(EpisodeInfo {
                         env,

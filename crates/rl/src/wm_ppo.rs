@@ -276,7 +276,7 @@ impl WmAssist {
     }
 
     /// `(A_cf, ensemble spread of A_cf)` for each transition.
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, clippy::needless_range_loop)]
     fn counterfactuals(
         &self,
         input: &AssistInput<'_>,
@@ -410,7 +410,11 @@ mod tests {
     /// Agents with a queue (feature 1) that action 1 shortens and an exogenous feature 0;
     /// the reward is `action + 3·noise` — the action is worth exactly +1, buried in
     /// exogenous noise three times its size.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        clippy::needless_range_loop
+    )]
     fn rollout(steps: usize, agents: usize, seed: u64) -> (Rollout, Vec<f32>) {
         let mut rng = crate::rng::Rng::new(seed);
         let mut buf = Rollout::default();

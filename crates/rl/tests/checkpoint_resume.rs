@@ -176,7 +176,7 @@ fn version_1_checkpoints_are_refused_with_the_reason() {
         .windows(11)
         .position(|w| w == b"\"version\":2")
         .expect("version field");
-    let mut old = bytes.clone();
+    let mut old = bytes;
     old[pos + 10] = b'1';
     let err = Ppo::from_checkpoint_bytes(&old, std::path::Path::new("old.ckpt"), &cpu_device())
         .unwrap_err();
