@@ -1,7 +1,10 @@
 //! `edgewise train`: train a policy with PPO or WM-PPO on CartPole or the MEC simulator.
 //!
 //! Writes into `--out DIR`: `metrics.csv` (one row per iteration; `wm_error` is the world
-//! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (every
+//! model's held-out validation error, empty for PPO; for WM-PPO `wm_error_response` and
+//! `wm_error_reward` split it by target group, `wm_spread` is the ensemble's relative
+//! disagreement on the counterfactual advantages and `counterfactual` the samples that
+//! took one), `checkpoint.ckpt` (every
 //! `--checkpoint-every` iterations and at the end, written atomically; WM-PPO's holds its
 //! world model and replay too) and `policy.json` (the exported `edgewise-policy` file).
 //! Each metrics row ends with the iteration's wall time split into the rollout
@@ -20,8 +23,9 @@ use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
+use edgewise_rl::mixed_env::MixedVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
-use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
+use edgewise_rl::{GruWmConfig, IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
 
 use crate::rollout_clock::{RolloutClock, Split};
 
@@ -30,8 +34,24 @@ use crate::rollout_clock::{RolloutClock, Split};
 pub enum Algo {
     /// Proximal policy optimisation.
     Ppo,
-    /// PPO assisted by a learned world model.
+    /// PPO assisted by a learned model of the action-dependent response
+    /// (counterfactual per-action advantages on the real, replayed exogenous inputs).
     WmPpo,
+    /// The first WM-PPO (a GRU world model of the whole next observation, value
+    /// blending and imagined samples), kept as an ablation.
+    WmPpoGru,
+}
+
+impl Algo {
+    /// The name on the command line, in checkpoints and in policy files.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Ppo => "ppo",
+            Self::WmPpo => "wm-ppo",
+            Self::WmPpoGru => "wm-ppo-gru",
+        }
+    }
 }
 
 /// Which environment to learn.
@@ -57,16 +77,20 @@ pub struct TrainArgs {
     /// Seed of everything random (weights, sampling, environments).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// User population N for `--env mec`.
-    #[arg(long, default_value_t = 10)]
-    pub devices: usize,
-    /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC).
+    /// User population N for `--env mec`; several (`--devices 10,20,50,100`) train one
+    /// policy on a mix: parallel environment i simulates the i-th population (cycling),
+    /// so `--envs` must be at least their number.
+    #[arg(long, default_value = "10", value_delimiter = ',')]
+    pub devices: Vec<usize>,
+    /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC, or one per
+    /// population when that is more).
     #[arg(long)]
     pub envs: Option<usize>,
     /// PPO hyper-parameters as JSON (only the fields to change).
     #[arg(long)]
     pub ppo_config: Option<PathBuf>,
-    /// World-model hyper-parameters for `--algo wm-ppo` as JSON (only the fields to change).
+    /// World-model hyper-parameters for `--algo wm-ppo` or `wm-ppo-gru` as JSON (only the
+    /// fields to change; each algorithm has its own fields).
     #[arg(long)]
     pub wm_config: Option<PathBuf>,
     /// Output directory (metrics.csv, checkpoint.ckpt, policy.json).
@@ -86,7 +110,7 @@ pub struct TrainArgs {
     pub stop_after: Option<u64>,
 }
 
-const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined,rollout_s,learn_s";
+const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined,wm_error_response,wm_error_reward,wm_spread,counterfactual,rollout_s,learn_s";
 /// The columns the timing split added; metrics files written before have none.
 const TIMING_COLUMNS: &str = ",rollout_s,learn_s";
 
@@ -94,37 +118,40 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.stop_after == Some(0) {
         bail!("--stop-after must be at least 1 iteration");
     }
-    let wm_config = match &args.wm_config {
+    let wm_text = match &args.wm_config {
         Some(path) => {
-            if args.algo != Algo::WmPpo {
-                bail!("--wm-config is only used with --algo wm-ppo");
+            if args.algo == Algo::Ppo {
+                bail!("--wm-config is only used with --algo wm-ppo or wm-ppo-gru");
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let c: WmConfig = serde_json::from_str(&text)
+            Some((path, text))
+        }
+        None => None,
+    };
+    let wm_config = match &wm_text {
+        Some((path, text)) if args.algo == Algo::WmPpo => {
+            let c: WmConfig = serde_json::from_str(text)
                 .with_context(|| format!("in world-model config {}", path.display()))?;
             c.validate()
                 .with_context(|| format!("in world-model config {}", path.display()))?;
             c
         }
-        None => WmConfig::default(),
+        _ => WmConfig::default(),
+    };
+    let gru_config = match &wm_text {
+        Some((path, text)) if args.algo == Algo::WmPpoGru => {
+            let c: GruWmConfig = serde_json::from_str(text)
+                .with_context(|| format!("in GRU world-model config {}", path.display()))?;
+            c.validate()
+                .with_context(|| format!("in GRU world-model config {}", path.display()))?;
+            c
+        }
+        _ => GruWmConfig::default(),
     };
     let mut env: Box<dyn VecEnv> = match args.env {
         EnvKind::Cartpole => Box::new(CartPoleVecEnv::new(args.envs.unwrap_or(CARTPOLE_ENVS))),
-        EnvKind::Mec => {
-            let config = mec::SimConfig {
-                devices: args.devices,
-                ..mec::SimConfig::default()
-            };
-            config.validate().context("MEC scenario")?;
-            let catalogue = mec::Catalogue::default_catalogue();
-            Box::new(mec::MecVecEnv::new(
-                &config,
-                &catalogue,
-                args.envs.unwrap_or(4),
-                args.seed,
-            )?)
-        }
+        EnvKind::Mec => mec_env(args)?,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -135,12 +162,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut ppo = if args.resume {
         let ppo = Ppo::load_checkpoint(&ckpt, &device)
             .with_context(|| format!("--resume needs a checkpoint in {}", args.out.display()))?;
-        let written_by = if ppo.has_world_model() {
-            "wm-ppo"
-        } else {
-            "ppo"
-        };
-        if (args.algo == Algo::WmPpo) != ppo.has_world_model() {
+        let written_by = ppo.algo();
+        if args.algo.key() != written_by {
             bail!(
                 "{} was written by --algo {written_by}; resume it with --algo {written_by}",
                 ckpt.display()
@@ -165,6 +188,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             Algo::Ppo => Ppo::new(config, env.as_ref(), &device, args.seed)?,
             Algo::WmPpo => {
                 Ppo::with_world_model(config, wm_config, env.as_ref(), &device, args.seed)?
+            }
+            Algo::WmPpoGru => {
+                Ppo::with_gru_world_model(config, gru_config, env.as_ref(), &device, args.seed)?
             }
         };
         write_atomic(&metrics, format!("{CSV_HEADER}\n").as_bytes())?;
@@ -241,15 +267,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     csv.flush()?;
     ppo.save_checkpoint(&ckpt)?;
     let mut policy = ppo.policy();
-    let algo = match args.algo {
-        Algo::Ppo => "ppo",
-        Algo::WmPpo => "wm-ppo",
-    };
+    let algo = args.algo.key();
     policy.meta.insert("algo".into(), algo.into());
     policy.meta.insert(
         "env".into(),
         format!("{:?}", args.env).to_lowercase().into(),
     );
+    if args.env == EnvKind::Mec {
+        policy
+            .meta
+            .insert("train_devices".into(), args.devices.clone().into());
+    }
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
     time.print();
@@ -314,6 +342,47 @@ impl TimeSplit {
     }
 }
 
+/// The MEC training environments: one batch at one population, or a
+/// [`MixedVecEnv`] of one single-environment batch per parallel environment, cycling
+/// through the populations.
+fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
+    let pops = &args.devices;
+    if pops.is_empty() {
+        bail!("--devices needs at least one population");
+    }
+    let envs = args.envs.unwrap_or(4.max(pops.len()));
+    if envs < pops.len() {
+        bail!(
+            "--envs {envs} cannot hold the {} populations of --devices; give at least --envs {}",
+            pops.len(),
+            pops.len()
+        );
+    }
+    let catalogue = mec::Catalogue::default_catalogue();
+    let scenario = |devices: usize| -> anyhow::Result<mec::SimConfig> {
+        let config = mec::SimConfig {
+            devices,
+            ..mec::SimConfig::default()
+        };
+        config
+            .validate()
+            .with_context(|| format!("MEC scenario with {devices} devices"))?;
+        Ok(config)
+    };
+    if let [n] = pops.as_slice() {
+        let env = mec::MecVecEnv::new(&scenario(*n)?, &catalogue, envs, args.seed)?;
+        return Ok(Box::new(env));
+    }
+    let parts = (0..envs)
+        .map(|i| -> anyhow::Result<Box<dyn VecEnv>> {
+            let env =
+                mec::MecVecEnv::new(&scenario(pops[i % pops.len()])?, &catalogue, 1, args.seed)?;
+            Ok(Box::new(env))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Box::new(MixedVecEnv::new(parts)?))
+}
+
 fn csv_row(s: &IterationStats, split: Option<Split>) -> String {
     let (rollout, learn) = split.map_or((String::new(), String::new()), |t| {
         (
@@ -322,7 +391,7 @@ fn csv_row(s: &IterationStats, split: Option<Split>) -> String {
         )
     });
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{rollout},{learn}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{rollout},{learn}",
         s.iteration,
         s.env_steps,
         s.mean_return,
@@ -335,8 +404,16 @@ fn csv_row(s: &IterationStats, split: Option<Split>) -> String {
         s.learning_rate,
         s.wm_error.map(|e| e.to_string()).unwrap_or_default(),
         s.wm_trust,
-        s.imagined
+        s.imagined,
+        opt(s.wm_error_response),
+        opt(s.wm_error_reward),
+        opt(s.wm_spread),
+        s.counterfactual
     )
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|e| e.to_string()).unwrap_or_default()
 }
 
 /// Drop metric rows written after the checkpoint we resume from (a crash between a

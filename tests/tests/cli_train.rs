@@ -1,6 +1,7 @@
 //! CLI tests of `edgewise train`: a run split by `--stop-after` and continued with
-//! `--resume` ends exactly where the uninterrupted run does (PPO and WM-PPO), and a
-//! checkpoint is not resumed with the other algorithm; every metrics row records the
+//! `--resume` ends exactly where the uninterrupted run does (PPO, WM-PPO and the
+//! `wm-ppo-gru` ablation), a checkpoint is not resumed with another algorithm, and MEC
+//! training on a mix of populations works and is checked; every metrics row records the
 //! iteration's rollout/learn time split.
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,11 @@ fn wm_ppo_split_run_equals_uninterrupted() {
 }
 
 #[test]
+fn wm_ppo_gru_split_run_equals_uninterrupted() {
+    split_run_equals_uninterrupted("wm-ppo-gru");
+}
+
+#[test]
 fn resume_with_the_other_algorithm_is_refused() {
     let dir = scratch("train-resume-mismatch");
     let o = train("ppo", &dir, &["--stop-after", "1"]);
@@ -114,5 +120,57 @@ fn resume_with_the_other_algorithm_is_refused() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("written by --algo ppo"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mec_trains_on_a_population_mix_with_floored_input_statistics() {
+    let dir = scratch("train-mix");
+    let out = dir.join("mix");
+    let o = run(&[
+        "train",
+        "--env",
+        "mec",
+        "--devices",
+        "3,6",
+        "--envs",
+        "2",
+        "--steps",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let policy: serde_json::Value = serde_json::from_str(&read(&out, "policy.json")).unwrap();
+    assert_eq!(policy["meta"]["train_devices"], serde_json::json!([3, 6]));
+    // No feature is divided by less than the std floor (0.1): a feature that was constant
+    // in training cannot read more than Δ / 0.1 standard deviations elsewhere.
+    let var = policy["obs_norm"]["var"].as_array().unwrap();
+    assert!(!var.is_empty());
+    for (i, v) in var.iter().enumerate() {
+        let v = v.as_f64().unwrap();
+        assert!(v >= 0.01 * (1.0 - 1e-6), "feature {i} variance {v}");
+    }
+
+    // More populations than parallel environments cannot be mixed.
+    let o = run(&[
+        "train",
+        "--env",
+        "mec",
+        "--devices",
+        "3,6,9",
+        "--envs",
+        "2",
+        "--steps",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--envs 2") && err.contains("--envs 3"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,5 +1,6 @@
-//! The world model of WM-PPO (design §5): a GRU over one agent's `(observation, action)`
-//! sequence whose heads predict the next observation, the reward and the continuation.
+//! The first world model of WM-PPO (design §5), kept as the `wm-ppo-gru` ablation: a GRU
+//! over one agent's `(observation, action)` sequence whose heads predict the next
+//! observation, the reward and the continuation.
 //!
 //! - It works in the learner's space: normalised observations and scaled rewards, exactly
 //!   what the actor and critic see, so imagined states feed them directly.
@@ -22,13 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RlError};
 use crate::model::{linear_from, orthogonal};
-use crate::policy::{Dense, tanh};
 use edgewise_rng::Rng;
+use edgewise_policy::{Dense, tanh};
 
-/// World-model and WM-PPO hyper-parameters (every field has a default).
+/// GRU world-model and `wm-ppo-gru` hyper-parameters (every field has a default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct WmConfig {
+pub struct GruWmConfig {
     /// Width of the encoder and of the GRU state. Default 64.
     pub hidden: usize,
     /// Steps per training window (and the imagination horizon H, in 3..=5). Default 4.
@@ -56,7 +57,7 @@ pub struct WmConfig {
     pub imagined_fraction: f64,
 }
 
-impl Default for WmConfig {
+impl Default for GruWmConfig {
     fn default() -> Self {
         Self {
             hidden: 64,
@@ -75,7 +76,7 @@ impl Default for WmConfig {
     }
 }
 
-impl WmConfig {
+impl GruWmConfig {
     /// Check every field; the error names the first bad one.
     ///
     /// # Errors
@@ -372,7 +373,7 @@ impl PlainWorldModel {
 /// arrays travel as binary blobs ([`encode_segment`]); only their shapes are here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WmTrainerState {
-    pub config: WmConfig,
+    pub config: GruWmConfig,
     pub obs_dim: usize,
     pub num_actions: usize,
     pub rng: Rng,
@@ -458,7 +459,7 @@ pub(crate) fn decode_segment(shape: SegmentShape, obs_dim: usize, bytes: &[u8]) 
 
 /// Trains the world model and measures its validation error.
 pub struct WorldModelTrainer {
-    config: WmConfig,
+    config: GruWmConfig,
     obs_dim: usize,
     num_actions: usize,
     device: Device,
@@ -500,7 +501,7 @@ impl WorldModelTrainer {
     /// # Errors
     /// [`RlError::Config`] if `config` does not validate.
     pub fn new(
-        config: WmConfig,
+        config: GruWmConfig,
         obs_dim: usize,
         num_actions: usize,
         device: &Device,
@@ -614,7 +615,7 @@ impl WorldModelTrainer {
 
     /// The configuration.
     #[must_use]
-    pub fn config(&self) -> &WmConfig {
+    pub fn config(&self) -> &GruWmConfig {
         &self.config
     }
 
@@ -790,7 +791,7 @@ impl WorldModelTrainer {
         let loss = loss.expect("at least one step") / len as f32;
         let value = loss.clone().inner().into_scalar::<f32>();
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        crate::ppo::clip_global_norm(&mut grads, &self.param_ids, 1.0);
+        crate::grad_clip::clip_global_norm(&mut grads, &self.param_ids, 1.0);
         self.model = Some(self.optim.step(self.config.learning_rate, model, grads));
         value
     }
