@@ -3,6 +3,8 @@
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
 mod atomic_write;
+mod backend;
+mod chat;
 mod compress;
 mod eval;
 mod experiment;
@@ -10,7 +12,9 @@ mod experiment_cell;
 mod experiment_jobs;
 mod experiment_plan;
 mod experiment_view;
+mod generate;
 mod learned;
+mod llm_options;
 mod logging;
 mod plots;
 mod rollout_clock;
@@ -43,6 +47,10 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Build a compressed model variant (ECLD or a baseline) and write it as GGUF.
     Compress(compress::CompressArgs),
+    /// Talk with the model: interactive, multi-turn, answers streamed with their speed.
+    Chat(chat::ChatArgs),
+    /// Answer one prompt (scriptable; --json gives the tokens, text and timings).
+    Generate(generate::GenerateArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
     Serve(serve::ServeArgs),
 }
@@ -57,6 +65,8 @@ fn main() -> std::process::ExitCode {
         Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Compress(args) => compress::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -34,6 +34,8 @@ pub mod sampling;
 pub mod tokenizer;
 
 pub use candle_core::Device;
+/// Threads of candle's CPU pool (`RAYON_NUM_THREADS`), which the kernels share.
+pub use candle_core::utils::get_num_threads as cpu_threads;
 pub use config::{Architecture, ModelConfig, RopeStyle};
 pub use error::{Error, Result};
 pub use generate::{Engine, StopReason, generate};
