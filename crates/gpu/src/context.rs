@@ -53,6 +53,7 @@ impl std::fmt::Debug for GpuContext {
 }
 
 /// Preference among device kinds: real GPUs first, software adapters last.
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
