@@ -144,7 +144,7 @@ pub fn groups_for(n: usize) -> u32 {
 #[must_use]
 pub fn uniform(ctx: &GpuContext, label: &str, words: &[u32]) -> wgpu::Buffer {
     let mut w = words.to_vec();
-    while w.len() % 4 != 0 {
+    while !w.len().is_multiple_of(4) {
         w.push(0);
     }
     ctx.device

@@ -156,7 +156,7 @@ impl GpuWeights {
             name: name.to_owned(),
             problem,
         };
-        if cols == 0 || cols % ty.col_multiple() != 0 {
+        if cols == 0 || !cols.is_multiple_of(ty.col_multiple()) {
             return Err(bad(format!(
                 "{cols} columns of {ty:?}, expected a positive multiple of {}",
                 ty.col_multiple()

@@ -137,7 +137,7 @@ impl GpuModel {
             ));
         }
         let hd = cfg.head_dim;
-        if hd % 2 != 0 {
+        if !hd.is_multiple_of(2) {
             return Err(GpuError::UnsupportedModel(format!(
                 "head size {hd} is odd; rotary pairs need an even head size"
             )));
@@ -230,7 +230,7 @@ impl GpuModel {
         let window = u32_of(cfg.sliding_window.unwrap_or(0), "window")?;
         for (l, b) in model.blocks().iter().enumerate() {
             let (nh, nkv, ff) = (cfg.n_head[l], cfg.n_head_kv[l], cfg.n_ff[l]);
-            if nkv == 0 || nh % nkv != 0 {
+            if nkv == 0 || !nh.is_multiple_of(nkv) {
                 return Err(GpuError::UnsupportedModel(format!(
                     "layer {l}: {nh} query heads are not a multiple of {nkv} kv heads"
                 )));

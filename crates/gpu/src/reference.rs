@@ -31,7 +31,7 @@ fn deq(ty: WeightType, row: &[u32], i: usize) -> f32 {
         WeightType::F32 => f32::from_bits(row[i]),
         WeightType::F16 => {
             let word = row[i / 2];
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 f16_lo(word)
             } else {
                 f16_hi(word)
