@@ -516,6 +516,18 @@ impl Model {
         &self.output
     }
 
+    /// The token embedding table `(vocab, n_embd)` as stored (the GPU path uploads it).
+    #[must_use]
+    pub fn embedding(&self) -> &Arc<QTensor> {
+        &self.embed
+    }
+
+    /// The final RMSNorm weight `(n_embd,)`.
+    #[must_use]
+    pub fn output_norm(&self) -> &Tensor {
+        &self.output_norm
+    }
+
     /// Like [`Model::forward`] but returns the logits of every input position,
     /// shape `(tokens.len(), vocab)`.
     ///

@@ -24,6 +24,7 @@ pub const WASM_LIBRARIES: &[&str] = &[
     "edgewise-policy",
     "edgewise-rl",
     "edgewise-llm",
+    "edgewise-gpu",
 ];
 
 /// The cdylib the determinism test loads into node (`tests/wasm-probe`).
@@ -60,7 +61,7 @@ pub fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
             // Also builds target/debug/edgewise (native/tests needs it) with the test
             // build's features, for the CLI tests in tests/ and the node step: a separate
             // `cargo build -p edgewise` would resolve other features and rebuild burn.
-            Box::new(|| util::run(&mut ctx.cargo(["test", "--workspace"]))),
+            Box::new(|| util::run(&mut gpu_env(ctx.cargo(["test", "--workspace"])))),
         ),
         ("wasm-libs", Box::new(|| wasm_libraries(ctx))),
         (
@@ -121,6 +122,24 @@ fn print_summary(done: &[(&str, Duration)], failed: Option<(&str, Duration)>) {
     let total: Duration =
         done.iter().map(|(_, t)| *t).sum::<Duration>() + failed.map_or(Duration::ZERO, |(_, t)| t);
     println!("  total   {:<20} {:>10}", "", util::fmt_duration(total));
+}
+
+/// lavapipe's Vulkan driver manifest (Debian's `mesa-vulkan-drivers`).
+const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+
+/// The GPU tests (crates/gpu) must run, not skip: a missing adapter fails them. They run
+/// on lavapipe when it is installed (pinned, so every machine runs the same driver)
+/// unless the caller chose a driver already.
+fn gpu_env(mut cmd: Command) -> Command {
+    if std::env::var_os("EDGEWISE_REQUIRE_GPU").is_none() {
+        cmd.env("EDGEWISE_REQUIRE_GPU", "1");
+    }
+    if std::env::var_os("VK_DRIVER_FILES").is_none() && std::path::Path::new(LAVAPIPE_ICD).is_file()
+    {
+        cmd.env("VK_DRIVER_FILES", LAVAPIPE_ICD);
+    }
+    cmd.env("WGPU_ALLOW_UNDERLYING_NONCOMPLIANT_ADAPTER", "1");
+    cmd
 }
 
 fn clippy(ctx: &Context) -> Result<()> {
