@@ -10,7 +10,8 @@
 //! - [`Simulator`]: one episode, stepped with one [`Action`] per device;
 //! - [`MecVecEnv`]: a batch of simulators behind the learner-facing [`edgewise_env::VecEnv`];
 //! - [`Policy`] and the baselines ([`PolicyKind`], [`baseline`]);
-//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward.
+//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward;
+//! - [`KNOBS`]: the config numbers a front end lets people turn, with their ranges.
 //!
 //! Invariants: no ML dependency, no I/O, no clock, no global RNG. All randomness comes
 //! from a seed through [`rng::SimRng`] with `libm` math, so a seed gives the same
@@ -19,6 +20,7 @@
 mod catalogue;
 mod config;
 mod error;
+mod knobs;
 mod metrics;
 mod policy;
 pub mod rng;
@@ -30,6 +32,7 @@ pub use config::{
     DeviceClassConfig, EdgeConfig, QosConfig, QueryConfig, RadioConfig, RewardConfig, SimConfig,
 };
 pub use error::{ConfigError, MecError};
+pub use knobs::{KNOBS, Knob, KnobUnit};
 pub use metrics::{EpisodeMetrics, quality_deficits};
 pub use policy::{Policy, PolicyKind, UnknownPolicy, baseline, scenario_baseline};
 pub use sim::{
