@@ -120,6 +120,7 @@ mod tests {
         assert_eq!(show("devices", 20.0), "20");
         assert_eq!(show("bandwidth", 5.0), "5 MHz");
         assert_eq!(show("budget", 0.65), "65 %");
-        assert_eq!(show("min-accuracy", 0.4125), "41.3 %");
+        assert_eq!(show("min-accuracy", 0.115), "11.5 %");
+        assert_eq!(show("load", 0.1), "0.1/slot per device");
     }
 }
