@@ -11,7 +11,9 @@
 //! - [`MecVecEnv`]: a batch of simulators behind the learner-facing [`edgewise_env::VecEnv`];
 //! - [`Policy`] and the baselines ([`PolicyKind`], [`baseline`]), with the clairvoyant
 //!   [`Planner`] as a reference for headroom;
-//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward.
+//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward;
+//! - [`KNOBS`]: the config numbers a front end lets people turn, with their ranges;
+//! - [`presets`]: named scenarios (bursty arrivals, a loaded edge, tight energy, …).
 //!
 //! Invariants: no ML dependency, no I/O, no clock, no global RNG. All randomness comes
 //! from a seed through [`edgewise_rng::Rng`] with `libm` math, so a seed gives the same
@@ -23,6 +25,7 @@ mod commitments;
 mod config;
 mod error;
 mod exogenous;
+mod knobs;
 mod metrics;
 mod observation;
 mod planner;
@@ -40,6 +43,7 @@ pub use config::{
 };
 pub use error::{ConfigError, MecError};
 pub use exogenous::{mean_query_accuracy, query_accuracy};
+pub use knobs::{KNOBS, Knob, KnobUnit};
 pub use metrics::{EpisodeMetrics, quality_deficits};
 pub use observation::{OBS_DIM, OBS_FEATURES, symexp, symlog};
 pub use planner::Planner;

@@ -1,23 +1,17 @@
-//! The control bar: scenario (preset, population, bandwidth, energy budget, load,
-//! constraints, seed), the clock (play/pause, step, restart, speed) and sharing (link,
-//! CSV export).
+//! The control bar: the scenario (a preset, one slider per knob of `mec::KNOBS`, the
+//! seed), the clock (play/pause, step, restart, speed) and sharing (link, CSV export).
 
-use edgewise_web::scenario::{
-    BANDWIDTH, BUDGET, LOAD, MAX_HALLUCINATION, MIN_ACCURACY, POPULATION, Param, Preset, SPEEDS,
-    num,
-};
+use mec::Knob;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::html::Scope;
 use yew::prelude::*;
 
-use super::percent_bound;
-use crate::app::{App, Field, Msg};
+use crate::app::{App, Msg};
+use crate::format::knob_value;
+use crate::scenario::{PRESETS, SPEEDS, num};
 
 /// Render the control bar.
 pub fn view(app: &App, link: &Scope<App>) -> Html {
-    let d = app.draft;
-    #[allow(clippy::cast_precision_loss)]
-    let population = d.population as f64;
     let preset = app.state.scenario.preset();
     let on_preset = link.callback(|e: Event| {
         let select: HtmlSelectElement = e.target_unchecked_into();
@@ -32,7 +26,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
         Msg::SeedText(input.value())
     });
     let seed_ok = app.seed_text.trim().parse::<u64>().is_ok();
-    let info = app.info.as_ref();
+    let info = app.sim.info.as_ref();
     let episode = info.map_or(1, |i| i.episode + 1);
     let slots = info.map_or(0, |i| i.slots);
     html! {
@@ -41,24 +35,13 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
                 <label class="control control-preset">
                     <span class="control-label">{ "Scenario" }</span>
                     <select id="preset" name="preset" onchange={on_preset}>
-                        { for Preset::ALL.iter().map(|p| html! {
-                            <option value={p.key()} selected={preset == Some(*p)}>{ p.label() }</option>
+                        { for PRESETS.iter().map(|p| html! {
+                            <option value={p.key} selected={preset.is_some_and(|s| s.key == p.key)}>{ p.label }</option>
                         }) }
                         <option value="custom" selected={preset.is_none()} disabled=true>{ "Custom" }</option>
                     </select>
                 </label>
-                { slider(link, "population", "Devices", &POPULATION, Field::Population, population,
-                    format!("{}", d.population)) }
-                { slider(link, "bandwidth", "Uplink", &BANDWIDTH, Field::Bandwidth, d.bandwidth_mhz,
-                    format!("{} MHz", num(d.bandwidth_mhz))) }
-                { slider(link, "budget", "Energy budget", &BUDGET, Field::Budget, d.budget_scale,
-                    format!("{} %", num(d.budget_scale * 100.0))) }
-                { slider(link, "load", "Questions", &LOAD, Field::Load, d.load,
-                    format!("{}/s per device", num(d.load))) }
-                { slider(link, "min-accuracy", "Min accuracy", &MIN_ACCURACY, Field::MinAccuracy,
-                    d.min_accuracy, percent_bound(d.min_accuracy)) }
-                { slider(link, "max-hallucination", "Max hallucination", &MAX_HALLUCINATION,
-                    Field::MaxHallucination, d.max_hallucination, percent_bound(d.max_hallucination)) }
+                { for app.draft.knobs().map(|(knob, value)| slider(link, knob, value)) }
                 <label class="control control-seed">
                     <span class="control-label">{ "Seed" }</span>
                     <input type="text" id="seed" name="seed"
@@ -73,11 +56,11 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
                 <div class="buttons">
                     <button type="button" id="play" class="primary"
                         onclick={link.callback(|_| Msg::TogglePlay)}
-                        aria-pressed={(!app.playing).to_string()}>
-                        { if app.playing { "Pause" } else { "Play" } }
+                        aria-pressed={(!app.sim.playing).to_string()}>
+                        { if app.sim.playing { "Pause" } else { "Play" } }
                     </button>
                     <button type="button" id="step" onclick={link.callback(|_| Msg::Step)}
-                        disabled={app.playing} title="Simulate one slot">
+                        disabled={app.sim.playing} title="Simulate one slot">
                         { "Step" }
                     </button>
                     <button type="button" id="reset" onclick={link.callback(|_| Msg::Restart)}
@@ -97,9 +80,9 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
                 </label>
                 <p class="clock" aria-live="off">
                     { format!("Episode {episode} · slot ") }
-                    <span id="slot-counter">{ app.slot }</span>
+                    <span id="slot-counter">{ app.sim.slot }</span>
                     <span class="muted">{ format!(" / {slots}") }</span>
-                    if app.done {
+                    if app.sim.done {
                         <span class="done">{ " · done" }</span>
                     }
                 </p>
@@ -118,23 +101,17 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn slider(
-    link: &Scope<App>,
-    id: &'static str,
-    label: &'static str,
-    param: &Param,
-    field: Field,
-    value: f64,
-    shown: String,
-) -> Html {
+/// The slider of `knob`, showing `value`; it edits the draft while dragged and applies
+/// it when released.
+fn slider(link: &Scope<App>, knob: &'static Knob, value: f64) -> Html {
+    let key = knob.key;
     let on_input = link.batch_callback(move |e: InputEvent| {
         let input: HtmlInputElement = e.target_unchecked_into();
         input
             .value()
             .parse::<f64>()
             .ok()
-            .map(|v| Msg::Draft(field, v))
+            .map(|v| Msg::Draft(key, v))
     });
     let on_change = link.batch_callback(move |e: Event| {
         let input: HtmlInputElement = e.target_unchecked_into();
@@ -142,14 +119,14 @@ fn slider(
             .value()
             .parse::<f64>()
             .ok()
-            .map(|v| vec![Msg::Draft(field, v), Msg::Commit])
+            .map(|v| vec![Msg::Draft(key, v), Msg::Commit])
             .unwrap_or_default()
     });
     html! {
-        <label class="control control-slider">
-            <span class="control-label">{ label }{ " " }<output for={id}>{ shown }</output></span>
-            <input type="range" {id} name={id}
-                min={num(param.min)} max={num(param.max)} step={num(param.step)}
+        <label class="control control-slider" title={knob.help}>
+            <span class="control-label">{ knob.label }{ " " }<output for={key}>{ knob_value(knob, value) }</output></span>
+            <input type="range" id={key} name={key}
+                min={num(knob.min)} max={num(knob.max)} step={num(knob.step)}
                 value={num(value)} oninput={on_input} onchange={on_change} />
         </label>
     }

@@ -1,13 +1,13 @@
-//! The policies raced side by side, their labels, their colours (one CSS class each,
-//! used by every chart, legend, table and the network view) and where the trained ones
-//! are shipped.
+//! The entrants of the simulation race: which policy drives each lane, its label, its
+//! colour (one CSS class each, used by every chart, legend, table and the network view)
+//! and, for the trained ones, where their `edgewise-policy` file is shipped.
 
 use mec::PolicyKind;
 use serde::{Deserialize, Serialize};
 
-/// A policy of the race.
+/// An entrant of the race (one lane, driven by one policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum PolicyId {
+pub enum Entrant {
     /// PPO assisted by a learned world model (the paper's method), trained offline.
     WmPpo,
     /// Plain PPO, trained offline.
@@ -20,12 +20,12 @@ pub enum PolicyId {
     AlwaysOffload,
     /// A fair coin per device and slot.
     Random,
-    /// Greedy with perfect information: a bound, not a deployable policy.
+    /// Perfect information, one slot ahead: a reference, neither a bound nor deployable.
     Oracle,
 }
 
-impl PolicyId {
-    /// Every policy, in legend order.
+impl Entrant {
+    /// Every entrant, in legend order.
     pub const ALL: [Self; 7] = [
         Self::WmPpo,
         Self::Ppo,
@@ -50,7 +50,7 @@ impl PolicyId {
         }
     }
 
-    /// The policy by its key.
+    /// The entrant by its key.
     #[must_use]
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.key() == key)
@@ -66,7 +66,7 @@ impl PolicyId {
             Self::AlwaysLocal => "Always local",
             Self::AlwaysOffload => "Always offload",
             Self::Random => "Random",
-            Self::Oracle => "Oracle (bound)",
+            Self::Oracle => "Oracle (1-slot reference)",
         }
     }
 
@@ -87,16 +87,17 @@ impl PolicyId {
             Self::AlwaysOffload => "Sends everything to the full model on the edge server.",
             Self::Random => "Flips a fair coin for every device and slot.",
             Self::Oracle => {
-                "Greedy with the true current channel and exact queue, and it respects the \
-                 quality constraints: a bound, not a deployable policy."
+                "Knows the true current channel, who else offloads and the exact queue, and \
+                 picks the cheaper action under the reward one slot ahead: a reference with \
+                 perfect information, not an upper bound (it is myopic) and not deployable."
             }
         }
     }
 
-    /// CSS class carrying this policy's colour (`policy-wm-ppo`, ...).
+    /// CSS class carrying this entrant's colour (`entrant-wm-ppo`, ...).
     #[must_use]
     pub fn css(self) -> String {
-        format!("policy-{}", self.key())
+        format!("entrant-{}", self.key())
     }
 
     /// Path of the shipped policy file, relative to the page, for trained policies.
@@ -135,8 +136,8 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_every_id_has_a_driver() {
-        for p in PolicyId::ALL {
-            assert_eq!(PolicyId::from_key(p.key()), Some(p));
+        for p in Entrant::ALL {
+            assert_eq!(Entrant::from_key(p.key()), Some(p));
             assert!(p.file().is_some() != p.baseline().is_some(), "{p:?}");
         }
     }

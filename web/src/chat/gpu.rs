@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use edgewise_web::llm::{Q8_0_BLOCK, Q8Gpu};
 use wasm_bindgen::JsValue;
 use wgpu::util::DeviceExt as _;
+
+use super::lm_head::{Q8_0_BLOCK, Q8Gpu};
 
 /// Threads per workgroup; each thread computes one output row.
 const WORKGROUP: u32 = 64;

@@ -4,15 +4,16 @@
 
 use std::fmt::Write as _;
 
-use edgewise_web::training::{Algo, BUDGETS, CurvePoint, IMPROVEMENT_WINDOW};
 use web_sys::HtmlSelectElement;
 use yew::html::Scope;
 use yew::prelude::*;
 
-use super::charts::nice_range;
-use super::{fixed, fmt, legend_item};
+use super::curve::{CurvePoint, IMPROVEMENT_WINDOW};
+use super::page::{LaneView, Phase, TrainMsg, TrainState};
+use super::protocol::Algo;
+use super::race::{BUDGETS, DEFAULT_BUDGET};
 use crate::app::{App, Msg};
-use crate::trainer::{LaneView, Phase, TrainMsg, TrainState};
+use crate::format::{fixed, fmt, legend_item, nice_range};
 
 const W: f64 = 640.0;
 const H: f64 = 240.0;
@@ -24,7 +25,7 @@ const BOTTOM: f64 = 36.0;
 const SMOOTH: usize = 5;
 
 fn css(algo: Algo) -> String {
-    algo.policy_id().css()
+    algo.entrant().css()
 }
 
 /// Render the panel.
@@ -36,7 +37,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
             .target_unchecked_into::<HtmlSelectElement>()
             .value()
             .parse()
-            .unwrap_or(edgewise_web::training::DEFAULT_BUDGET);
+            .unwrap_or(DEFAULT_BUDGET);
         Msg::Train(TrainMsg::Budget(v))
     });
     let (done, total) = t.progress();
@@ -49,7 +50,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
         Phase::Running => format!(
             "Training on {} devices, seed {}: {done} of {total} real environment steps \
              (both learners){}",
-            s.population,
+            s.devices(),
             s.seed,
             t.load_ms.map_or_else(String::new, |ms| format!(
                 " · trainer loaded in {:.1} s",
@@ -61,7 +62,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
             format!(
                 "{}: {each} real environment steps each, on {} devices, seed {}.",
                 if t.stopped { "Stopped" } else { "Finished" },
-                s.population,
+                s.devices(),
                 s.seed
             )
         }

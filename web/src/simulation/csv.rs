@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::policies::PolicyId;
-use crate::race::SlotRow;
+use crate::entrants::Entrant;
 use crate::scenario::{PageState, Scenario};
+use crate::simulation::race::SlotRow;
 
 /// Header line of the export.
 pub const HEADER: &str = "episode,slot,policy,queries,latency_s,latency_avg10_s,energy_budget_used,devices_over_budget,accuracy,hallucination,offloaded";
@@ -12,7 +12,7 @@ pub const HEADER: &str = "episode,slot,policy,queries,latency_s,latency_avg10_s,
 /// The CSV text of `lanes` (each lane's rows of episode `episode`), preceded by a comment
 /// line that names the scenario as a URL query.
 #[must_use]
-pub fn export(scenario: Scenario, episode: u64, lanes: &[(PolicyId, &[SlotRow])]) -> String {
+pub fn export(scenario: Scenario, episode: u64, lanes: &[(Entrant, &[SlotRow])]) -> String {
     let state = PageState {
         scenario,
         ..PageState::default()
@@ -60,7 +60,7 @@ mod tests {
             hallucination: Some(0.1),
             offload: Some(0.5),
         };
-        let text = export(Scenario::default(), 0, &[(PolicyId::Greedy, &[row])]);
+        let text = export(Scenario::default(), 0, &[(Entrant::Greedy, &[row])]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("# edgewise"));
         assert_eq!(lines[1], HEADER);

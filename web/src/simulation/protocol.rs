@@ -1,19 +1,19 @@
-//! Messages between the page and the worker (sent with `postMessage`, encoded with
-//! `serde-wasm-bindgen`). The page only renders; the worker owns the [`crate::race::Race`].
+//! Messages between the page and the simulation worker (encoded by [`crate::wire`]). The
+//! page only renders; the worker owns the [`Race`](super::race::Race).
 
 use mec::EpisodeMetrics;
 use serde::{Deserialize, Serialize};
 
-use crate::policies::PolicyId;
-use crate::race::{NetworkSnap, SlotRow};
+use super::race::{NetworkSnap, SlotRow};
+use crate::entrants::Entrant;
 use crate::scenario::Scenario;
 
-/// Page → worker.
+/// Page → simulation worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ToWorker {
-    /// The trained policy files the page found (text of each), sent once before the
-    /// first `Configure`.
-    Policies(Vec<(PolicyId, String)>),
+pub enum ToSimulation {
+    /// The trained entrants' `edgewise-policy` files the page found (text of each), sent
+    /// before the first `Configure` and whenever the page has newer ones.
+    PolicyFiles(Vec<(Entrant, String)>),
     /// Start (or restart) the race on a scenario.
     Configure(Scenario),
     /// Run or pause.
@@ -23,16 +23,16 @@ pub enum ToWorker {
     /// Slots per second.
     Speed(u32),
     /// Which lane's network to report.
-    Focus(PolicyId),
+    Focus(Entrant),
     /// Back to the first episode of the scenario.
     Restart,
 }
 
-/// How a policy of the race fared when the worker loaded it.
+/// How an entrant of the race fared when the worker loaded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaneStatus {
-    /// The policy.
-    pub id: PolicyId,
+    /// The entrant.
+    pub id: Entrant,
     /// Whether it runs in this race.
     pub running: bool,
     /// Why not, or what to know about it.
@@ -51,7 +51,7 @@ pub struct RaceInfo {
     pub episode: u64,
     /// Slots per episode.
     pub slots: u32,
-    /// Every policy and whether it runs.
+    /// Every entrant and whether it runs.
     pub lanes: Vec<LaneStatus>,
     /// Device class names (indexed by `DeviceSnap::class`).
     pub classes: Vec<String>,
@@ -67,7 +67,7 @@ pub struct RaceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaneRows {
     /// The lane.
-    pub lane: PolicyId,
+    pub lane: Entrant,
     /// Rows since the last frame, oldest first.
     pub rows: Vec<SlotRow>,
     /// Episode metrics so far.
@@ -93,9 +93,9 @@ pub struct Frame {
     pub busy_ms: f64,
 }
 
-/// Worker → page.
+/// Simulation worker → page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum FromWorker {
+pub enum FromSimulation {
     /// The worker's wasm is running: it accepts messages from now on.
     Ready,
     /// A race (re)started.

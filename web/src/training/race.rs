@@ -1,12 +1,7 @@
 //! The training race: PPO and WM-PPO learn the page's current scenario side by side, on
-//! the same seed and the same budget of real environment steps, in the trainer worker
-//! (`src/bin/trainer.rs`), one iteration at a time so the worker stays responsive.
-//!
-//! This module is plain Rust (tested natively): [`TrainRace`] owns both learners and
-//! their simulators; [`ToTrainer`] / [`FromTrainer`] are the messages between the page
-//! and the trainer worker; [`window_means`] is the "did it improve" statistic the page
-//! shows and the browser test reads. The page itself only uses the message types, so it
-//! links none of burn.
+//! the same seed and the same budget of real environment steps. [`TrainRace`] owns both
+//! learners and their simulators; the trainer worker ([`super::worker`]) steps it one
+//! iteration at a time so the worker stays responsive. Plain Rust, tested natively.
 
 use std::fmt;
 
@@ -14,11 +9,11 @@ use edgewise_env::{EpisodeInfo, VecEnv as _};
 use edgewise_rl::burn::tensor::Device;
 use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig};
 use mec::{Catalogue, MecVecEnv};
-use serde::{Deserialize, Serialize};
 
-use crate::policies::PolicyId;
-use crate::race::check_policy;
+use super::curve::CurvePoint;
+use super::protocol::{Algo, IterationReport, TrainRequest};
 use crate::scenario::Scenario;
+use crate::simulation::race::check_policy;
 
 /// Simulators each learner steps in parallel (as `edgewise train --env mec`).
 pub const TRAIN_ENVS: usize = 4;
@@ -29,150 +24,6 @@ pub const BUDGETS: [u64; 4] = [5_120, 12_800, 25_600, 51_200];
 
 /// The budget selected when the page opens.
 pub const DEFAULT_BUDGET: u64 = 12_800;
-
-/// Episodes averaged at each end of a learning curve by [`window_means`].
-pub const IMPROVEMENT_WINDOW: usize = 8;
-
-/// The two learners of the race.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Algo {
-    /// Proximal policy optimisation on real experience only.
-    Ppo,
-    /// PPO assisted by a learned GRU world model (value targets and imagined samples).
-    WmPpo,
-}
-
-impl Algo {
-    /// Both, in display order.
-    pub const ALL: [Self; 2] = [Self::Ppo, Self::WmPpo];
-
-    /// Human label.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Ppo => "PPO",
-            Self::WmPpo => "WM-PPO",
-        }
-    }
-
-    /// Stable identifier (CSS, test hooks, the policy file's `algo`).
-    #[must_use]
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Ppo => "ppo",
-            Self::WmPpo => "wm-ppo",
-        }
-    }
-
-    /// The simulation race's lane this learner's policy replaces.
-    #[must_use]
-    pub fn policy_id(self) -> PolicyId {
-        match self {
-            Self::Ppo => PolicyId::Ppo,
-            Self::WmPpo => PolicyId::WmPpo,
-        }
-    }
-}
-
-impl fmt::Display for Algo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// What to train: the scenario (its seed seeds both learners and their simulators) and
-/// the budget of real environment steps per algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct TrainRequest {
-    /// The page's scenario (clamped before use).
-    pub scenario: Scenario,
-    /// Real environment steps per algorithm (a positive multiple of
-    /// [`TrainRace::steps_per_iteration`] is used: the budget is rounded up).
-    pub env_steps: u64,
-}
-
-/// One finished episode on a learning curve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CurvePoint {
-    /// Real environment steps the learner had taken when the episode ended.
-    pub env_steps: u64,
-    /// The episode's mean reward per slot (its return over its length), so scenarios
-    /// with other episode lengths compare.
-    pub reward: f64,
-}
-
-/// What one iteration of one learner produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IterationReport {
-    /// The learner.
-    pub algo: Algo,
-    /// Iterations it has completed.
-    pub iteration: u64,
-    /// Real environment steps it has taken.
-    pub env_steps: u64,
-    /// Episodes that ended during the iteration's rollout.
-    pub points: Vec<CurvePoint>,
-    /// PPO's approximate KL divergence of the update.
-    pub approx_kl: f32,
-    /// The world model's validation error on this rollout, measured before training on
-    /// it (none for PPO).
-    pub wm_error: Option<f64>,
-    /// The world model's trust in `[0, 1]` (0 for PPO): 1 − error / threshold. At 0
-    /// WM-PPO neither blends model values nor imagines, so it learns exactly like PPO.
-    pub wm_trust: f64,
-    /// Imagined samples added to the PPO batch (0 for PPO).
-    pub imagined: usize,
-}
-
-/// Page → trainer worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ToTrainer {
-    /// Start (or restart) a race.
-    Start(TrainRequest),
-    /// Stop now and report the policies as they are.
-    Stop,
-}
-
-/// Progress of one learner, as the trainer worker reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// The race this belongs to (see [`FromTrainer::Started`]).
-    pub generation: u32,
-    /// The iteration just finished.
-    pub report: IterationReport,
-    /// Milliseconds this learner has computed so far (rollouts and updates).
-    pub busy_ms: f64,
-}
-
-/// Trainer worker → page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum FromTrainer {
-    /// The worker's wasm runs: it accepts messages from now on.
-    Ready,
-    /// A race started: its generation and the budget it runs to (per algorithm).
-    Started {
-        /// Increases with every `Start`: progress of an older race is stale.
-        generation: u32,
-        /// Real environment steps per algorithm.
-        budget: u64,
-        /// The scenario trained on (clamped).
-        scenario: Scenario,
-    },
-    /// One iteration of one learner.
-    Progress(Progress),
-    /// The race ended (budget reached or stopped): each learner's policy as an
-    /// `edgewise-policy` file, ready for the simulation worker.
-    Finished {
-        /// The race.
-        generation: u32,
-        /// Whether it was stopped before the budget.
-        stopped: bool,
-        /// `(algo, policy file text)`.
-        policies: Vec<(Algo, String)>,
-    },
-    /// Something went wrong (shown to the visitor).
-    Error(String),
-}
 
 /// One learner and its own simulators.
 struct Lane {
@@ -380,20 +231,6 @@ impl TrainRace {
     }
 }
 
-/// Mean reward of the first and of the last `window` episodes of a curve (fewer when the
-/// curve is shorter than two windows: it is split in halves), or none with fewer than
-/// two episodes. The page shows the difference; the browser test asserts it is positive.
-#[must_use]
-pub fn window_means(curve: &[CurvePoint], window: usize) -> Option<(f64, f64)> {
-    if curve.len() < 2 || window == 0 {
-        return None;
-    }
-    let w = window.min(curve.len() / 2);
-    #[allow(clippy::cast_precision_loss)]
-    let mean = |s: &[CurvePoint]| s.iter().map(|p| p.reward).sum::<f64>() / s.len() as f64;
-    Some((mean(&curve[..w]), mean(&curve[curve.len() - w..])))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,10 +238,7 @@ mod tests {
 
     fn small() -> TrainRequest {
         TrainRequest {
-            scenario: Scenario {
-                population: 10,
-                ..Scenario::default()
-            },
+            scenario: Scenario::default().with("devices", 10.0),
             env_steps: 1_024,
         }
     }
@@ -487,18 +321,5 @@ mod tests {
         let (_, a) = run(&small());
         let (_, b) = run(&small());
         assert_eq!(a, b);
-    }
-
-    #[test]
-    fn window_means_split_short_curves() {
-        let p = |reward| CurvePoint {
-            env_steps: 0,
-            reward,
-        };
-        assert_eq!(window_means(&[p(1.0)], 4), None);
-        assert_eq!(window_means(&[p(1.0), p(3.0)], 4), Some((1.0, 3.0)));
-        let curve: Vec<CurvePoint> = (0..10).map(|i| p(f64::from(i))).collect();
-        assert_eq!(window_means(&curve, 2), Some((0.5, 8.5)));
-        assert_eq!(window_means(&curve, 0), None);
     }
 }

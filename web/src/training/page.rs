@@ -1,17 +1,17 @@
 //! The page's side of the training race: the trainer worker (started on the first
 //! "Start training", so the page's first load never downloads burn) and what it reported
 //! (learning curves, steps per second, the finished policies). Rendered by
-//! `view::training`; the root component forwards [`TrainMsg`]s here.
+//! [`super::view`]; the root component forwards [`TrainMsg`]s here.
 
-use edgewise_web::policies::PolicyId;
-use edgewise_web::scenario::Scenario;
-use edgewise_web::training::{
-    Algo, CurvePoint, DEFAULT_BUDGET, FromTrainer, IMPROVEMENT_WINDOW, Progress, ToTrainer,
-    TrainRequest, window_means,
-};
-use wasm_bindgen::JsCast as _;
-use wasm_bindgen::prelude::*;
-use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+use super::curve::{CurvePoint, IMPROVEMENT_WINDOW, window_means};
+use super::protocol::{Algo, FromTrainer, Progress, ToTrainer, TrainRequest};
+use super::race::DEFAULT_BUDGET;
+use crate::channel::{Received, WorkerChannel};
+use crate::entrants::Entrant;
+use crate::scenario::Scenario;
+
+/// The trainer worker (`www/trainer.js` loads the `edgewise-trainer` wasm module).
+type TrainerWorker = WorkerChannel<ToTrainer, FromTrainer>;
 
 /// What the training panel can ask for.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub enum TrainMsg {
     /// Stop the race; keep the policies as they are.
     Stop,
     /// A message (or a decoding error) from the trainer worker.
-    Worker(Result<FromTrainer, String>),
+    Worker(Received<FromTrainer>),
     /// Install the trained policies in the simulation race.
     Use,
 }
@@ -168,8 +168,8 @@ impl TrainState {
         &mut self,
         msg: TrainMsg,
         scenario: Scenario,
-        on_message: impl Fn(Result<FromTrainer, String>) + 'static,
-    ) -> Option<Vec<(PolicyId, String)>> {
+        on_message: impl Fn(Received<FromTrainer>) + 'static,
+    ) -> Option<Vec<(Entrant, String)>> {
         match msg {
             TrainMsg::Budget(b) => self.budget = b,
             TrainMsg::Start => self.start(scenario, on_message),
@@ -196,7 +196,7 @@ impl TrainState {
                 return Some(
                     policies
                         .iter()
-                        .map(|(a, text)| (a.policy_id(), text.clone()))
+                        .map(|(a, text)| (a.entrant(), text.clone()))
                         .collect(),
                 );
             }
@@ -204,11 +204,7 @@ impl TrainState {
         None
     }
 
-    fn start(
-        &mut self,
-        scenario: Scenario,
-        on_message: impl Fn(Result<FromTrainer, String>) + 'static,
-    ) {
+    fn start(&mut self, scenario: Scenario, on_message: impl Fn(Received<FromTrainer>) + 'static) {
         let request = TrainRequest {
             scenario,
             env_steps: self.budget,
@@ -224,7 +220,7 @@ impl TrainState {
         self.load_ms = None;
         self.started_at = now_ms();
         if self.worker.is_none() {
-            match TrainerWorker::spawn(on_message) {
+            match TrainerWorker::spawn("trainer.js", "the training worker", on_message) {
                 Ok(w) => self.worker = Some(w),
                 Err(e) => {
                     self.error = Some(e);
@@ -301,64 +297,5 @@ impl TrainState {
                 }
             }
         }
-    }
-}
-
-/// The trainer worker (`trainer.js` loads the `edgewise_trainer` wasm module).
-struct TrainerWorker {
-    worker: Worker,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
-}
-
-impl std::fmt::Debug for TrainerWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TrainerWorker")
-    }
-}
-
-impl TrainerWorker {
-    fn spawn(on_message: impl Fn(Result<FromTrainer, String>) + 'static) -> Result<Self, String> {
-        let options = WorkerOptions::new();
-        options.set_type(WorkerType::Module);
-        let worker = Worker::new_with_options("trainer.js", &options)
-            .map_err(|e| format!("the browser could not start the training worker: {e:?}"))?;
-        let on_message = std::rc::Rc::new(on_message);
-        let on_error = {
-            let on_message = std::rc::Rc::clone(&on_message);
-            Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-                on_message(Err(format!(
-                    "The training worker stopped: {}",
-                    event.message()
-                )));
-            })
-        };
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            on_message(
-                serde_wasm_bindgen::from_value::<FromTrainer>(event.data())
-                    .map_err(|e| format!("unreadable message from the training worker: {e}")),
-            );
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        Ok(Self {
-            worker,
-            _on_message: on_message,
-            _on_error: on_error,
-        })
-    }
-
-    fn send(&self, msg: &ToTrainer) {
-        let serializer =
-            serde_wasm_bindgen::Serializer::new().serialize_large_number_types_as_bigints(true);
-        if let Ok(value) = serde::Serialize::serialize(msg, &serializer) {
-            let _ = self.worker.post_message(&value);
-        }
-    }
-}
-
-impl Drop for TrainerWorker {
-    fn drop(&mut self) {
-        self.worker.terminate();
     }
 }

@@ -1,21 +1,18 @@
-//! Rendering: each module turns the [`App`] state into markup and holds no state of its
-//! own. Colours are CSS classes defined in `www/style.css`: a policy has one colour
-//! (`policy-<key>`) on every chart, chip, table row and the network title; an action has
-//! one colour (teal = answered on the device, amber = offloaded) in the network view.
+//! The page's layout: the masthead, notes, every feature's panels in order, the tour card
+//! and the footer. Views turn the [`App`] state into markup and hold no state of their
+//! own (the chat panel, a component, excepted). Colours are CSS classes defined in
+//! `www/style.css`: an entrant has one colour (`entrant-<key>`) on every chart, chip,
+//! table row and the network title; an action has one colour (teal = answered on the
+//! device, amber = offloaded) in the network view.
 
-pub mod charts;
-pub mod chat;
-pub mod controls;
-pub mod network;
-pub mod scores;
-pub mod training;
-
-use edgewise_web::policies::PolicyId;
 use yew::html::Scope;
 use yew::prelude::*;
 
 use crate::app::{App, Msg};
+use crate::chat::panel::ChatPanel;
+use crate::simulation::view::{charts, controls, entrants, network, scores};
 use crate::tour;
+use crate::training;
 
 /// The whole page.
 pub fn page(app: &App, link: &Scope<App>) -> Html {
@@ -26,8 +23,8 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
     };
     html! {
         <div class={classes!("app", tour_step.is_some().then_some("touring"))}
-            data-frames={app.perf.frames.to_string()}
-            data-worker-ms={format!("{:.2}", app.perf.worker_busy_ms)}>
+            data-frames={app.sim.perf.frames.to_string()}
+            data-worker-ms={format!("{:.2}", app.sim.perf.worker_busy_ms)}>
             { header(link) }
             if !app.notes.is_empty() {
                 <div class="notes" role="status" id="notes">
@@ -46,7 +43,7 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
             </section>
             <section id="panel-policies" class={panel("panel-policies", "panel-policies")}
                 aria-labelledby="policies-title">
-                { policy_strip(app, link) }
+                { entrants::view(app, link) }
             </section>
             <main class="panels">
                 <section id="panel-network" class={panel("panel-network", "panel-network")}
@@ -64,8 +61,8 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
                     { charts::view(app, target) }
                 </section>
             </main>
-            { training::view(app, link) }
-            <chat::ChatPanel />
+            { training::view::view(app, link) }
+            <ChatPanel />
             if let Some((i, step)) = tour_step {
                 { tour_card(i, step, link) }
             }
@@ -118,118 +115,5 @@ fn tour_card(i: usize, step: &tour::Step, link: &Scope<App>) -> Html {
                 </button>
             </div>
         </aside>
-    }
-}
-
-fn policy_strip(app: &App, link: &Scope<App>) -> Html {
-    let lanes = app
-        .info
-        .as_ref()
-        .map(|i| i.lanes.clone())
-        .unwrap_or_default();
-    let chips = PolicyId::ALL.into_iter().map(|id| {
-        let status = lanes.iter().find(|l| l.id == id);
-        let running = status.is_some_and(|s| s.running);
-        let shown = running && !app.hidden.contains(&id);
-        let note = status.and_then(|s| s.note.clone());
-        let title = match &note {
-            Some(n) => format!("{} — {n}", id.blurb()),
-            None => id.blurb().to_owned(),
-        };
-        html! {
-            <li>
-                <button type="button"
-                    class={classes!("chip", id.css(), shown.then_some("on"), (!running).then_some("absent"))}
-                    id={format!("chip-{}", id.key())}
-                    aria-pressed={shown.to_string()} disabled={!running} title={title}
-                    onclick={link.callback(move |_| Msg::ToggleLane(id))}>
-                    <span class="swatch line" aria-hidden="true"></span>
-                    { id.label() }
-                    if !running && status.is_some() {
-                        <span class="chip-note">{ " · not available" }</span>
-                    }
-                </button>
-            </li>
-        }
-    });
-    let missing: Vec<Html> = lanes
-        .iter()
-        .filter(|l| !l.running)
-        .filter_map(|l| {
-            l.note
-                .as_ref()
-                .map(|n| html! { <li class={l.id.css()}>{ n.clone() }</li> })
-        })
-        .collect();
-    html! {
-        <>
-            <h2 id="policies-title" class="visually-hidden">{ "Policies" }</h2>
-            <ul class="chips" aria-label="Policies: click to show or hide">{ for chips }</ul>
-            if !missing.is_empty() {
-                <ul class="policy-notes" id="policy-notes">
-                    { for missing }
-                    <li class="muted">{ "The race goes on with the policies that are here." }</li>
-                </ul>
-            }
-        </>
-    }
-}
-
-/// A legend entry: a swatch drawn with `swatch` classes, then a label.
-pub fn legend_item(swatch: &'static str, extra: Classes, label: &str) -> Html {
-    html! {
-        <li class="legend-item">
-            <span class={classes!("swatch", swatch, extra)} aria-hidden="true"></span>
-            { label.to_owned() }
-        </li>
-    }
-}
-
-/// Format a quantity with a fixed number of decimals, or a dash when it is not a number.
-pub fn fixed(x: f64, decimals: usize) -> String {
-    if x.is_finite() {
-        format!("{x:.decimals$}")
-    } else {
-        "–".to_owned()
-    }
-}
-
-/// Format a fraction as a percentage.
-pub fn percent(x: f64, decimals: usize) -> String {
-    if x.is_finite() {
-        format!("{:.decimals$} %", x * 100.0)
-    } else {
-        "–".to_owned()
-    }
-}
-
-/// Format a bound given as a fraction as a percentage with at most one decimal
-/// (`0.63` → `63 %`, `0.115` → `11.5 %`).
-pub fn percent_bound(x: f64) -> String {
-    if !x.is_finite() {
-        return "–".to_owned();
-    }
-    let text = format!("{:.1}", x * 100.0);
-    let text = text.strip_suffix(".0").unwrap_or(&text);
-    format!("{text} %")
-}
-
-/// An SVG coordinate.
-pub fn fmt(x: f64) -> String {
-    format!("{x:.1}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formatting() {
-        assert_eq!(percent_bound(0.63), "63 %");
-        assert_eq!(percent_bound(0.115), "11.5 %");
-        assert_eq!(percent_bound(f64::NAN), "–");
-        assert_eq!(percent(0.5, 0), "50 %");
-        assert_eq!(fixed(f64::INFINITY, 2), "–");
-        assert_eq!(fixed(1.234, 2), "1.23");
     }
 }

@@ -4,28 +4,30 @@
 //! its state, the features its policy saw and (for trained policies) the action
 //! probabilities behind its schedule.
 
-use edgewise_web::policies::PolicyId;
-use edgewise_web::race::{DeviceSnap, NetworkSnap};
 use mec::{OBS_DIM, OBS_FEATURES};
 use web_sys::HtmlSelectElement;
 use yew::html::Scope;
 use yew::prelude::*;
 
-use super::{fixed, fmt, legend_item, percent};
 use crate::app::{App, Msg};
+use crate::entrants::Entrant;
+use crate::format::{fixed, fmt, legend_item, percent};
+use crate::simulation::protocol::RaceInfo;
+use crate::simulation::race::{DeviceSnap, NetworkSnap};
 
 /// Radius of the cell in SVG units (the view box leaves room for labels).
 const R: f64 = 100.0;
 
 /// Render the network panel.
 pub fn view(app: &App, link: &Scope<App>) -> Html {
-    let running: Vec<PolicyId> = app.history.iter().map(|(id, _)| *id).collect();
-    let shown = app.network.as_ref().map_or(app.state.focus, |n| n.lane);
+    let running: Vec<Entrant> = app.sim.history.iter().map(|(id, _)| *id).collect();
+    let shown = app.sim.network.as_ref().map_or(app.state.focus, |n| n.lane);
     let on_focus = link.batch_callback(|e: Event| {
         let select: HtmlSelectElement = e.target_unchecked_into();
-        PolicyId::from_key(&select.value()).map(Msg::Focus)
+        Entrant::from_key(&select.value()).map(Msg::Focus)
     });
     let mean = app
+        .sim
         .metrics
         .iter()
         .find(|(id, _)| *id == shown)
@@ -48,7 +50,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
                 </span>
                 { " s · hover or tap a device to see why it was scheduled as it was" }
             </p>
-            if let (Some(net), Some(info)) = (&app.network, &app.info) {
+            if let (Some(net), Some(info)) = (&app.sim.network, &app.sim.info) {
                 { map(app, net, info, link) }
                 { edge_queue(net) }
             } else {
@@ -58,12 +60,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
     }
 }
 
-fn map(
-    app: &App,
-    net: &NetworkSnap,
-    info: &edgewise_web::protocol::RaceInfo,
-    link: &Scope<App>,
-) -> Html {
+fn map(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html {
     let radius_m = info.cell_radius_m.max(1.0);
     let scale = R / radius_m;
     let pos = |d: &DeviceSnap| {
@@ -203,13 +200,13 @@ fn edge_queue(net: &NetworkSnap) -> Html {
 
 /// Render the device inspector (its own panel, beside the map).
 pub fn inspector_panel(app: &App) -> Html {
-    match (&app.network, &app.info) {
+    match (&app.sim.network, &app.sim.info) {
         (Some(net), Some(info)) => inspector(app, net, info),
         _ => html! {},
     }
 }
 
-fn inspector(app: &App, net: &NetworkSnap, info: &edgewise_web::protocol::RaceInfo) -> Html {
+fn inspector(app: &App, net: &NetworkSnap, info: &RaceInfo) -> Html {
     let Some(i) = app.inspected().filter(|i| *i < net.devices.len()) else {
         return html! {
             <div class="inspector empty" id="inspector">

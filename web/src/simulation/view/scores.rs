@@ -2,13 +2,13 @@
 
 use yew::prelude::*;
 
-use super::{fixed, percent, percent_bound};
 use crate::app::App;
+use crate::format::{fixed, percent, percent_bound};
 
 /// Render the scoreboard.
 pub fn view(app: &App) -> Html {
-    let s = app.state.scenario;
-    let rows = app.metrics.iter().map(|(id, m)| {
+    let qos = app.state.scenario.config().qos;
+    let rows = app.sim.metrics.iter().map(|(id, m)| {
         let any = m.queries > 0;
         let dash = || "–".to_owned();
         let verdict = |ok: bool| {
@@ -42,7 +42,7 @@ pub fn view(app: &App) -> Html {
             <p class="panel-sub">
                 { format!("Latency in seconds. Constraints: accuracy ≥ {}, hallucination ≤ {}, \
                            energy within each device's budget per window.",
-                    percent_bound(s.min_accuracy), percent_bound(s.max_hallucination)) }
+                    percent_bound(qos.min_accuracy), percent_bound(qos.max_hallucination)) }
             </p>
             <div class="table-scroll">
                 <table class="scores">

@@ -1,6 +1,7 @@
 //! The race: one simulator ("lane") per policy, all on the same seed, so every policy
 //! faces the same devices, queries and channels (the simulator draws them in an order
-//! that never depends on actions). Runs in the worker; plain Rust, tested natively.
+//! that never depends on actions). Runs in the simulation worker; plain Rust, tested
+//! natively.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use edgewise_policy::{PolicyFile, PolicyScratch};
 use mec::{Action, Catalogue, EpisodeMetrics, OBS_DIM, SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 
-use crate::policies::PolicyId;
+use crate::entrants::Entrant;
 use crate::scenario::Scenario;
 
 /// Slots in the latency moving average.
@@ -79,7 +80,7 @@ pub struct EventSnap {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkSnap {
     /// Whose network this is.
-    pub lane: PolicyId,
+    pub lane: Entrant,
     /// Devices.
     pub devices: Vec<DeviceSnap>,
     /// Queries scheduled in the last slot.
@@ -105,7 +106,7 @@ enum Decider {
 
 /// One policy's simulator.
 pub struct Lane {
-    id: PolicyId,
+    id: Entrant,
     sim: Simulator,
     decider: Decider,
     actions: Vec<Action>,
@@ -127,7 +128,7 @@ impl std::fmt::Debug for Lane {
 impl Lane {
     /// Which policy drives this lane.
     #[must_use]
-    pub fn id(&self) -> PolicyId {
+    pub fn id(&self) -> Entrant {
         self.id
     }
 
@@ -278,7 +279,7 @@ pub fn check_policy(policy: &PolicyFile) -> Option<String> {
 pub struct Race {
     scenario: Scenario,
     config: SimConfig,
-    trained: Vec<(PolicyId, Arc<PolicyFile>)>,
+    trained: Vec<(Entrant, Arc<PolicyFile>)>,
     lanes: Vec<Lane>,
     episode: u64,
 }
@@ -301,7 +302,7 @@ impl Race {
     /// A message for the page when the simulator rejects the scenario.
     pub fn new(
         scenario: Scenario,
-        trained: Vec<(PolicyId, Arc<PolicyFile>)>,
+        trained: Vec<(Entrant, Arc<PolicyFile>)>,
     ) -> Result<Self, String> {
         let scenario = scenario.clamped();
         let config = scenario.config();
@@ -320,7 +321,7 @@ impl Race {
     fn start_episode(&mut self) -> Result<(), String> {
         let seed = self.scenario.seed.wrapping_add(self.episode);
         let mut lanes = Vec::new();
-        for id in PolicyId::ALL {
+        for id in Entrant::ALL {
             let decider = if let Some(kind) = id.baseline() {
                 Decider::Baseline(mec::scenario_baseline(kind, seed))
             } else if let Some((_, p)) = self.trained.iter().find(|(t, _)| *t == id) {
@@ -352,7 +353,7 @@ impl Race {
 
     /// Simulate one slot in every lane (nothing once the episode is over); returns each
     /// lane's row.
-    pub fn step(&mut self) -> Vec<(PolicyId, SlotRow)> {
+    pub fn step(&mut self) -> Vec<(Entrant, SlotRow)> {
         if self.done() {
             return Vec::new();
         }
@@ -413,7 +414,7 @@ impl Race {
 
     /// The network of `focus` (or of the first lane when it is not running).
     #[must_use]
-    pub fn network(&self, focus: PolicyId) -> Option<NetworkSnap> {
+    pub fn network(&self, focus: Entrant) -> Option<NetworkSnap> {
         self.lanes
             .iter()
             .find(|l| l.id == focus)
@@ -451,7 +452,7 @@ mod tests {
 
     #[test]
     fn lanes_share_the_scenario_and_differ_by_policy() {
-        let trained = vec![(PolicyId::Ppo, Arc::new(tiny_policy(5.0)))];
+        let trained = vec![(Entrant::Ppo, Arc::new(tiny_policy(5.0)))];
         let mut race = Race::new(Scenario::default(), trained).unwrap();
         assert_eq!(race.lanes().len(), 6, "5 baselines + PPO (no WM-PPO file)");
         for _ in 0..60 {
@@ -467,10 +468,10 @@ mod tests {
                 .clone()
         };
         // The biased "trained" policy offloads everything, like always-offload.
-        assert!((get(PolicyId::Ppo).offload_fraction - 1.0).abs() < 1e-9);
-        assert_eq!(get(PolicyId::Ppo), get(PolicyId::AlwaysOffload));
-        assert!(get(PolicyId::AlwaysLocal).offload_fraction.abs() < 1e-9);
-        let net = race.network(PolicyId::Ppo).unwrap();
+        assert!((get(Entrant::Ppo).offload_fraction - 1.0).abs() < 1e-9);
+        assert_eq!(get(Entrant::Ppo), get(Entrant::AlwaysOffload));
+        assert!(get(Entrant::AlwaysLocal).offload_fraction.abs() < 1e-9);
+        let net = race.network(Entrant::Ppo).unwrap();
         assert_eq!(net.devices.len(), 20);
         assert_eq!(net.obs.len(), 20 * OBS_DIM);
         assert!(
@@ -483,14 +484,7 @@ mod tests {
 
     #[test]
     fn episodes_end_and_restart() {
-        let mut race = Race::new(
-            Scenario {
-                population: 10,
-                ..Scenario::default()
-            },
-            Vec::new(),
-        )
-        .unwrap();
+        let mut race = Race::new(Scenario::default().with("devices", 10.0), Vec::new()).unwrap();
         let slots = race.config().slots;
         for _ in 0..slots {
             race.step();

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use edgewise_web::race::{LATENCY_WINDOW, SlotRow};
 use yew::prelude::*;
 
-use super::{fmt, legend_item, percent_bound};
 use crate::app::App;
+use crate::format::{fmt, legend_item, nice_range, percent_bound};
+use crate::simulation::race::{LATENCY_WINDOW, SlotRow};
 
 const W: f64 = 300.0;
 const H: f64 = 200.0;
@@ -37,7 +37,7 @@ struct Spec {
 
 /// Render the chart grid.
 pub fn view(app: &App, tour_target: Option<&str>) -> Html {
-    let scenario = app.state.scenario;
+    let qos = app.state.scenario.config().qos;
     let specs = [
         Spec {
             id: "chart-latency",
@@ -67,11 +67,11 @@ pub fn view(app: &App, tour_target: Option<&str>) -> Html {
             percent: true,
             value: |r| r.accuracy,
             reference: Some((
-                scenario.min_accuracy,
-                format!("min {}", percent_bound(scenario.min_accuracy)),
+                qos.min_accuracy,
+                format!("min {}", percent_bound(qos.min_accuracy)),
                 Bad::Below,
             )),
-            include: (scenario.min_accuracy - 0.05, scenario.min_accuracy + 0.05),
+            include: (qos.min_accuracy - 0.05, qos.min_accuracy + 0.05),
         },
         Spec {
             id: "chart-hallucination",
@@ -81,14 +81,14 @@ pub fn view(app: &App, tour_target: Option<&str>) -> Html {
             percent: true,
             value: |r| r.hallucination,
             reference: Some((
-                scenario.max_hallucination,
-                format!("max {}", percent_bound(scenario.max_hallucination)),
+                qos.max_hallucination,
+                format!("max {}", percent_bound(qos.max_hallucination)),
                 Bad::Above,
             )),
-            include: (0.0, scenario.max_hallucination + 0.03),
+            include: (0.0, qos.max_hallucination + 0.03),
         },
     ];
-    let slots = app.info.as_ref().map_or(200, |i| i.slots);
+    let slots = app.sim.info.as_ref().map_or(200, |i| i.slots);
     let lanes = app.visible();
     html! {
         <div class="charts">
@@ -99,7 +99,7 @@ pub fn view(app: &App, tour_target: Option<&str>) -> Html {
 
 fn chart(
     spec: &Spec,
-    lanes: &[(edgewise_web::policies::PolicyId, &[SlotRow])],
+    lanes: &[(crate::entrants::Entrant, &[SlotRow])],
     slots: u32,
     tour_target: Option<&str>,
 ) -> Html {
@@ -250,48 +250,5 @@ impl Frame {
             }
         }
         d
-    }
-}
-
-/// A round range covering `[lo, hi]` and its tick step (at most about 5 ticks).
-pub(super) fn nice_range(lo: f64, hi: f64) -> (f64, f64, f64) {
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    };
-    let raw_step = (hi - lo) / 4.0;
-    let magnitude = 10f64.powf(raw_step.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw_step)
-        .unwrap_or(10.0 * magnitude);
-    let y0 = (lo / step).floor() * step;
-    let y1 = ((hi / step).ceil() * step).max(y0 + step);
-    (y0, y1, step)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nice_ranges_cover_the_data() {
-        for (lo, hi) in [
-            (0.0, 0.42),
-            (0.58, 0.71),
-            (0.0, 13.0),
-            (0.0, 480.0),
-            (0.3, 0.3),
-        ] {
-            let (y0, y1, step) = nice_range(lo, hi);
-            assert!(y0 <= lo && (y1 >= hi || hi <= lo), "{lo} {hi}: {y0} {y1}");
-            assert!(
-                (y1 - y0) / step <= 6.0 + 1e-9,
-                "{lo} {hi}: {y0} {y1} {step}"
-            );
-        }
-        assert_eq!(nice_range(f64::NAN, 1.0), nice_range(0.0, 1.0));
     }
 }

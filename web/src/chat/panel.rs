@@ -1,16 +1,15 @@
-//! The on-device LLM chat panel. Unlike the other view modules it is a component with its
-//! own state: the LLM worker is the panel's, started when the visitor opens the panel (so
-//! the page's first load never fetches the LLM's wasm or the model) and terminated when
-//! the panel goes away. The state the browser tests read is mirrored in `data-*`
+//! The on-device LLM chat panel: the chat's page side and its view in one component with
+//! its own state. The LLM worker is the panel's, started when the visitor opens the
+//! panel (so the page's first load never fetches the LLM's wasm or the model) and
+//! terminated when the panel goes away. The state the browser tests read is mirrored in `data-*`
 //! attributes of `#panel-chat`.
 
-use edgewise_web::llm::{Backend, Decoding, FromLlm, KernelCheck, ModelEntry, Stage, ToLlm};
-use wasm_bindgen::JsCast as _;
-use wasm_bindgen::prelude::*;
-use web_sys::{
-    HtmlInputElement, HtmlTextAreaElement, MessageEvent, Worker, WorkerOptions, WorkerType,
-};
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
+
+use super::model_index::ModelEntry;
+use super::protocol::{Backend, Decoding, FromLlm, KernelCheck, Stage, ToLlm};
+use crate::channel::{Received, WorkerChannel};
 
 /// Default number of new tokens per answer.
 const DEFAULT_MAX_TOKENS: u32 = 64;
@@ -19,44 +18,8 @@ const MAX_TOKENS_LIMIT: u32 = 512;
 /// Seed of the sampled decoding (shown, fixed: same prompt → same answer).
 const SAMPLE_SEED: u64 = 7;
 
-/// The LLM worker (`llm-worker.js` loads the `edgewise_llm_worker` wasm module).
-struct LlmWorker {
-    worker: Worker,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-}
-
-impl LlmWorker {
-    fn spawn(on_message: Callback<Result<FromLlm, String>>) -> Result<Self, String> {
-        let options = WorkerOptions::new();
-        options.set_type(WorkerType::Module);
-        let worker = Worker::new_with_options("llm-worker.js", &options)
-            .map_err(|e| format!("the browser could not start the LLM worker: {e:?}"))?;
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            on_message.emit(
-                serde_wasm_bindgen::from_value::<FromLlm>(event.data())
-                    .map_err(|e| format!("unreadable message from the LLM worker: {e}")),
-            );
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(Self {
-            worker,
-            _on_message: on_message,
-        })
-    }
-
-    fn send(&self, msg: &ToLlm) {
-        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-        if let Ok(value) = serde::Serialize::serialize(msg, &serializer) {
-            let _ = self.worker.post_message(&value);
-        }
-    }
-}
-
-impl Drop for LlmWorker {
-    fn drop(&mut self) {
-        self.worker.terminate();
-    }
-}
+/// The LLM worker (`www/llm-worker.js` loads the `edgewise-llm-worker` wasm module).
+type LlmWorker = WorkerChannel<ToLlm, FromLlm>;
 
 /// What the panel is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +59,7 @@ struct Answer {
 #[derive(Debug)]
 pub enum ChatMsg {
     Open,
-    Worker(Result<FromLlm, String>),
+    Worker(Received<FromLlm>),
     Prompt(String),
     MaxTokens(String),
     ToggleSample,
@@ -153,7 +116,9 @@ impl Component for ChatPanel {
         match msg {
             ChatMsg::Open => {
                 if self.worker.is_none() {
-                    match LlmWorker::spawn(ctx.link().callback(ChatMsg::Worker)) {
+                    let link = ctx.link().clone();
+                    let on_message = move |m| link.send_message(ChatMsg::Worker(m));
+                    match LlmWorker::spawn("llm-worker.js", "the LLM worker", on_message) {
                         Ok(w) => {
                             self.worker = Some(w);
                             self.phase = Phase::Loading;
@@ -166,7 +131,14 @@ impl Component for ChatPanel {
                 }
             }
             ChatMsg::Worker(Ok(msg)) => self.on_worker(msg),
-            ChatMsg::Worker(Err(e)) => self.message = Some(e),
+            ChatMsg::Worker(Err(e)) => {
+                self.message = Some(e);
+                self.phase = match self.phase {
+                    Phase::Loading => Phase::Failed,
+                    Phase::Generating => Phase::Ready,
+                    p => p,
+                };
+            }
             ChatMsg::Prompt(p) => self.prompt = p,
             ChatMsg::MaxTokens(t) => {
                 if let Ok(n) = t.trim().parse::<u32>() {
