@@ -13,8 +13,8 @@
 
 use crate::metrics::quality_deficits;
 use crate::policy::Policy;
-use edgewise_rng::Rng;
 use crate::sim::{Action, OffloadEstimate, Simulator};
+use edgewise_rng::Rng;
 
 /// The same action for every device, always.
 pub(crate) struct Fixed {

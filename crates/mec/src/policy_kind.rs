@@ -6,8 +6,8 @@ use std::str::FromStr;
 use crate::baselines::{Fixed, Greedy, RandomPolicy};
 use crate::planner::Planner;
 use crate::policy::Policy;
-use edgewise_rng::Rng;
 use crate::sim::Action;
+use edgewise_rng::Rng;
 
 /// The built-in policies: the baselines and the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,7 +96,10 @@ const POLICY_STREAM: u64 = 0x0090_11c7;
 /// number reproduces the whole run.
 #[must_use]
 pub fn scenario_baseline(kind: PolicyKind, scenario_seed: u64) -> Box<dyn Policy> {
-    baseline(kind, edgewise_rng::derive_seed(scenario_seed, POLICY_STREAM))
+    baseline(
+        kind,
+        edgewise_rng::derive_seed(scenario_seed, POLICY_STREAM),
+    )
 }
 
 #[cfg(test)]

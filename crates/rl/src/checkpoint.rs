@@ -46,8 +46,8 @@ use crate::gru_assist::GruAssist;
 use crate::gru_world_model::{WmSnapshot, WmTrainerState, WorldModelTrainer};
 use crate::model::ActorCritic;
 use crate::ppo::{ModelAssist, Ppo, PpoState};
-use edgewise_rng::Rng;
 use crate::wm_ppo::{WmAssist, WmAssistState};
+use edgewise_rng::Rng;
 
 const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
 /// The value of the header's `format` field.

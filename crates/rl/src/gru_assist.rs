@@ -5,9 +5,9 @@
 
 use crate::assist::{AssistInput, AssistReport};
 use crate::gru_world_model::{Prediction, Segment, WmScratch, WorldModelTrainer};
-use edgewise_rng::Rng;
 use crate::rollout::Rollout;
 use edgewise_policy::{MlpScratch, softmax_in_place};
+use edgewise_rng::Rng;
 
 /// The GRU world model and the random stream of its imagination.
 #[derive(Debug)]

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RlError};
 use crate::model::{linear_from, orthogonal};
-use edgewise_rng::Rng;
 use edgewise_policy::{Dense, tanh};
+use edgewise_rng::Rng;
 
 /// GRU world-model and `wm-ppo-gru` hyper-parameters (every field has a default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

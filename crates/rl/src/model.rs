@@ -5,8 +5,8 @@ use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-use edgewise_rng::Rng;
 use edgewise_policy::{Dense, Mlp};
+use edgewise_rng::Rng;
 
 /// A `tanh` multi-layer perceptron on burn.
 #[derive(Module, Debug)]

@@ -30,9 +30,9 @@ use crate::gru_assist::GruAssist;
 use crate::gru_world_model::{GruWmConfig, WorldModelTrainer};
 use crate::model::ActorCritic;
 use crate::normalize::{ObsNormalizer, RewardScaler};
-use edgewise_rng::Rng;
 use crate::rollout::Rollout;
 use crate::wm_ppo::{WmAssist, WmConfig};
+use edgewise_rng::Rng;
 
 /// PPO hyper-parameters. Every field has a default (see [`PpoConfig::default`]), so a
 /// TOML/JSON file needs only the fields it changes.
@@ -531,12 +531,15 @@ impl Ppo {
         let report = self.run_assist(&last_obs);
         let lr = self.learning_rate();
         let mut stats = self.update(lr);
-        stats.wm_error = report.error;
+        // A model with nothing held out yet reports NaN: that is "no measurement" (`None`),
+        // which also keeps the stats comparable and serialisable as JSON.
+        let measured = |e: Option<f64>| e.filter(|v| v.is_finite());
+        stats.wm_error = measured(report.error);
         stats.wm_trust = report.trust;
         stats.imagined = report.imagined;
-        stats.wm_error_response = report.error_response;
-        stats.wm_error_reward = report.error_reward;
-        stats.wm_spread = report.spread;
+        stats.wm_error_response = measured(report.error_response);
+        stats.wm_error_reward = measured(report.error_reward);
+        stats.wm_spread = measured(report.spread);
         stats.counterfactual = report.counterfactual;
         self.state.iteration += 1;
         stats.iteration = self.state.iteration;

@@ -290,9 +290,11 @@ mod tests {
             assert_eq!(file.meta_str("algo"), Some(algo.key()));
             assert_eq!(file.meta_str("trained_in"), Some("browser"));
         }
-        // The world model only assists WM-PPO: PPO reports no model, WM-PPO measures one.
+        // The world model only assists WM-PPO: PPO reports no model, WM-PPO measures one
+        // once it has held-out data (from its second rollout on).
         for r in &reports {
-            assert_eq!(r.wm_error.is_some(), r.algo == Algo::WmPpo, "{r:?}");
+            let measured = r.algo == Algo::WmPpo && r.iteration > 1;
+            assert_eq!(r.wm_error.is_some(), measured, "{r:?}");
             if r.algo == Algo::Ppo {
                 assert_eq!((r.imagined, r.wm_trust), (0, 0.0));
             }
