@@ -343,7 +343,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     } else {
         calib.clone()
     };
-    eprintln!(
+    tracing::info!(
         "compress: {} → {:?}, {} calibration windows and {} distillation windows of {} tokens from {text_name}",
         model_path.display(),
         method,
@@ -351,12 +351,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         data.windows().len(),
         args.seq_len
     );
-    let bar = indicatif::ProgressBar::new(distill.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "distill [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-        )
-        .context("progress template")?,
+    let bar = crate::logging::bar(
+        distill.steps as u64,
+        "distill [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
     );
     if distill.steps == 0 {
         bar.finish_and_clear();
@@ -365,9 +362,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let mut first_step = None;
     let mut on_stage = |st: Stage| match st {
         Stage::Imatrix(d, t) if d == t || d % 16 == 0 => {
-            eprintln!("importance matrix: {d}/{t} windows");
+            tracing::info!("importance matrix: {d}/{t} windows");
         }
-        Stage::Refit(d, t) if d == t || d % 8 == 0 => eprintln!("refit: {d}/{t} blocks"),
+        Stage::Refit(d, t) if d == t || d % 8 == 0 => tracing::info!("refit: {d}/{t} blocks"),
         _ => {}
     };
     let out = run_pipeline(
@@ -395,7 +392,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             ));
             // Without a terminal the bar is hidden: log checkpointed steps instead.
             if bar.is_hidden() && r.checkpointed {
-                eprintln!(
+                tracing::info!(
                     "distill step {}/{}: loss {:.4} kl {:.4} ce {:.3} ({:.0} s) [ckpt]",
                     r.step,
                     r.steps,
@@ -428,7 +425,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         let secs = t1.elapsed().as_secs_f64();
         #[allow(clippy::cast_precision_loss)]
         let per = if n > 1 { secs / (n - 1) as f64 } else { secs };
-        eprintln!(
+        tracing::info!(
             "distill: steps {}..{}, loss first {:.4} last {:.4}, {per:.2} s/step after the first (checkpoints in {})",
             report.start_step + 1,
             report.losses.len(),
@@ -437,7 +434,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             ckpt_dir.display()
         );
         if report.losses.len() < distill.steps {
-            eprintln!(
+            tracing::info!(
                 "distill: stopped by --time-budget-min after step {} of {}; --resume continues",
                 report.losses.len(),
                 distill.steps
@@ -482,12 +479,9 @@ fn teacher_windows(
     cfg: &TeacherTextConfig,
 ) -> anyhow::Result<TokenWindows> {
     let cache = ckpt_dir.join("teacher-text.json");
-    let bar = indicatif::ProgressBar::new(prompts.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "teacher text [{elapsed_precise}] {bar:30} {pos}/{len} prompts (eta {eta})",
-        )
-        .context("progress template")?,
+    let bar = crate::logging::bar(
+        prompts.len() as u64,
+        "teacher text [{elapsed_precise}] {bar:30} {pos}/{len} prompts (eta {eta})",
     );
     let tag = format!(
         "{} bytes={}",
@@ -500,13 +494,13 @@ fn teacher_windows(
         cached_teacher_text(&cache, &tag, base, tok, prompts, cfg, &mut |done, _| {
             bar.set_position(done as u64);
             if bar.is_hidden() && done % 16 == 0 {
-                eprintln!("teacher text: {done}/{} prompts", prompts.len());
+                tracing::info!("teacher text: {done}/{} prompts", prompts.len());
             }
         })
         .context("teacher text for distillation")?;
     bar.finish_and_clear();
     let tokens: usize = passages.iter().map(Vec::len).sum();
-    eprintln!(
+    tracing::info!(
         "teacher text: {} passages, {tokens} tokens ({}; {})",
         passages.len(),
         if cached { "reused" } else { "generated" },

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
 use edgewise_ecld::eval::data::committed_data_dir;
 use edgewise_ecld::eval::energy::{
@@ -23,7 +24,6 @@ use edgewise_ecld::eval::stats::{
 };
 use edgewise_ecld::eval::{EvalData, FactOutcome};
 use edgewise_llm::{Device, Engine, model_cache};
-use edgewise_rl::checkpoint::write_atomic;
 use mec::{CATALOGUE_FORMAT, CATALOGUE_VERSION, Catalogue, ClassProfile, VariantProfile};
 use serde::{Deserialize, Serialize};
 
@@ -373,7 +373,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut reports: Vec<VariantReport> = Vec::new();
     let mut measured = prior;
     for (i, model) in models.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, models.len(), model.display());
+        tracing::info!("[{}/{}] {}", i + 1, models.len(), model.display());
         measured.push(run_worker(args, model, &data_dir)?);
     }
     for m in measured {
@@ -635,12 +635,9 @@ fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
     let mc = data.mc.subset(args.limit);
     let facts = data.facts.subset(args.limit);
     let prose = data.prose.subset(args.limit);
-    let bar = indicatif::ProgressBar::new((mc.len() + facts.len() + prose.len()) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{name:>16} {{bar:30}} {{pos}}/{{len}} items  eta {{eta}}  {{msg}}"
-        ))
-        .expect("valid template"),
+    let bar = crate::logging::bar(
+        (mc.len() + facts.len() + prose.len()) as u64,
+        &format!("{name:>16} {{bar:30}} {{pos}}/{{len}} items  eta {{eta}}  {{msg}}"),
     );
     let rapl0 = rapl_joules();
     let tq = Instant::now();

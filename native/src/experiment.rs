@@ -1,9 +1,18 @@
 //! `edgewise experiment`: PPO vs WM-PPO vs the baselines, over seeds and populations.
 //!
-//! For every training seed and training population it trains PPO and WM-PPO for the same
-//! number of real environment steps, exports both policies, and evaluates them greedily —
-//! together with always-local, always-offload, greedy and oracle — on held-out scenario
-//! seeds at every evaluation population. It writes into `--out DIR`:
+//! The experiment is a list of independent cells (one per algorithm × training seed ×
+//! training population, `experiment_plan.rs`), each trained and evaluated in its own
+//! process (`experiment_cell.rs`), then merged: the baselines run on the same held-out
+//! scenario seeds and the report is written. One code path serves every way of running:
+//!
+//! - plain: every cell as a child process, `--jobs N` at a time, then the merge;
+//! - `--list-cells`: one JSON line per cell (for a cluster driver);
+//! - `--cell ID`: one cell into `OUT/cells/ID/` (skipped when already there);
+//! - `--shard I/N`: cells I, I+N, … (Slurm job arrays, Kubernetes Indexed Jobs);
+//! - `--merge`: `OUT/cells/*` into the report, refusing a missing cell or one from
+//!   another plan and saying how to re-run it.
+//!
+//! The merge writes into `--out DIR`:
 //!
 //! - `report.md`: tables with 95% confidence intervals over seeds, and our figures beside
 //!   the paper's;
@@ -15,57 +24,57 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
-use edgewise_env::EpisodeInfo;
-use edgewise_rl::checkpoint::write_atomic;
-use edgewise_rl::experiment::{
-    ExperimentPlan, Interval, Preset, mean_ci95, smooth, steps_to_threshold,
-};
-use edgewise_rl::{Ppo, PpoConfig, WmConfig, cpu_device};
-use mec::{Catalogue, EpisodeMetrics, Policy, PolicyKind, SimConfig, Simulator};
+use edgewise_rl::experiment::{ExperimentPlan, Interval, mean_ci95, smooth, steps_to_threshold};
+use mec::{Catalogue, EpisodeMetrics, PolicyKind, SimConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::learned::{LearnedPolicy, MEC_ENV};
+use crate::experiment_cell::{
+    CELLS_DIR, CellState, Outcome, Run, cell_dir, evaluate_baseline, inspect, run_cell, short,
+};
+use crate::experiment_jobs::run_cells;
+use crate::experiment_plan::{
+    ALGOS, Cell, PlanArgs, Shard, cells, command_line, find_cell, plan_hash, scenarios,
+};
+use crate::experiment_view::View;
 
 #[derive(clap::Args, Debug)]
 pub struct ExperimentArgs {
-    /// Experiment size: quick (minutes) or full (hours).
-    #[arg(long, value_parser = parse_preset)]
-    pub preset: Preset,
-    /// Output directory (report.md, PNG plots, results.json, policies/).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Output directory (report.md, PNG plots, results.json, policies/, cells/, logs/).
+    #[arg(long, required_unless_present = "list_cells")]
+    pub out: Option<PathBuf>,
     /// Replace an existing report in OUT.
     #[arg(long)]
     pub force: bool,
-    /// Override: number of training seeds (1..=N).
-    #[arg(long)]
-    pub seeds: Option<u64>,
-    /// Override: real environment steps per training run.
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Override: populations to train on (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub train_populations: Option<Vec<usize>>,
-    /// Override: populations to evaluate on (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub populations: Option<Vec<usize>>,
-    /// Override: number of held-out evaluation seeds.
-    #[arg(long)]
-    pub eval_seeds: Option<u64>,
+    /// Cell processes to run at once (one thread each), for the plain run and --shard.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..),
+          conflicts_with_all = ["list_cells", "cell", "merge", "from_results"])]
+    pub jobs: u64,
+    /// Print the plan's cells, one JSON object per line (id, algorithm, seed, population,
+    /// plan hash), and exit.
+    #[arg(long, conflicts_with_all = ["cell", "shard", "merge", "from_results", "force"])]
+    pub list_cells: bool,
+    /// Train and evaluate only this cell, into OUT/cells/ID (kept if already there for
+    /// this plan).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["shard", "merge", "from_results", "force"])]
+    pub cell: Option<String>,
+    /// Run cells I, I+N, I+2N, … of the plan into OUT/cells (then --merge).
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["merge", "from_results", "force"])]
+    pub shard: Option<Shard>,
+    /// Do not train: merge the cells in OUT/cells, run the baselines, write the report.
+    #[arg(long, conflicts_with = "from_results")]
+    pub merge: bool,
     /// Do not train: re-render report.md and the plots from OUT/results.json.
     #[arg(long)]
     pub from_results: bool,
 }
 
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    s.parse::<Preset>().map_err(|e| e.to_string())
-}
-
-const ALGOS: [&str; 2] = ["ppo", "wm-ppo"];
 const BASELINES: [PolicyKind; 4] = [
     PolicyKind::AlwaysLocal,
     PolicyKind::AlwaysOffload,
@@ -75,74 +84,30 @@ const BASELINES: [PolicyKind; 4] = [
 /// Points of the moving average used for steps-to-threshold and final returns.
 const SMOOTH: usize = 5;
 
-/// One training run and its evaluation.
-#[derive(Debug, Serialize, Deserialize)]
-struct Run {
-    algo: String,
-    seed: u64,
-    train_population: usize,
-    /// `(env_steps, mean training episode return)` per iteration with finished episodes.
-    curve: Vec<(u64, f64)>,
-    /// `(env_steps, world-model validation error)` (WM-PPO only).
-    wm_error: Vec<(u64, f64)>,
-    wall_s: f64,
-    policy: String,
-    /// Evaluation population → metrics per held-out seed.
-    eval: BTreeMap<usize, Vec<EpisodeMetrics>>,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Results {
     plan: ExperimentPlan,
     slots: usize,
     /// Baseline → population → metrics per held-out seed.
     baselines: BTreeMap<String, BTreeMap<usize, Vec<EpisodeMetrics>>>,
+    /// One per cell, in cell order.
     runs: Vec<Run>,
+    /// Wall time of the command that wrote these results (training included unless it
+    /// was a `--merge` of cells trained elsewhere).
     total_wall_s: f64,
 }
 
-fn plan_from(args: &ExperimentArgs) -> anyhow::Result<ExperimentPlan> {
-    let mut plan = args.preset.plan();
-    if let Some(n) = args.seeds {
-        plan.seeds = (1..=n).collect();
-    }
-    if let Some(s) = args.steps {
-        plan.env_steps = s;
-    }
-    if let Some(p) = &args.train_populations {
-        plan.train_populations.clone_from(p);
-    }
-    if let Some(p) = &args.populations {
-        plan.eval_populations.clone_from(p);
-    }
-    if let Some(n) = args.eval_seeds {
-        plan.eval_seeds = (0..n).map(|i| 10_000 + i).collect();
-    }
-    plan.validate().context("invalid experiment arguments")?;
-    Ok(plan)
-}
-
-fn scenario(devices: usize) -> anyhow::Result<SimConfig> {
-    let cfg = SimConfig {
-        devices,
-        ..SimConfig::default()
-    };
-    cfg.validate().context("MEC scenario")?;
-    Ok(cfg)
-}
-
-fn evaluate(
-    policy: &mut dyn Policy,
-    cfg: &SimConfig,
-    cat: &Catalogue,
-    seed: u64,
-) -> anyhow::Result<EpisodeMetrics> {
-    let mut sim = Simulator::new(cfg.clone(), cat.clone(), seed)?;
-    Ok(mec::run_episode(&mut sim, policy))
+/// One line of `--list-cells`.
+#[derive(Serialize)]
+struct ListedCell<'a> {
+    #[serde(flatten)]
+    cell: &'a Cell,
+    env_steps: u64,
+    plan_hash: &'a str,
 }
 
 /// Re-render the report and plots of a finished experiment from its results.json.
-fn rerender(out: &std::path::Path) -> anyhow::Result<()> {
+fn rerender(out: &Path) -> anyhow::Result<()> {
     let path = out.join("results.json");
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let results: Results =
@@ -155,141 +120,175 @@ fn rerender(out: &std::path::Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: &ExperimentArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let out = args.out.as_deref();
     if args.from_results {
-        return rerender(&args.out);
+        return rerender(out.context("--from-results needs --out")?);
     }
-    let plan = plan_from(args)?;
-    let report_path = args.out.join("report.md");
+    let plan = args.plan.plan()?;
+    let hash = plan_hash(&plan)?;
+    if args.list_cells {
+        for cell in &cells(&plan) {
+            let line = ListedCell {
+                cell,
+                env_steps: plan.env_steps,
+                plan_hash: &hash,
+            };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+        return Ok(());
+    }
+    let out = out.context("--out is required")?;
+    let jobs = usize::try_from(args.jobs).unwrap_or(usize::MAX);
+    if let Some(id) = &args.cell {
+        let cell = find_cell(&plan, id)?;
+        let dir = cell_dir(out, id);
+        match run_cell(&plan, &hash, &cell, out)? {
+            Outcome::Trained => println!("cell {id}: wrote {}", dir.display()),
+            Outcome::AlreadyDone => println!(
+                "cell {id}: already in {} for this plan ({}), kept",
+                dir.display(),
+                short(&hash)
+            ),
+        }
+        return Ok(());
+    }
+    if let Some(shard) = args.shard {
+        let mine = shard.select(&cells(&plan));
+        let ids: Vec<&str> = mine.iter().map(|c| c.id.as_str()).collect();
+        println!(
+            "shard {}/{}: {} cells ({})",
+            shard.index,
+            shard.count,
+            mine.len(),
+            ids.join(", ")
+        );
+        run_cells(&plan, &hash, &mine, out, jobs)?;
+        println!(
+            "shard {}/{} done; when every shard is, merge with: {}",
+            shard.index,
+            shard.count,
+            command_line(&plan, &["--merge", "--out", &out.display().to_string()])
+        );
+        return Ok(());
+    }
+    let report_path = out.join("report.md");
     if report_path.exists() && !args.force {
         bail!(
             "{} already exists; pass --force to replace it (or choose another --out)",
             report_path.display()
         );
     }
+    if !args.merge {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        run_cells(&plan, &hash, &cells(&plan), out, jobs)?;
+    }
+    merge(&plan, &hash, out, started)
+}
+
+/// Read every cell of the plan from `out` (refusing missing cells and cells of another
+/// plan), run the baselines, and write results.json, the policies, the plots and the
+/// report.
+fn merge(plan: &ExperimentPlan, hash: &str, out: &Path, started: Instant) -> anyhow::Result<()> {
+    let all = cells(plan);
+    let out_arg = out.display().to_string();
+    let mut runs = Vec::new();
+    let mut policies = Vec::new();
+    let mut problems = Vec::new();
+    for c in &all {
+        let rerun = command_line(plan, &["--cell", &c.id, "--out", &out_arg]);
+        let dir = cell_dir(out, &c.id);
+        match inspect(out, &c.id, hash) {
+            CellState::Done { run, policy } => {
+                runs.push(*run);
+                policies.push((c.id.clone(), policy));
+            }
+            CellState::Missing => problems.push(format!(
+                "cell {} is missing ({} has no result): run it with {rerun}",
+                c.id,
+                dir.display()
+            )),
+            CellState::OtherPlan(other) => problems.push(format!(
+                "cell {} in {} was made by another plan (hash {}, this plan {}): re-run it \
+                 with {rerun} (which replaces it)",
+                c.id,
+                dir.display(),
+                short(&other),
+                short(hash)
+            )),
+            CellState::Broken(why) => problems.push(format!(
+                "cell {} is unusable ({why}): re-run it with {rerun} (which replaces it)",
+                c.id
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot merge {}: {} of {} cells are not ready\n  {}",
+            out.display(),
+            problems.len(),
+            all.len(),
+            problems.join("\n  ")
+        );
+    }
+    warn_about_strangers(out, &all);
+
     let cat = Catalogue::default_catalogue();
-    let slots = SimConfig::default().slots;
-    let all_pops: Vec<usize> = {
-        let mut v = plan.eval_populations.clone();
-        v.extend(&plan.train_populations);
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
-    let configs: BTreeMap<usize, SimConfig> = all_pops
-        .iter()
-        .map(|&n| scenario(n).map(|c| (n, c)))
-        .collect::<anyhow::Result<_>>()?;
-    let policy_dir = args.out.join("policies");
+    let configs = scenarios(plan)?;
+    let mut baselines = BTreeMap::new();
+    for kind in BASELINES {
+        baselines.insert(
+            kind.to_string(),
+            evaluate_baseline(kind, plan, &configs, &cat)?,
+        );
+    }
+    let policy_dir = out.join("policies");
     std::fs::create_dir_all(&policy_dir)
         .with_context(|| format!("creating {}", policy_dir.display()))?;
-    let started = Instant::now();
-
-    // Baselines on every population and held-out seed.
-    let mut baselines: BTreeMap<String, BTreeMap<usize, Vec<EpisodeMetrics>>> = BTreeMap::new();
-    for kind in BASELINES {
-        for &n in &all_pops {
-            let mut v = Vec::new();
-            for &s in &plan.eval_seeds {
-                let mut p = mec::scenario_baseline(kind, s);
-                v.push(evaluate(p.as_mut(), &configs[&n], &cat, s)?);
-            }
-            baselines.entry(kind.to_string()).or_default().insert(n, v);
-        }
+    for (run, (_, bytes)) in runs.iter().zip(&policies) {
+        write_atomic(&out.join(&run.policy), bytes)?;
     }
-
-    let total_steps =
-        plan.env_steps * (plan.seeds.len() * plan.train_populations.len() * ALGOS.len()) as u64;
-    let bar = indicatif::ProgressBar::new(total_steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} env steps  elapsed {elapsed}  eta {eta}  {msg}",
-        )
-        .expect("valid template"),
-    );
-    let device = cpu_device();
-    let mut runs = Vec::new();
-    for &pop in &plan.train_populations {
-        for &seed in &plan.seeds {
-            for algo in ALGOS {
-                bar.set_message(format!("{algo} n={pop} seed {seed}"));
-                let offset = bar.position();
-                let t0 = Instant::now();
-                let mut env = mec::MecVecEnv::new(&configs[&pop], &cat, plan.num_envs, seed)?;
-                let config = PpoConfig {
-                    total_env_steps: plan.env_steps,
-                    ..PpoConfig::default()
-                };
-                let mut ppo = if algo == "ppo" {
-                    Ppo::new(config, &env, &device, seed)?
-                } else {
-                    Ppo::with_world_model(config, WmConfig::default(), &env, &device, seed)?
-                };
-                let (mut curve, mut wm_error) = (Vec::new(), Vec::new());
-                let mut episodes: Vec<EpisodeInfo> = Vec::new();
-                while ppo.env_steps() < plan.env_steps {
-                    let s = ppo.iterate(&mut env)?;
-                    ppo.drain_finished(&mut episodes);
-                    if s.mean_return.is_finite() {
-                        curve.push((s.env_steps, s.mean_return));
-                    }
-                    if let Some(e) = s.wm_error {
-                        wm_error.push((s.env_steps, e));
-                    }
-                    bar.set_position(offset + s.env_steps.min(plan.env_steps));
-                }
-                let wall_s = t0.elapsed().as_secs_f64();
-                let mut file = ppo.policy();
-                file.meta.insert("algo".into(), algo.into());
-                file.meta.insert("env".into(), MEC_ENV.into());
-                file.meta.insert("devices".into(), pop.into());
-                let name = format!("{algo}-n{pop}-s{seed}");
-                let path = policy_dir.join(format!("{name}.json"));
-                write_atomic(&path, &file.to_bytes())?;
-                let mut learned = LearnedPolicy::new(name, file);
-                let mut eval = BTreeMap::new();
-                for &n in &plan.eval_populations {
-                    let mut v = Vec::new();
-                    for &s in &plan.eval_seeds {
-                        v.push(evaluate(&mut learned, &configs[&n], &cat, s)?);
-                    }
-                    eval.insert(n, v);
-                }
-                runs.push(Run {
-                    algo: algo.to_owned(),
-                    seed,
-                    train_population: pop,
-                    curve,
-                    wm_error,
-                    wall_s,
-                    policy: format!(
-                        "policies/{}",
-                        path.file_name().unwrap_or_default().to_string_lossy()
-                    ),
-                    eval,
-                });
-            }
-        }
-    }
-    bar.finish_with_message("training done");
     let results = Results {
-        plan,
-        slots,
+        plan: plan.clone(),
+        slots: SimConfig::default().slots,
         baselines,
         runs,
         total_wall_s: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&results)?;
-    write_atomic(&args.out.join("results.json"), &json)?;
-    let plots = crate::plots::write_all(&args.out, &results_view(&results))?;
+    write_atomic(&out.join("results.json"), &json)?;
+    let plots = crate::plots::write_all(out, &results_view(&results))?;
     let report = render_report(&results, &plots);
+    let report_path = out.join("report.md");
     write_atomic(&report_path, report.as_bytes())?;
     println!(
-        "experiment ({}) finished in {:.1} min; wrote {}",
+        "experiment ({}): {} cells merged; this command took {:.1} min; wrote {}",
         results.plan.preset,
+        all.len(),
         results.total_wall_s / 60.0,
         report_path.display()
     );
     Ok(())
+}
+
+/// Cell directories in `out` that this plan does not have (left by another plan) are
+/// not merged; say so.
+fn warn_about_strangers(out: &Path, all: &[Cell]) {
+    let Ok(entries) = std::fs::read_dir(out.join(CELLS_DIR)) else {
+        return;
+    };
+    let strangers: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.') && !all.iter().any(|c| &c.id == name))
+        .collect();
+    if !strangers.is_empty() {
+        eprintln!(
+            "note: {} holds cells this plan does not have, not merged: {}",
+            out.join(CELLS_DIR).display(),
+            strangers.join(", ")
+        );
+    }
 }
 
 /// Per-policy summary of one metric at one population.
@@ -377,25 +376,6 @@ impl Results {
         let g = self.baseline("greedy", pop, Metric::Reward).mean * self.slots as f64;
         (g - 0.1 * g.abs(), g)
     }
-}
-
-/// A learning curve: `(env_steps, value)` points.
-pub type Curve = Vec<(u64, f64)>;
-/// One algorithm's curves over seeds.
-pub type AlgoCurves = (String, Vec<Curve>);
-/// Per training population: per-algorithm curves and reference lines (name, value).
-pub type PopCurves = (usize, Vec<AlgoCurves>, Vec<(String, f64)>);
-
-/// What the plots need.
-pub struct View {
-    /// Learning curves per training population.
-    pub curves: Vec<PopCurves>,
-    /// WM-PPO validation-error curves per training population.
-    pub wm_error: Vec<(usize, Vec<Curve>)>,
-    /// Policy → per evaluation population, mean latency interval.
-    pub latency: Vec<(String, Vec<(usize, Interval)>)>,
-    /// Real environment steps per run.
-    pub env_steps: u64,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -490,8 +470,9 @@ fn render_report(r: &Results, plots: &[PathBuf]) -> String {
          per run ({} environments × 128-step rollouts), evaluation on populations {:?} over {} \
          held-out scenario seeds ({}..={}), {} slots per episode. Learned policies are run \
          greedily (argmax). Intervals are 95% confidence intervals (Student t) over training \
-         seeds for PPO/WM-PPO and over evaluation seeds for the baselines. Total wall time \
-         {:.1} min on this machine.\n",
+         seeds for PPO/WM-PPO and over evaluation seeds for the baselines. Training: {} runs, \
+         one process each, {:.1} min summed over runs (longest {:.1} min); the command that \
+         wrote this report took {:.1} min.\n",
         p.preset,
         p.seeds,
         p.train_populations,
@@ -502,13 +483,16 @@ fn render_report(r: &Results, plots: &[PathBuf]) -> String {
         p.eval_seeds.first().copied().unwrap_or(0),
         p.eval_seeds.last().copied().unwrap_or(0),
         r.slots,
+        r.runs.len(),
+        r.runs.iter().map(|x| x.wall_s).sum::<f64>() / 60.0,
+        r.runs.iter().map(|x| x.wall_s).fold(0.0, f64::max) / 60.0,
         r.total_wall_s / 60.0
     );
     let _ = writeln!(
         s,
-        "Command: `edgewise experiment --preset {} --out DIR` (numbers regenerate exactly: every \
-         run is seeded).\n",
-        p.preset
+        "Command: `{}` (numbers regenerate exactly: every run is seeded and runs in its own \
+         process; add `--jobs N` to run N at once).\n",
+        command_line(p, &["--out", "DIR"])
     );
 
     // Convergence and final reward per training population.

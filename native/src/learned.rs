@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use edgewise_policy::{PolicyFile, PolicyScratch};
-use edgewise_rl::Rng;
+use edgewise_rng::Rng;
 use mec::{Action, Policy, Simulator};
 
 /// Value of `meta.env` for policies trained on the MEC simulator.

@@ -2,11 +2,22 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
+mod atomic_write;
+mod backend;
+mod chat;
 mod compress;
 mod eval;
 mod experiment;
+mod experiment_cell;
+mod experiment_jobs;
+mod experiment_plan;
+mod experiment_view;
+mod generate;
 mod learned;
+mod llm_options;
+mod logging;
 mod plots;
+mod rollout_clock;
 mod serve;
 mod simulate;
 mod train;
@@ -19,6 +30,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log each step of long jobs (debug level) to stderr; `RUST_LOG` overrides.
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,12 +47,17 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Build a compressed model variant (ECLD or a baseline) and write it as GGUF.
     Compress(compress::CompressArgs),
+    /// Talk with the model: interactive, multi-turn, answers streamed with their speed.
+    Chat(chat::ChatArgs),
+    /// Answer one prompt (scriptable; --json gives the tokens, text and timings).
+    Generate(generate::GenerateArgs),
     /// Serve the built web app (www/dist) on the loopback interface.
     Serve(serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose);
     let result = match &cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Train(args) => train::run(args),
@@ -46,6 +65,8 @@ fn main() -> std::process::ExitCode {
         Command::Experiment(args) => experiment::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Compress(args) => compress::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

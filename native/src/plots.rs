@@ -11,7 +11,8 @@ use edgewise_rl::experiment::{Interval, band};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::experiment::{AlgoCurves, Curve, View};
+use crate::atomic_write;
+use crate::experiment_view::{AlgoCurves, Curve, View};
 
 const FONT: &str = "sans-serif";
 const PALETTE: [RGBColor; 6] = [
@@ -43,17 +44,16 @@ fn draw_atomic(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{stem}.tmp.png"));
+    let tmp = atomic_write::temp_beside(path, ".png")?;
     {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         draw(&root)?;
         root.present()
             .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    atomic_write::persist(tmp, path)
 }
 
 /// Steps grid for bands.

@@ -11,8 +11,9 @@ use crate::learned::LearnedPolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
-    /// Scheduling policy: always-local, always-offload, random, greedy or oracle, or the
-    /// path of a trained policy file (`edgewise train --env mec` writes one), run greedily.
+    /// Scheduling policy: always-local, always-offload, random, greedy or oracle, the
+    /// clairvoyant reference planner (slow; not deployable: it reads the real future), or
+    /// the path of a trained policy file (`edgewise train --env mec` writes one), run greedily.
     #[arg(long, default_value = "greedy")]
     policy: String,
     /// Run every baseline on the same seed and print them side by side.
@@ -31,8 +32,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Scenario file (TOML, or JSON if it ends in .json); defaults to the shipped scenario.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "preset")]
     config: Option<PathBuf>,
+    /// Named scenario: default, bursty, edge-load, tight-energy, hard-queries or foresight
+    /// (`--devices`/`--slots` still override it).
+    #[arg(long)]
+    preset: Option<String>,
     /// Variant catalogue (JSON); defaults to the committed catalogue.
     #[arg(long)]
     catalogue: Option<PathBuf>,
@@ -58,19 +63,24 @@ struct Row {
 
 pub fn load_scenario(
     config: Option<&PathBuf>,
+    preset: Option<&str>,
     catalogue: Option<&PathBuf>,
     devices: Option<usize>,
     slots: Option<usize>,
 ) -> anyhow::Result<(SimConfig, Catalogue)> {
-    let mut cfg = match config {
-        Some(path) => {
+    let mut cfg = match (config, preset) {
+        (Some(_), Some(_)) => bail!("give either --config or --preset, not both"),
+        (None, Some(name)) => {
+            mec::preset(name).map_err(|e| anyhow::anyhow!("invalid --preset: {e}"))?
+        }
+        (Some(path), None) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config {}", path.display()))?;
             let ext = path.extension().and_then(|e| e.to_str());
             SimConfig::from_str_with_extension(&text, ext)
                 .with_context(|| format!("in config {}", path.display()))?
         }
-        None => SimConfig::default(),
+        (None, None) => SimConfig::default(),
     };
     if let Some(n) = devices {
         if n == 0 {
@@ -144,6 +154,7 @@ fn run_one(
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let (cfg, cat) = load_scenario(
         args.config.as_ref(),
+        args.preset.as_deref(),
         args.catalogue.as_ref(),
         args.devices,
         args.slots,

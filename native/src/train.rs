@@ -1,30 +1,57 @@
 //! `edgewise train`: train a policy with PPO or WM-PPO on CartPole or the MEC simulator.
 //!
 //! Writes into `--out DIR`: `metrics.csv` (one row per iteration; `wm_error` is the world
-//! model's held-out validation error, empty for PPO), `checkpoint.ckpt` (every
+//! model's held-out validation error, empty for PPO; for WM-PPO `wm_error_response` and
+//! `wm_error_reward` split it by target group, `wm_spread` is the ensemble's relative
+//! disagreement on the counterfactual advantages and `counterfactual` the samples that
+//! took one), `checkpoint.ckpt` (every
 //! `--checkpoint-every` iterations and at the end, written atomically; WM-PPO's holds its
 //! world model and replay too) and `policy.json` (the exported `edgewise-policy` file).
+//! Each metrics row ends with the iteration's wall time split into the rollout
+//! (`rollout_s`: stepping the environments and sampling actions) and learning
+//! (`learn_s`: advantages, world model, imagination, gradient updates); the totals are
+//! printed at the end, to show which of the two a run spends its time on.
 //! `--resume` continues a PPO or WM-PPO run from `DIR/checkpoint.ckpt` exactly where it
 //! stopped; `--stop-after N` ends an invocation early (with a checkpoint) so a long run
 //! can be split into several.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
-use edgewise_rl::checkpoint::write_atomic;
+use edgewise_rl::mixed_env::MixedVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
-use edgewise_rl::{IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
+use edgewise_rl::{GruWmConfig, IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
+
+use crate::rollout_clock::{RolloutClock, Split};
 
 /// Which learner to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algo {
     /// Proximal policy optimisation.
     Ppo,
-    /// PPO assisted by a learned world model.
+    /// PPO assisted by a learned model of the action-dependent response
+    /// (counterfactual per-action advantages on the real, replayed exogenous inputs).
     WmPpo,
+    /// The first WM-PPO (a GRU world model of the whole next observation, value
+    /// blending and imagined samples), kept as an ablation.
+    WmPpoGru,
+}
+
+impl Algo {
+    /// The name on the command line, in checkpoints and in policy files.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Ppo => "ppo",
+            Self::WmPpo => "wm-ppo",
+            Self::WmPpoGru => "wm-ppo-gru",
+        }
+    }
 }
 
 /// Which environment to learn.
@@ -50,16 +77,20 @@ pub struct TrainArgs {
     /// Seed of everything random (weights, sampling, environments).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// User population N for `--env mec`.
-    #[arg(long, default_value_t = 10)]
-    pub devices: usize,
-    /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC).
+    /// User population N for `--env mec`; several (`--devices 10,20,50,100`) train one
+    /// policy on a mix: parallel environment i simulates the i-th population (cycling),
+    /// so `--envs` must be at least their number.
+    #[arg(long, default_value = "10", value_delimiter = ',')]
+    pub devices: Vec<usize>,
+    /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC, or one per
+    /// population when that is more).
     #[arg(long)]
     pub envs: Option<usize>,
     /// PPO hyper-parameters as JSON (only the fields to change).
     #[arg(long)]
     pub ppo_config: Option<PathBuf>,
-    /// World-model hyper-parameters for `--algo wm-ppo` as JSON (only the fields to change).
+    /// World-model hyper-parameters for `--algo wm-ppo` or `wm-ppo-gru` as JSON (only the
+    /// fields to change; each algorithm has its own fields).
     #[arg(long)]
     pub wm_config: Option<PathBuf>,
     /// Output directory (metrics.csv, checkpoint.ckpt, policy.json).
@@ -79,43 +110,48 @@ pub struct TrainArgs {
     pub stop_after: Option<u64>,
 }
 
-const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined";
+const CSV_HEADER: &str = "iteration,env_steps,mean_return,episodes,policy_loss,value_loss,entropy,approx_kl,clip_fraction,learning_rate,wm_error,wm_trust,imagined,wm_error_response,wm_error_reward,wm_spread,counterfactual,rollout_s,learn_s";
+/// The columns the timing split added; metrics files written before have none.
+const TIMING_COLUMNS: &str = ",rollout_s,learn_s";
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.stop_after == Some(0) {
         bail!("--stop-after must be at least 1 iteration");
     }
-    let wm_config = match &args.wm_config {
+    let wm_text = match &args.wm_config {
         Some(path) => {
-            if args.algo != Algo::WmPpo {
-                bail!("--wm-config is only used with --algo wm-ppo");
+            if args.algo == Algo::Ppo {
+                bail!("--wm-config is only used with --algo wm-ppo or wm-ppo-gru");
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let c: WmConfig = serde_json::from_str(&text)
+            Some((path, text))
+        }
+        None => None,
+    };
+    let wm_config = match &wm_text {
+        Some((path, text)) if args.algo == Algo::WmPpo => {
+            let c: WmConfig = serde_json::from_str(text)
                 .with_context(|| format!("in world-model config {}", path.display()))?;
             c.validate()
                 .with_context(|| format!("in world-model config {}", path.display()))?;
             c
         }
-        None => WmConfig::default(),
+        _ => WmConfig::default(),
+    };
+    let gru_config = match &wm_text {
+        Some((path, text)) if args.algo == Algo::WmPpoGru => {
+            let c: GruWmConfig = serde_json::from_str(text)
+                .with_context(|| format!("in GRU world-model config {}", path.display()))?;
+            c.validate()
+                .with_context(|| format!("in GRU world-model config {}", path.display()))?;
+            c
+        }
+        _ => GruWmConfig::default(),
     };
     let mut env: Box<dyn VecEnv> = match args.env {
         EnvKind::Cartpole => Box::new(CartPoleVecEnv::new(args.envs.unwrap_or(CARTPOLE_ENVS))),
-        EnvKind::Mec => {
-            let config = mec::SimConfig {
-                devices: args.devices,
-                ..mec::SimConfig::default()
-            };
-            config.validate().context("MEC scenario")?;
-            let catalogue = mec::Catalogue::default_catalogue();
-            Box::new(mec::MecVecEnv::new(
-                &config,
-                &catalogue,
-                args.envs.unwrap_or(4),
-                args.seed,
-            )?)
-        }
+        EnvKind::Mec => mec_env(args)?,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -126,12 +162,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut ppo = if args.resume {
         let ppo = Ppo::load_checkpoint(&ckpt, &device)
             .with_context(|| format!("--resume needs a checkpoint in {}", args.out.display()))?;
-        let written_by = if ppo.has_world_model() {
-            "wm-ppo"
-        } else {
-            "ppo"
-        };
-        if (args.algo == Algo::WmPpo) != ppo.has_world_model() {
+        let written_by = ppo.algo();
+        if args.algo.key() != written_by {
             bail!(
                 "{} was written by --algo {written_by}; resume it with --algo {written_by}",
                 ckpt.display()
@@ -157,6 +189,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             Algo::WmPpo => {
                 Ppo::with_world_model(config, wm_config, env.as_ref(), &device, args.seed)?
             }
+            Algo::WmPpoGru => {
+                Ppo::with_gru_world_model(config, gru_config, env.as_ref(), &device, args.seed)?
+            }
         };
         write_atomic(&metrics, format!("{CSV_HEADER}\n").as_bytes())?;
         ppo
@@ -166,21 +201,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .append(true)
         .open(&metrics)
         .with_context(|| format!("opening {}", metrics.display()))?;
-    let bar = indicatif::ProgressBar::new(args.steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} env steps  {per_sec}  eta {eta}  {msg}",
-        )
-        .expect("valid template"),
+    let bar = crate::logging::bar(
+        args.steps,
+        "{bar:40} {pos}/{len} env steps  {per_sec}  eta {eta}  {msg}",
     );
     bar.set_position(ppo.env_steps());
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     let mut this_run = 0u64;
+    let mut time = TimeSplit::default();
+    let mut env = RolloutClock::new(env.as_mut());
     while ppo.env_steps() < args.steps {
         if args.stop_after.is_some_and(|n| this_run >= n) {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
             bar.finish();
+            time.print();
             println!(
                 "stopped after {this_run} iterations at {} env steps; wrote {} (continue with --resume)",
                 ppo.env_steps(),
@@ -189,9 +224,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         this_run += 1;
-        let s = ppo.iterate(env.as_mut())?;
+        let started = Instant::now();
+        let s = ppo.iterate(&mut env)?;
+        let split = env.split(started, Instant::now());
+        time.add(split);
         ppo.drain_finished(&mut episodes);
-        writeln!(csv, "{}", csv_row(&s))
+        writeln!(csv, "{}", csv_row(&s, split))
             .with_context(|| format!("writing {}", metrics.display()))?;
         let recent: Vec<f64> = episodes
             .iter()
@@ -202,28 +240,47 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         if !recent.is_empty() {
             #[allow(clippy::cast_precision_loss)]
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-            bar.set_message(format!("return {mean:.2}"));
+            bar.set_message(format!("return {mean:.2}  {}", time.short()));
         }
         bar.set_position(s.env_steps);
+        tracing::debug!(
+            iteration = s.iteration,
+            env_steps = s.env_steps,
+            mean_return = s.mean_return,
+            value_loss = s.value_loss,
+            approx_kl = s.approx_kl,
+            wm_error = ?s.wm_error,
+            "iteration"
+        );
         if args.checkpoint_every > 0 && s.iteration % args.checkpoint_every == 0 {
             csv.flush()?;
             ppo.save_checkpoint(&ckpt)?;
+            tracing::info!(
+                "iteration {}: {} env steps, mean return {:.3}; checkpoint {}",
+                s.iteration,
+                s.env_steps,
+                s.mean_return,
+                ckpt.display()
+            );
         }
     }
     csv.flush()?;
     ppo.save_checkpoint(&ckpt)?;
     let mut policy = ppo.policy();
-    let algo = match args.algo {
-        Algo::Ppo => "ppo",
-        Algo::WmPpo => "wm-ppo",
-    };
+    let algo = args.algo.key();
     policy.meta.insert("algo".into(), algo.into());
     policy.meta.insert(
         "env".into(),
         format!("{:?}", args.env).to_lowercase().into(),
     );
+    if args.env == EnvKind::Mec {
+        policy
+            .meta
+            .insert("train_devices".into(), args.devices.clone().into());
+    }
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
+    time.print();
     println!(
         "trained {} env steps with {algo}; wrote {}, {} and {}",
         ppo.env_steps(),
@@ -234,9 +291,107 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn csv_row(s: &IterationStats) -> String {
+/// Rollout and learning time summed over this invocation's iterations.
+#[derive(Debug, Default)]
+struct TimeSplit {
+    rollout: Duration,
+    learn: Duration,
+    iterations: u64,
+    unknown: u64,
+}
+
+impl TimeSplit {
+    fn add(&mut self, split: Option<Split>) {
+        match split {
+            Some(s) => {
+                self.rollout += s.rollout;
+                self.learn += s.learn;
+                self.iterations += 1;
+            }
+            None => self.unknown += 1,
+        }
+    }
+
+    /// Share of the time spent in rollouts (NaN before the first iteration).
+    fn rollout_share(&self) -> f64 {
+        let (r, l) = (self.rollout.as_secs_f64(), self.learn.as_secs_f64());
+        r / (r + l)
+    }
+
+    fn short(&self) -> String {
+        format!("rollout {:.0}%", 100.0 * self.rollout_share())
+    }
+
+    fn print(&self) {
+        if self.iterations > 0 {
+            println!(
+                "time split over {} iterations: rollout {:.2} s ({:.1}%), learn {:.2} s ({:.1}%)",
+                self.iterations,
+                self.rollout.as_secs_f64(),
+                100.0 * self.rollout_share(),
+                self.learn.as_secs_f64(),
+                100.0 * (1.0 - self.rollout_share())
+            );
+        }
+        if self.unknown > 0 {
+            println!(
+                "time split unknown for {} iterations (the learner did not drain the environment)",
+                self.unknown
+            );
+        }
+    }
+}
+
+/// The MEC training environments: one batch at one population, or a
+/// [`MixedVecEnv`] of one single-environment batch per parallel environment, cycling
+/// through the populations.
+fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
+    let pops = &args.devices;
+    if pops.is_empty() {
+        bail!("--devices needs at least one population");
+    }
+    let envs = args.envs.unwrap_or(4.max(pops.len()));
+    if envs < pops.len() {
+        bail!(
+            "--envs {envs} cannot hold the {} populations of --devices; give at least --envs {}",
+            pops.len(),
+            pops.len()
+        );
+    }
+    let catalogue = mec::Catalogue::default_catalogue();
+    let scenario = |devices: usize| -> anyhow::Result<mec::SimConfig> {
+        let config = mec::SimConfig {
+            devices,
+            ..mec::SimConfig::default()
+        };
+        config
+            .validate()
+            .with_context(|| format!("MEC scenario with {devices} devices"))?;
+        Ok(config)
+    };
+    if let [n] = pops.as_slice() {
+        let env = mec::MecVecEnv::new(&scenario(*n)?, &catalogue, envs, args.seed)?;
+        return Ok(Box::new(env));
+    }
+    let parts = (0..envs)
+        .map(|i| -> anyhow::Result<Box<dyn VecEnv>> {
+            let env =
+                mec::MecVecEnv::new(&scenario(pops[i % pops.len()])?, &catalogue, 1, args.seed)?;
+            Ok(Box::new(env))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Box::new(MixedVecEnv::new(parts)?))
+}
+
+fn csv_row(s: &IterationStats, split: Option<Split>) -> String {
+    let (rollout, learn) = split.map_or((String::new(), String::new()), |t| {
+        (
+            format!("{:.6}", t.rollout.as_secs_f64()),
+            format!("{:.6}", t.learn.as_secs_f64()),
+        )
+    });
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{rollout},{learn}",
         s.iteration,
         s.env_steps,
         s.mean_return,
@@ -249,14 +404,31 @@ fn csv_row(s: &IterationStats) -> String {
         s.learning_rate,
         s.wm_error.map(|e| e.to_string()).unwrap_or_default(),
         s.wm_trust,
-        s.imagined
+        s.imagined,
+        opt(s.wm_error_response),
+        opt(s.wm_error_reward),
+        opt(s.wm_spread),
+        s.counterfactual
     )
 }
 
+fn opt(v: Option<f64>) -> String {
+    v.map(|e| e.to_string()).unwrap_or_default()
+}
+
 /// Drop metric rows written after the checkpoint we resume from (a crash between a
-/// metrics row and the next checkpoint would otherwise duplicate iterations).
+/// metrics row and the next checkpoint would otherwise duplicate iterations). A file
+/// written before the timing columns existed gets them, empty in its old rows.
 fn truncate_metrics(path: &Path, iteration: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{CSV_HEADER}\n"));
+    let old_header = CSV_HEADER
+        .strip_suffix(TIMING_COLUMNS)
+        .unwrap_or(CSV_HEADER);
+    let pad = if text.lines().next() == Some(old_header) {
+        ",,"
+    } else {
+        ""
+    };
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         let keep = i == 0
@@ -266,7 +438,12 @@ fn truncate_metrics(path: &Path, iteration: u64) -> anyhow::Result<()> {
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|it| it <= iteration);
         if keep {
-            out.push_str(line);
+            if i == 0 {
+                out.push_str(if pad.is_empty() { line } else { CSV_HEADER });
+            } else {
+                out.push_str(line);
+                out.push_str(pad);
+            }
             out.push('\n');
         }
     }

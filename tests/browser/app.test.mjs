@@ -106,6 +106,35 @@ test('loads without errors or WebGPU, runs the race in the worker and schedules 
   }
 });
 
+test('the scoreboard fits a 1400-px-wide window; the oracle is labelled a reference', async () => {
+  const { page, problems } = await openPage('?speed=50', { width: 1400, height: 900 });
+  try {
+    // Every lane scored and the widest numbers in place (a few slots in).
+    await page.waitForFunction(() => Number(document.querySelector('#slot-counter')?.textContent) >= 20);
+    const fit = await page.evaluate(() => {
+      const box = document.querySelector('#panel-scores .table-scroll');
+      const table = box.querySelector('table');
+      const panel = document.querySelector('#panel-scores').getBoundingClientRect();
+      return {
+        overflow: box.scrollWidth - box.clientWidth,
+        tableRight: table.getBoundingClientRect().right,
+        panelRight: panel.right,
+        pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      };
+    });
+    assert.ok(fit.overflow <= 0, `the scoreboard scrolls sideways by ${fit.overflow} px at 1400 px`);
+    assert.ok(fit.tableRight <= fit.panelRight, `the scoreboard sticks out of its panel: ${JSON.stringify(fit)}`);
+    assert.ok(fit.pageOverflow <= 0, `the page scrolls sideways by ${fit.pageOverflow} px`);
+    const oracle = await page.locator('#score-oracle th').textContent();
+    assert.match(oracle, /reference/);
+    assert.doesNotMatch(oracle, /bound/);
+    await page.screenshot({ path: join(artifactsDir(), 'app-1400.png') });
+    assert.deepEqual(problems, [], problems.join('\n'));
+  } finally {
+    await page.close();
+  }
+});
+
 test('a control change changes the charts and the URL', async () => {
   const { page, problems } = await openPage();
   try {
@@ -114,14 +143,14 @@ test('a control change changes the charts and the URL', async () => {
     await page.waitForFunction(() =>
       document.querySelector('#chart-accuracy .reference text')?.textContent.includes('70 %'),
     );
-    assert.match(await page.evaluate(() => location.search), /acc=0\.7(&|$)/);
-    await page.locator('#population').fill('60');
+    assert.match(await page.evaluate(() => location.search), /min-accuracy=0\.7(&|$)/);
+    await page.locator('#devices').fill('60');
     await page.waitForFunction(
       () => document.querySelectorAll('#network-map .device-g').length === 60,
       undefined,
       { timeout: 15000 },
     );
-    assert.match(await page.evaluate(() => location.search), /n=60&/);
+    assert.match(await page.evaluate(() => location.search), /devices=60&/);
     assert.deepEqual(problems, [], problems.join('\n'));
   } finally {
     await page.close();
@@ -129,12 +158,13 @@ test('a control change changes the charts and the URL', async () => {
 });
 
 test('the URL round-trips a scenario; bad values fall back with a note', async () => {
-  const query = '?n=37&bw=2.5&budget=0.6&load=0.15&acc=0.66&hal=0.1&seed=42&speed=25&focus=greedy';
+  const query =
+    '?devices=37&bandwidth=2.5&budget=0.6&load=0.15&min-accuracy=0.66&max-hallucination=0.1&seed=42&speed=25&focus=greedy';
   const { page, problems } = await openPage(query);
   try {
     await waitFrames(page, 1);
     assert.equal(await page.evaluate(() => location.search), query);
-    assert.equal(await page.locator('#population').inputValue(), '37');
+    assert.equal(await page.locator('#devices').inputValue(), '37');
     assert.equal(await page.locator('#seed').inputValue(), '42');
     assert.equal(await page.locator('#speed').inputValue(), '25');
     assert.equal(await page.locator('#focus').inputValue(), 'greedy');
@@ -143,10 +173,10 @@ test('the URL round-trips a scenario; bad values fall back with a note', async (
     await waitFrames(page, 1);
     assert.equal(await page.evaluate(() => location.search), query);
 
-    await page.goto(`${server.url}?n=abc&seed=-1&speed=3&bogus=1&preset=nope`, { waitUntil: 'load' });
+    await page.goto(`${server.url}?devices=abc&seed=-1&speed=3&bogus=1&preset=nope`, { waitUntil: 'load' });
     await waitFrames(page, 1);
     const notes = await page.locator('#notes').textContent();
-    for (const bit of ['n=abc', 'seed', 'speed', 'bogus', 'preset']) {
+    for (const bit of ['devices=abc', 'seed', 'speed', 'bogus', 'preset']) {
       assert.ok(notes.includes(bit), `no note about ${bit}: ${notes}`);
     }
     assert.equal(await page.locator('#network-map .device-g').count(), 20);

@@ -57,7 +57,7 @@ test('the training race improves reward and its policies run in the simulation',
     loads.push({ url: res.url(), bytes: body ? body.length : 0, at: Date.now() });
   });
 
-  await page.goto(`${server.url}?n=10&seed=7`, { waitUntil: 'load' });
+  await page.goto(`${server.url}?devices=10&seed=7`, { waitUntil: 'load' });
   await page.waitForFunction(() => Number(document.querySelector('.app')?.dataset.frames ?? 0) >= 3, null, {
     timeout: 30000,
   });

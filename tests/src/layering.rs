@@ -52,7 +52,12 @@ pub struct Graph {
 pub const APP_PACKAGES: &[&str] = &["edgewise", "edgewise-web"];
 
 /// Packages that must stay free of ML crates (even transitively).
-pub const ML_FREE_PACKAGES: &[&str] = &["edgewise-mec", "edgewise-env", "edgewise-policy"];
+pub const ML_FREE_PACKAGES: &[&str] = &[
+    "edgewise-mec",
+    "edgewise-env",
+    "edgewise-policy",
+    "edgewise-rng",
+];
 
 /// Whether a crate is an ML framework (or one of its parts).
 pub fn is_ml_crate(name: &str) -> bool {
@@ -86,7 +91,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         name: "the simulator is free of ML crates",
-        why: "edgewise-mec, edgewise-env and edgewise-policy must not depend (even \
+        why: "edgewise-mec, edgewise-env, edgewise-policy and edgewise-rng must not depend (even \
               transitively) on burn, candle, cubecl, wgpu, ndarray or tch",
         from: |p| p.is_member() && ML_FREE_PACKAGES.contains(&p.name.as_str()),
         to: |p| is_ml_crate(&p.name),

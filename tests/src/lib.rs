@@ -2,7 +2,9 @@
 //!
 //! [`layering`] checks the dependency graph reported by `cargo metadata` against the
 //! project's layering rules (ARCHITECTURE.md); `tests/architecture.rs` runs it on the
-//! real workspace. The node/browser tests live next door in `tests/browser/`.
+//! real workspace; [`experiment`] holds what the `edgewise experiment` tests share. The
+//! node/browser tests live next door in `tests/browser/`.
 
 pub mod cli;
+pub mod experiment;
 pub mod layering;

@@ -117,7 +117,7 @@ fn simulate_runs_a_trained_policy_and_rejects_misfits() {
         e.contains("cp-run")
             && e.contains("cartpole")
             && e.contains("mec")
-            && e.contains("obs_dim 20"),
+            && e.contains("obs_dim 30"),
         "{e}"
     );
 

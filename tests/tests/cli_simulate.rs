@@ -147,3 +147,107 @@ fn missing_config_file_is_named() {
         stderr(&o)
     );
 }
+
+#[test]
+fn presets_run_and_unknown_ones_are_listed() {
+    let json = |preset: &str| {
+        let o = run(&[
+            "simulate",
+            "--preset",
+            preset,
+            "--devices",
+            "15",
+            "--slots",
+            "60",
+            "--seed",
+            "4",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{preset}: {}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let default = json("default");
+    let plain = run(&[
+        "simulate",
+        "--devices",
+        "15",
+        "--slots",
+        "60",
+        "--seed",
+        "4",
+        "--json",
+    ]);
+    // The default preset is the shipped scenario.
+    assert_eq!(
+        default,
+        serde_json::from_str::<serde_json::Value>(&stdout(&plain)).unwrap()
+    );
+    for p in [
+        "bursty",
+        "edge-load",
+        "tight-energy",
+        "hard-queries",
+        "foresight",
+    ] {
+        let v = json(p);
+        assert_eq!(v["devices"], 15, "{p}");
+        assert_ne!(v["trajectory_digest"], default["trajectory_digest"], "{p}");
+    }
+    let o = run(&["simulate", "--preset", "stormy"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("stormy") && e.contains("bursty") && e.contains("--preset"),
+        "{e}"
+    );
+}
+
+#[test]
+fn planner_runs_deterministically() {
+    let args = [
+        "simulate",
+        "--policy",
+        "planner",
+        "--devices",
+        "8",
+        "--slots",
+        "25",
+        "--seed",
+        "2",
+        "--json",
+    ];
+    let (a, b) = (run(&args), run(&args));
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert_eq!(v["policy"], "planner");
+}
+
+#[test]
+fn a_policy_reading_another_observation_size_is_refused() {
+    // A well-formed MEC policy file for an older observation of 20 features.
+    let dir = std::env::temp_dir().join(format!("edgewise-obsdim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("old.json");
+    let policy = serde_json::json!({
+        "format": "edgewise-policy",
+        "version": 1,
+        "obs_dim": 20,
+        "num_actions": 2,
+        "activation": "tanh",
+        "obs_norm": { "mean": vec![0.0; 20], "var": vec![1.0; 20], "epsilon": 1e-8, "clip": 10.0 },
+        "layers": [{ "inputs": 20, "outputs": 2, "weight": vec![0.0; 40], "bias": [0.0, 0.0] }],
+        "meta": { "algo": "ppo", "env": "mec", "obs_dim": 20, "env_steps": 1, "seed": 1 }
+    });
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let o = run(&["simulate", "--policy", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("old.json")
+            && e.contains("reads 20 observation features")
+            && e.contains("expected obs_dim"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

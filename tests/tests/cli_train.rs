@@ -1,10 +1,12 @@
 //! CLI tests of `edgewise train`: a run split by `--stop-after` and continued with
-//! `--resume` ends exactly where the uninterrupted run does (PPO and WM-PPO), and a
-//! checkpoint is not resumed with the other algorithm.
+//! `--resume` ends exactly where the uninterrupted run does (PPO, WM-PPO and the
+//! `wm-ppo-gru` ablation), a checkpoint is not resumed with another algorithm, and MEC
+//! training on a mix of populations works and is checked; every metrics row records the
+//! iteration's rollout/learn time split.
 
 use std::path::{Path, PathBuf};
 
-use edgewise_tests::cli::{run, stderr};
+use edgewise_tests::cli::{run, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edgewise-{name}-{}", std::process::id()));
@@ -41,11 +43,41 @@ fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap()
 }
 
+/// The timing columns that end every metrics row.
+const TIMING: [&str; 2] = ["rollout_s", "learn_s"];
+
+/// metrics.csv without its timing columns (wall times differ between runs), after
+/// checking that the header names them and every row has them as non-negative seconds.
+fn metrics_without_timing(dir: &Path) -> String {
+    let text = read(dir, "metrics.csv");
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (kept, timing) = fields.split_at(fields.len() - TIMING.len());
+        if i == 0 {
+            assert_eq!(timing, TIMING, "{line}");
+        } else {
+            for t in timing {
+                let secs: f64 = t.parse().unwrap_or_else(|_| panic!("{t:?} in {line}"));
+                assert!(secs >= 0.0 && secs.is_finite(), "{line}");
+            }
+        }
+        out.push_str(&kept.join(","));
+        out.push('\n');
+    }
+    out
+}
+
 fn split_run_equals_uninterrupted(algo: &str) {
     let dir = scratch(&format!("train-resume-{algo}"));
     let (whole, split) = (dir.join("whole"), dir.join("split"));
     let o = train(algo, &whole, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let printed = stdout(&o);
+    assert!(
+        printed.contains("time split over 5 iterations: rollout"),
+        "{printed}"
+    );
     let o = train(algo, &split, &["--stop-after", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -55,7 +87,10 @@ fn split_run_equals_uninterrupted(algo: &str) {
     assert_eq!(read(&split, "metrics.csv").lines().count(), 1 + 2);
     let o = train(algo, &split, &["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(read(&split, "metrics.csv"), read(&whole, "metrics.csv"));
+    assert_eq!(
+        metrics_without_timing(&split),
+        metrics_without_timing(&whole)
+    );
     assert_eq!(read(&split, "policy.json"), read(&whole, "policy.json"));
     assert_eq!(read(&whole, "metrics.csv").lines().count(), 1 + 5);
     std::fs::remove_dir_all(&dir).ok();
@@ -72,6 +107,11 @@ fn wm_ppo_split_run_equals_uninterrupted() {
 }
 
 #[test]
+fn wm_ppo_gru_split_run_equals_uninterrupted() {
+    split_run_equals_uninterrupted("wm-ppo-gru");
+}
+
+#[test]
 fn resume_with_the_other_algorithm_is_refused() {
     let dir = scratch("train-resume-mismatch");
     let o = train("ppo", &dir, &["--stop-after", "1"]);
@@ -80,5 +120,57 @@ fn resume_with_the_other_algorithm_is_refused() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("written by --algo ppo"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mec_trains_on_a_population_mix_with_floored_input_statistics() {
+    let dir = scratch("train-mix");
+    let out = dir.join("mix");
+    let o = run(&[
+        "train",
+        "--env",
+        "mec",
+        "--devices",
+        "3,6",
+        "--envs",
+        "2",
+        "--steps",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let policy: serde_json::Value = serde_json::from_str(&read(&out, "policy.json")).unwrap();
+    assert_eq!(policy["meta"]["train_devices"], serde_json::json!([3, 6]));
+    // No feature is divided by less than the std floor (0.1): a feature that was constant
+    // in training cannot read more than Δ / 0.1 standard deviations elsewhere.
+    let var = policy["obs_norm"]["var"].as_array().unwrap();
+    assert!(!var.is_empty());
+    for (i, v) in var.iter().enumerate() {
+        let v = v.as_f64().unwrap();
+        assert!(v >= 0.01 * (1.0 - 1e-6), "feature {i} variance {v}");
+    }
+
+    // More populations than parallel environments cannot be mixed.
+    let o = run(&[
+        "train",
+        "--env",
+        "mec",
+        "--devices",
+        "3,6,9",
+        "--envs",
+        "2",
+        "--steps",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--envs 2") && err.contains("--envs 3"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

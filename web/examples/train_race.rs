@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use edgewise_web::scenario::Scenario;
-use edgewise_web::training::{
-    Algo, CurvePoint, IMPROVEMENT_WINDOW, TrainRace, TrainRequest, window_means,
-};
+use edgewise_web::training::curve::{CurvePoint, IMPROVEMENT_WINDOW, window_means};
+use edgewise_web::training::protocol::{Algo, TrainRequest};
+use edgewise_web::training::race::TrainRace;
 
 fn arg<T: std::str::FromStr>(i: usize, default: T) -> Result<T, String> {
     std::env::args().nth(i).map_or(Ok(default), |s| {
@@ -22,15 +22,13 @@ fn arg<T: std::str::FromStr>(i: usize, default: T) -> Result<T, String> {
 }
 
 fn main() -> Result<(), String> {
-    let devices: usize = arg(1, 10)?;
+    let devices: u32 = arg(1, 10)?;
     let budget: u64 = arg(2, 5_120)?;
     let seed: u64 = arg(3, 7)?;
     let request = TrainRequest {
-        scenario: Scenario {
-            population: devices,
-            seed,
-            ..Scenario::default()
-        },
+        scenario: Scenario::default()
+            .with_seed(seed)
+            .with("devices", f64::from(devices)),
         env_steps: budget,
     };
     let device = edgewise_rl::cpu_device();
@@ -47,7 +45,7 @@ fn main() -> Result<(), String> {
     }
     println!(
         "training race natively: {} devices, seed {seed}, {} real env steps each, {:.1} s wall",
-        race.scenario().population,
+        race.scenario().devices(),
         race.budget(),
         wall.elapsed().as_secs_f64()
     );

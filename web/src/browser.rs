@@ -1,66 +1,14 @@
-//! The few browser services the page uses: the worker, the URL, fetching the shipped
-//! policies and downloading a file. Everything fallible returns a message for the page.
+//! The few browser services the page uses besides its workers ([`crate::channel`]): the
+//! URL, fetching the shipped policy files, the clipboard, downloading a file and
+//! scrolling. Everything fallible returns a message for the page.
 
-use edgewise_web::policies::PolicyId;
-use edgewise_web::protocol::{FromWorker, ToWorker};
 use gloo::file::{Blob, ObjectUrl};
 use gloo::net::http::Request;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
-use web_sys::{HtmlAnchorElement, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::HtmlAnchorElement;
 
-/// The simulation worker (`worker.js` loads the `edgewise_worker` wasm module).
-pub struct SimWorker {
-    worker: Worker,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-}
-
-impl std::fmt::Debug for SimWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SimWorker")
-    }
-}
-
-impl SimWorker {
-    /// Start the worker; `on_message` gets every decoded message (or a decoding error).
-    ///
-    /// # Errors
-    /// When the browser refuses to start a module worker.
-    pub fn spawn(
-        on_message: impl Fn(Result<FromWorker, String>) + 'static,
-    ) -> Result<Self, String> {
-        let options = WorkerOptions::new();
-        options.set_type(WorkerType::Module);
-        let worker = Worker::new_with_options("worker.js", &options)
-            .map_err(|e| format!("the browser could not start the simulation worker: {e:?}"))?;
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            on_message(
-                serde_wasm_bindgen::from_value::<FromWorker>(event.data())
-                    .map_err(|e| format!("unreadable message from the worker: {e}")),
-            );
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(Self {
-            worker,
-            _on_message: on_message,
-        })
-    }
-
-    /// Send a command.
-    pub fn send(&self, msg: &ToWorker) {
-        let serializer =
-            serde_wasm_bindgen::Serializer::new().serialize_large_number_types_as_bigints(true);
-        if let Ok(value) = serde::Serialize::serialize(msg, &serializer) {
-            let _ = self.worker.post_message(&value);
-        }
-    }
-}
-
-impl Drop for SimWorker {
-    fn drop(&mut self) {
-        self.worker.terminate();
-    }
-}
+use crate::entrants::Entrant;
 
 /// The query string of the page (`?…`, or empty).
 pub fn location_query() -> String {
@@ -93,7 +41,7 @@ pub fn copy_to_clipboard(text: &str) {
 /// Fetch the shipped policy files listed in `policies/index.json` (written by
 /// `cargo xtask web`; only listed files are requested, so a policy that is not shipped
 /// causes no failed request). Returns the texts found and notes on what went wrong.
-pub async fn fetch_policies() -> (Vec<(PolicyId, String)>, Vec<String>) {
+pub async fn fetch_policies() -> (Vec<(Entrant, String)>, Vec<String>) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
     let listed: Vec<String> = match Request::get("policies/index.json").send().await {
@@ -112,7 +60,7 @@ pub async fn fetch_policies() -> (Vec<(PolicyId, String)>, Vec<String>) {
             Vec::new()
         }
     };
-    for id in PolicyId::ALL {
+    for id in Entrant::ALL {
         let Some(path) = id.file() else { continue };
         let name = path.rsplit('/').next().unwrap_or(path);
         if !listed.iter().any(|l| l == name) {

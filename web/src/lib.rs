@@ -1,23 +1,35 @@
-//! The plain-Rust core of the edgewise browser app, shared by its three wasm entries:
+//! The edgewise browser app, shared by its four wasm entries (each a thin binary):
 //!
-//! - the page (`src/main.rs`, yew): renders what the worker reports and owns the controls;
-//! - the dedicated worker (`src/bin/worker.rs`): runs one simulator per policy ("lanes")
-//!   on the same seed and reports frames;
+//! - the page (`src/main.rs`, yew): renders what the workers report and owns the controls;
+//! - the simulation worker (`src/bin/worker.rs`): one simulator per entrant ("lanes") on
+//!   the same seed, reporting frames ([`simulation`]);
 //! - the trainer worker (`src/bin/trainer.rs`), started only when the visitor starts a
-//!   training race: PPO and WM-PPO learn the current scenario ([`training`]).
+//!   training race: PPO and WM-PPO learn the current scenario ([`training`]);
+//! - the LLM worker (`src/bin/llm_worker.rs`), started only when the chat panel opens: a
+//!   compact LLM answers in the page ([`chat`]).
 //!
-//! Nothing here but [`worker_io`] touches the browser, so the rest is tested natively:
-//! [`scenario`] (what the visitor chose, its URL form and presets), [`policies`] (the
-//! policies raced and their colours), [`race`] (the lanes and what a frame holds),
-//! [`protocol`] (the messages between page and worker), [`training`] (the training
-//! race and its messages), [`llm`] (the in-page LLM's messages, model list and GPU
-//! weight layout) and [`worker_io`] (posting to the page and the clock, for every worker).
+//! Each feature folder holds its `protocol` (page ↔ worker messages), its `worker`, the
+//! page's side (`page`, or the chat's `panel`) and its view. Shared by all: [`scenario`]
+//! (what the visitor chose, its URL form and presets, from `mec::KNOBS`), [`entrants`]
+//! (who races and their colours), [`wire`] (the one message encoding), [`channel`] (the
+//! page's end of a worker) and [`worker_scope`] (a worker's end). The page shell is
+//! [`app`] (state and messages), [`root`] (update and view), [`layout`] (the page's
+//! panels in order), [`format`] (numbers and units), [`browser`] (URL, downloads) and
+//! [`tour`].
+//!
+//! Everything but the channels, the workers and the views is plain Rust, tested natively.
 
-pub mod csv;
-pub mod llm;
-pub mod policies;
-pub mod protocol;
-pub mod race;
+pub mod app;
+pub mod browser;
+pub mod channel;
+pub mod chat;
+pub mod entrants;
+pub mod format;
+pub mod layout;
+pub mod root;
 pub mod scenario;
+pub mod simulation;
+pub mod tour;
 pub mod training;
-pub mod worker_io;
+pub mod wire;
+pub mod worker_scope;

@@ -1,18 +1,13 @@
 //! edgewise in the browser: trained offloading policies race the baselines on one
 //! simulated mobile-edge cell, live.
 //!
-//! The page (this binary, yew) only renders and owns the controls; the simulation runs in
-//! a dedicated web worker (`src/bin/worker.rs`) that posts a frame per tick. The shared
-//! plain-Rust core (scenario and URL state, the race, the protocol, CSV) is the library
-//! `edgewise_web`. The training race (PPO vs WM-PPO learning live) runs in a second
-//! worker (`src/bin/trainer.rs`) that the page starts only when asked (`trainer.rs`).
-
-mod app;
-mod browser;
-mod tour;
-mod trainer;
-mod view;
+//! This binary is the page: it only renders and owns the controls (the root component is
+//! `edgewise_web::app::App`). The work runs in three dedicated web workers, each its own
+//! binary: the simulation (`src/bin/worker.rs`, a frame per tick), the training race
+//! (`src/bin/trainer.rs`, PPO vs WM-PPO learning live, started on the first "Start
+//! training") and the on-device LLM chat (`src/bin/llm_worker.rs`, started when the chat
+//! panel opens). Everything else is the library `edgewise_web`.
 
 fn main() {
-    yew::Renderer::<app::App>::new().render();
+    yew::Renderer::<edgewise_web::app::App>::new().render();
 }

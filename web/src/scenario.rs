@@ -1,85 +1,17 @@
 //! What the visitor chose, its query-string form (so a scenario can be shared and
 //! round-trips through the URL) and the presets.
+//!
+//! The numbers of a scenario are the simulator's knobs ([`mec::KNOBS`]): their keys,
+//! ranges and defaults come from that one table, so a knob added there is a slider, a
+//! URL parameter and a CSV header comment here with no change to this file.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use mec::SimConfig;
+use mec::{KNOBS, Knob, SimConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::policies::PolicyId;
-
-/// A numeric parameter: URL key, range, default and a description for notes.
-#[derive(Debug, Clone, Copy)]
-pub struct Param {
-    /// Key in the query string.
-    pub key: &'static str,
-    /// Smallest accepted value.
-    pub min: f64,
-    /// Largest accepted value.
-    pub max: f64,
-    /// Value when absent or invalid.
-    pub default: f64,
-    /// Slider step.
-    pub step: f64,
-}
-
-impl Param {
-    /// The value clamped to the range (`None` for a non-finite value).
-    #[must_use]
-    pub fn clamp(&self, v: f64) -> Option<f64> {
-        v.is_finite().then(|| v.clamp(self.min, self.max))
-    }
-}
-
-/// Number of mobile devices.
-pub const POPULATION: Param = Param {
-    key: "n",
-    min: 10.0,
-    max: 100.0,
-    default: 20.0,
-    step: 1.0,
-};
-/// Uplink bandwidth shared by the offloading devices, MHz.
-pub const BANDWIDTH: Param = Param {
-    key: "bw",
-    min: 0.5,
-    max: 20.0,
-    default: 5.0,
-    step: 0.5,
-};
-/// Multiplier on every device class's energy budget per window.
-pub const BUDGET: Param = Param {
-    key: "budget",
-    min: 0.25,
-    max: 2.0,
-    default: 1.0,
-    step: 0.05,
-};
-/// Mean queries per device per slot (Poisson λ).
-pub const LOAD: Param = Param {
-    key: "load",
-    min: 0.02,
-    max: 0.3,
-    default: 0.1,
-    step: 0.01,
-};
-/// Minimum effective accuracy (QoS constraint); the default is the simulator's
-/// (`mec::QosConfig::default`, derived from the shipped catalogue).
-pub const MIN_ACCURACY: Param = Param {
-    key: "acc",
-    min: 0.1,
-    max: 0.8,
-    default: 0.4125,
-    step: 0.005,
-};
-/// Maximum hallucination rate (QoS constraint); the default is the simulator's.
-pub const MAX_HALLUCINATION: Param = Param {
-    key: "hal",
-    min: 0.05,
-    max: 0.8,
-    default: 0.4167,
-    step: 0.005,
-};
+use crate::entrants::Entrant;
 
 /// Simulation speeds offered, slots per second.
 pub const SPEEDS: [u32; 7] = [1, 2, 5, 10, 25, 50, 100];
@@ -88,179 +20,218 @@ pub const DEFAULT_SPEED: u32 = 10;
 /// Default seed.
 pub const DEFAULT_SEED: u64 = 7;
 
-/// Everything that defines the episodes being raced.
+/// Everything that defines the episodes being raced: one value per knob of
+/// [`mec::KNOBS`] (in its order and units) and the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(into = "ScenarioWire", try_from = "ScenarioWire")]
 pub struct Scenario {
-    /// Number of mobile devices (10–100).
-    pub population: usize,
-    /// Uplink bandwidth, MHz.
-    pub bandwidth_mhz: f64,
-    /// Multiplier on the energy budgets.
-    pub budget_scale: f64,
-    /// Queries per device per slot.
-    pub load: f64,
-    /// Accuracy constraint A_min.
-    pub min_accuracy: f64,
-    /// Hallucination constraint H_max.
-    pub max_hallucination: f64,
+    values: [f64; KNOBS.len()],
     /// Seed of the first episode; later ones use `seed + episode`.
     pub seed: u64,
 }
 
-impl Default for Scenario {
-    fn default() -> Self {
+/// How a scenario travels and is stored (messages, a policy file's `meta`): knob values
+/// by key, so the form is readable and survives knobs being added.
+#[derive(Serialize, Deserialize)]
+struct ScenarioWire {
+    knobs: BTreeMap<String, f64>,
+    seed: u64,
+}
+
+impl From<Scenario> for ScenarioWire {
+    fn from(s: Scenario) -> Self {
         Self {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            population: POPULATION.default as usize,
-            bandwidth_mhz: BANDWIDTH.default,
-            budget_scale: BUDGET.default,
-            load: LOAD.default,
-            min_accuracy: MIN_ACCURACY.default,
-            max_hallucination: MAX_HALLUCINATION.default,
+            knobs: s.knobs().map(|(k, v)| (k.key.to_owned(), v)).collect(),
+            seed: s.seed,
+        }
+    }
+}
+
+impl TryFrom<ScenarioWire> for Scenario {
+    type Error = String;
+
+    /// Missing knobs take their defaults; an unknown knob is an error.
+    fn try_from(wire: ScenarioWire) -> Result<Self, String> {
+        let mut s = Self {
+            seed: wire.seed,
+            ..Self::default()
+        };
+        for (key, value) in wire.knobs {
+            let i = knob_index(&key).ok_or_else(|| {
+                format!(
+                    "unknown scenario knob “{key}”: expected one of {}",
+                    KNOBS.iter().map(|k| k.key).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            s.values[i] = value;
+        }
+        Ok(s)
+    }
+}
+
+fn knob_index(key: &str) -> Option<usize> {
+    KNOBS.iter().position(|k| k.key == key)
+}
+
+impl Default for Scenario {
+    /// The simulator's shipped scenario and [`DEFAULT_SEED`].
+    fn default() -> Self {
+        let shipped = SimConfig::default();
+        Self {
+            values: std::array::from_fn(|i| KNOBS[i].read(&shipped)),
             seed: DEFAULT_SEED,
         }
     }
 }
 
 impl Scenario {
-    /// The simulator configuration of this scenario.
+    /// Every knob with its value, in [`mec::KNOBS`] order.
+    pub fn knobs(&self) -> impl Iterator<Item = (&'static Knob, f64)> + '_ {
+        KNOBS.iter().zip(self.values.iter().copied())
+    }
+
+    /// The value of the knob `key`.
+    ///
+    /// # Panics
+    /// When `key` is not a knob of [`mec::KNOBS`] (a programming error).
+    #[must_use]
+    pub fn get(&self, key: &str) -> f64 {
+        self.values[knob_index(key).unwrap_or_else(|| panic!("no scenario knob “{key}”"))]
+    }
+
+    /// The same scenario with knob `key` set to `value` (not clamped).
+    ///
+    /// # Panics
+    /// When `key` is not a knob of [`mec::KNOBS`] (a programming error).
+    #[must_use]
+    pub fn with(mut self, key: &str, value: f64) -> Self {
+        self.values[knob_index(key).unwrap_or_else(|| panic!("no scenario knob “{key}”"))] = value;
+        self
+    }
+
+    /// The same scenario with another seed.
+    #[must_use]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+
+    /// The simulator configuration of this scenario: the shipped one with every knob set.
     #[must_use]
     pub fn config(&self) -> SimConfig {
-        let mut config = SimConfig {
-            devices: self.population,
-            arrival_rate: self.load,
-            ..SimConfig::default()
-        };
-        config.radio.bandwidth_hz = self.bandwidth_mhz * 1e6;
-        config.qos.min_accuracy = self.min_accuracy;
-        config.qos.max_hallucination = self.max_hallucination;
-        for class in &mut config.classes {
-            class.energy_budget_j *= self.budget_scale;
+        let mut config = SimConfig::default();
+        for (knob, value) in self.knobs() {
+            knob.write(&mut config, value);
         }
         config
     }
 
-    /// The same scenario with every field brought into its range.
+    /// The number of devices.
+    #[must_use]
+    pub fn devices(&self) -> usize {
+        self.config().devices
+    }
+
+    /// The same scenario with every knob brought into its range (a value that is not a
+    /// number takes the default).
     #[must_use]
     pub fn clamped(self) -> Self {
-        let c = |p: &Param, v: f64| p.clamp(v).unwrap_or(p.default);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let population = c(&POPULATION, self.population as f64).round() as usize;
-        Self {
-            population,
-            bandwidth_mhz: c(&BANDWIDTH, self.bandwidth_mhz),
-            budget_scale: c(&BUDGET, self.budget_scale),
-            load: c(&LOAD, self.load),
-            min_accuracy: c(&MIN_ACCURACY, self.min_accuracy),
-            max_hallucination: c(&MAX_HALLUCINATION, self.max_hallucination),
-            seed: self.seed,
+        let mut out = self;
+        for (i, knob) in KNOBS.iter().enumerate() {
+            out.values[i] = knob
+                .clamp(self.values[i])
+                .unwrap_or_else(|| knob.default_value());
         }
+        out
     }
 
     /// The preset this scenario matches (ignoring the seed), if any.
     #[must_use]
-    pub fn preset(&self) -> Option<Preset> {
-        Preset::ALL.into_iter().find(|p| {
-            let s = p.scenario(self.seed);
-            s == *self
-        })
+    pub fn preset(&self) -> Option<&'static Preset> {
+        PRESETS.iter().find(|p| p.scenario(self.seed) == *self)
     }
 }
 
-/// Named scenarios a visitor can start from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    /// The shipped defaults: 20 devices, 5 MHz.
-    Baseline,
-    /// 100 devices share the edge server and the uplink.
-    Crowded,
-    /// 1 MHz of uplink: offloading is slow.
-    WeakUplink,
-    /// Budgets cut to 40 %: local inference drains batteries.
-    LowBattery,
-    /// Tighter accuracy and hallucination constraints.
-    StrictQuality,
-    /// 50 devices asking 2.5× as often.
-    RushHour,
+/// How a preset sets one knob.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setting {
+    /// To this value.
+    To(f64),
+    /// To the knob's default plus this (negative: below it).
+    DefaultPlus(f64),
 }
+
+/// A named scenario a visitor can start from: the defaults with a few knobs set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preset {
+    /// Stable identifier (menu value, URL).
+    pub key: &'static str,
+    /// Menu label.
+    pub label: &'static str,
+    /// Knob key → setting; the other knobs keep their defaults.
+    pub settings: &'static [(&'static str, Setting)],
+}
+
+/// Every preset, in menu order.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        key: "baseline",
+        label: "Baseline (20 devices)",
+        settings: &[],
+    },
+    Preset {
+        key: "crowded",
+        label: "Crowded cell (100 devices)",
+        settings: &[("devices", Setting::To(100.0))],
+    },
+    Preset {
+        key: "weak-uplink",
+        label: "Weak uplink (1 MHz)",
+        settings: &[("bandwidth", Setting::To(1.0))],
+    },
+    Preset {
+        key: "low-battery",
+        label: "Low battery (40 % budget)",
+        settings: &[("budget", Setting::To(0.4))],
+    },
+    // Both constraints 0.05 tighter than the defaults: the band of feasible offload
+    // shares narrows (still feasible with the shipped catalogue).
+    Preset {
+        key: "strict-quality",
+        label: "Strict quality",
+        settings: &[
+            ("min-accuracy", Setting::DefaultPlus(0.05)),
+            ("max-hallucination", Setting::DefaultPlus(-0.05)),
+        ],
+    },
+    Preset {
+        key: "rush-hour",
+        label: "Rush hour (50 devices, busy)",
+        settings: &[("devices", Setting::To(50.0)), ("load", Setting::To(0.25))],
+    },
+];
 
 impl Preset {
-    /// Every preset, in menu order.
-    pub const ALL: [Self; 6] = [
-        Self::Baseline,
-        Self::Crowded,
-        Self::WeakUplink,
-        Self::LowBattery,
-        Self::StrictQuality,
-        Self::RushHour,
-    ];
-
-    /// Stable identifier (menu value).
-    #[must_use]
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Baseline => "baseline",
-            Self::Crowded => "crowded",
-            Self::WeakUplink => "weak-uplink",
-            Self::LowBattery => "low-battery",
-            Self::StrictQuality => "strict-quality",
-            Self::RushHour => "rush-hour",
-        }
-    }
-
-    /// Menu label.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Baseline => "Baseline (20 devices)",
-            Self::Crowded => "Crowded cell (100 devices)",
-            Self::WeakUplink => "Weak uplink (1 MHz)",
-            Self::LowBattery => "Low battery (40 % budget)",
-            Self::StrictQuality => "Strict quality",
-            Self::RushHour => "Rush hour (50 devices, busy)",
-        }
-    }
-
     /// The preset by its key.
     #[must_use]
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.key() == key)
+    pub fn from_key(key: &str) -> Option<&'static Self> {
+        PRESETS.iter().find(|p| p.key == key)
     }
 
     /// The preset's scenario with `seed`.
     #[must_use]
-    pub fn scenario(self, seed: u64) -> Scenario {
-        let base = Scenario {
+    pub fn scenario(&self, seed: u64) -> Scenario {
+        let mut s = Scenario {
             seed,
             ..Scenario::default()
         };
-        match self {
-            Self::Baseline => base,
-            Self::Crowded => Scenario {
-                population: 100,
-                ..base
-            },
-            Self::WeakUplink => Scenario {
-                bandwidth_mhz: 1.0,
-                ..base
-            },
-            Self::LowBattery => Scenario {
-                budget_scale: 0.4,
-                ..base
-            },
-            // Both constraints 0.05 tighter than the defaults: the band of feasible
-            // offload shares narrows (still feasible with the shipped catalogue).
-            Self::StrictQuality => Scenario {
-                min_accuracy: MIN_ACCURACY.default + 0.05,
-                max_hallucination: MAX_HALLUCINATION.default - 0.05,
-                ..base
-            },
-            Self::RushHour => Scenario {
-                population: 50,
-                load: 0.25,
-                ..base
-            },
+        for (key, setting) in self.settings {
+            let value = match setting {
+                Setting::To(v) => *v,
+                Setting::DefaultPlus(d) => s.get(key) + d,
+            };
+            s = s.with(key, value);
         }
+        s
     }
 }
 
@@ -271,8 +242,8 @@ pub struct PageState {
     pub scenario: Scenario,
     /// Slots per second.
     pub speed: u32,
-    /// The policy drawn in the network view.
-    pub focus: PolicyId,
+    /// The entrant drawn in the network view.
+    pub focus: Entrant,
 }
 
 impl Default for PageState {
@@ -280,7 +251,7 @@ impl Default for PageState {
         Self {
             scenario: Scenario::default(),
             speed: DEFAULT_SPEED,
-            focus: PolicyId::WmPpo,
+            focus: Entrant::WmPpo,
         }
     }
 }
@@ -317,23 +288,15 @@ impl PageState {
         }
         for (key, value) in pairs {
             let v = value.trim();
-            let s = &mut state.scenario;
+            if let Some(i) = knob_index(&key) {
+                if let Some(x) = number(&KNOBS[i], v, &mut notes) {
+                    state.scenario.values[i] = x;
+                }
+                continue;
+            }
             match key.as_str() {
-                "n" => number(&POPULATION, v, &mut notes, |x| {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    {
-                        s.population = x.round() as usize;
-                    }
-                }),
-                "bw" => number(&BANDWIDTH, v, &mut notes, |x| s.bandwidth_mhz = x),
-                "budget" => number(&BUDGET, v, &mut notes, |x| s.budget_scale = x),
-                "load" => number(&LOAD, v, &mut notes, |x| s.load = x),
-                "acc" => number(&MIN_ACCURACY, v, &mut notes, |x| s.min_accuracy = x),
-                "hal" => number(&MAX_HALLUCINATION, v, &mut notes, |x| {
-                    s.max_hallucination = x;
-                }),
                 "seed" => match v.parse::<u64>() {
-                    Ok(seed) => s.seed = seed,
+                    Ok(seed) => state.scenario.seed = seed,
                     Err(_) => notes.push(format!(
                         "Ignored seed “{}”: expected a whole number from 0 to {}.",
                         shorten(v),
@@ -348,7 +311,7 @@ impl PageState {
                         SPEEDS.map(|s| s.to_string()).join(", ")
                     )),
                 },
-                "focus" => match PolicyId::from_key(v) {
+                "focus" => match Entrant::from_key(v) {
                     Some(p) => state.focus = p,
                     None => notes.push(format!("Ignored unknown policy “{}”.", shorten(v))),
                 },
@@ -364,18 +327,11 @@ impl PageState {
         let s = &self.scenario;
         let mut q = String::from("?");
         if let Some(p) = s.preset() {
-            let _ = write!(q, "preset={}&", p.key());
+            let _ = write!(q, "preset={}&", p.key);
         } else {
-            let _ = write!(
-                q,
-                "n={}&bw={}&budget={}&load={}&acc={}&hal={}&",
-                s.population,
-                num(s.bandwidth_mhz),
-                num(s.budget_scale),
-                num(s.load),
-                num(s.min_accuracy),
-                num(s.max_hallucination)
-            );
+            for (knob, value) in s.knobs() {
+                let _ = write!(q, "{}={}&", knob.key, num(value));
+            }
         }
         let _ = write!(
             q,
@@ -388,30 +344,31 @@ impl PageState {
     }
 }
 
-fn number(param: &Param, text: &str, notes: &mut Vec<String>, mut set: impl FnMut(f64)) {
-    match text.parse::<f64>().ok().filter(|v| v.is_finite()) {
-        Some(v) => {
-            let c = param.clamp(v).unwrap_or(param.default);
-            if (c - v).abs() > 1e-12 {
-                notes.push(format!(
-                    "“{}={}” is out of range: using {} (allowed {}–{}).",
-                    param.key,
-                    shorten(text),
-                    num(c),
-                    num(param.min),
-                    num(param.max)
-                ));
-            }
-            set(c);
-        }
-        None => notes.push(format!(
+/// The value of `knob` written as `text` (clamped, with a note when it was out of
+/// range), or none with a note when it is not a number.
+fn number(knob: &Knob, text: &str, notes: &mut Vec<String>) -> Option<f64> {
+    let Some(v) = text.parse::<f64>().ok().filter(|v| v.is_finite()) else {
+        notes.push(format!(
             "Ignored “{}={}”: expected a number from {} to {}.",
-            param.key,
+            knob.key,
             shorten(text),
-            num(param.min),
-            num(param.max)
-        )),
+            num(knob.min),
+            num(knob.max)
+        ));
+        return None;
+    };
+    let c = knob.clamp(v).unwrap_or_else(|| knob.default_value());
+    if (c - v).abs() > 1e-12 {
+        notes.push(format!(
+            "“{}={}” is out of range: using {} (allowed {}–{}).",
+            knob.key,
+            shorten(text),
+            num(c),
+            num(knob.min),
+            num(knob.max)
+        ));
     }
+    Some(c)
 }
 
 /// Shortest decimal form of a parameter value (`5`, `0.63`, `0.115`).
@@ -471,51 +428,100 @@ mod tests {
         assert_eq!(q, "?preset=baseline&seed=7&speed=10&focus=wm-ppo");
         assert_eq!(PageState::from_query(&q), (state, vec![]));
         assert_eq!(PageState::from_query(""), (state, vec![]));
+        assert_eq!(Scenario::default().config(), SimConfig::default());
+    }
+
+    /// Every knob, at each end of its range and a value on its step grid inside, is
+    /// written to the URL under its key and read back unchanged, without a note.
+    #[test]
+    fn every_knob_round_trips_through_the_url() {
+        for knob in KNOBS {
+            let inside = knob.min + knob.step * ((knob.max - knob.min) / knob.step / 3.0).round();
+            for value in [knob.min, inside, knob.max] {
+                let state = PageState {
+                    scenario: Scenario::default().with(knob.key, value),
+                    ..PageState::default()
+                };
+                let q = state.to_query();
+                if state.scenario.preset().is_none() {
+                    assert!(q.contains(&format!("{}={}&", knob.key, num(value))), "{q}");
+                }
+                let (back, notes) = PageState::from_query(&q);
+                assert!(notes.is_empty(), "{q}: {notes:?}");
+                assert!(
+                    (back.scenario.get(knob.key) - value).abs() < 1e-9,
+                    "{}: {value} came back as {}",
+                    knob.key,
+                    back.scenario.get(knob.key)
+                );
+                back.scenario.config().validate().unwrap();
+            }
+        }
     }
 
     #[test]
-    fn custom_scenarios_round_trip() {
+    fn custom_scenarios_and_presets_round_trip() {
         let state = PageState {
             scenario: Scenario {
-                population: 73,
-                bandwidth_mhz: 2.5,
-                budget_scale: 0.65,
-                load: 0.17,
-                min_accuracy: 0.7,
-                max_hallucination: 0.095,
                 seed: u64::MAX,
-            },
+                ..Scenario::default()
+            }
+            .with("devices", 73.0)
+            .with("bandwidth", 2.5)
+            .with("budget", 0.65)
+            .with("load", 0.17)
+            .with("min-accuracy", 0.7)
+            .with("max-hallucination", 0.095),
             speed: 50,
-            focus: PolicyId::Oracle,
+            focus: Entrant::Oracle,
         };
         let (back, notes) = PageState::from_query(&state.to_query());
         assert_eq!(back, state);
         assert!(notes.is_empty(), "{notes:?}");
-        for preset in Preset::ALL {
+        for preset in PRESETS {
             let state = PageState {
                 scenario: preset.scenario(3),
                 ..PageState::default()
             };
             let q = state.to_query();
-            assert!(q.contains(preset.key()), "{q}");
+            assert!(q.contains(&format!("preset={}&", preset.key)), "{q}");
             assert_eq!(PageState::from_query(&q).0, state);
+            assert_eq!(state.scenario.clamped(), state.scenario, "{}", preset.key);
+            state.scenario.config().validate().unwrap();
         }
+    }
+
+    #[test]
+    fn presets_name_real_knobs_and_differ() {
+        for (i, p) in PRESETS.iter().enumerate() {
+            for (key, _) in p.settings {
+                assert!(Knob::by_key(key).is_some(), "{}: no knob {key}", p.key);
+            }
+            for q in &PRESETS[i + 1..] {
+                assert_ne!(p.scenario(1), q.scenario(1), "{} = {}", p.key, q.key);
+            }
+        }
+        let strict = Preset::from_key("strict-quality").unwrap().scenario(1);
+        let base = Scenario::default();
+        assert!(strict.get("min-accuracy") > base.get("min-accuracy"));
+        assert!(strict.get("max-hallucination") < base.get("max-hallucination"));
     }
 
     #[test]
     fn bad_values_become_defaults_with_notes() {
         let (state, notes) = PageState::from_query(
-            "?n=abc&bw=1e9&seed=-4&speed=7&focus=nope&wat=1&budget=NaN&acc=%zz&hal=0.1&preset=x",
+            "?devices=abc&bandwidth=1e9&seed=-4&speed=7&focus=nope&wat=1&budget=NaN&min-accuracy=%zz&max-hallucination=0.1&preset=x",
         );
         let s = state.scenario;
-        assert_eq!(s.population, 20);
-        assert!((s.bandwidth_mhz - BANDWIDTH.max).abs() < 1e-12);
+        let d = Scenario::default();
+        assert_eq!(s.devices(), d.devices());
+        assert!((s.get("bandwidth") - Knob::by_key("bandwidth").unwrap().max).abs() < 1e-12);
         assert_eq!(s.seed, DEFAULT_SEED);
         assert_eq!(state.speed, DEFAULT_SPEED);
-        assert_eq!(state.focus, PolicyId::WmPpo);
-        assert!((s.budget_scale - 1.0).abs() < 1e-12);
-        assert!((s.min_accuracy - MIN_ACCURACY.default).abs() < 1e-12);
-        assert!((s.max_hallucination - 0.1).abs() < 1e-12);
+        assert_eq!(state.focus, Entrant::WmPpo);
+        assert_eq!(s.get("budget"), d.get("budget"));
+        assert_eq!(s.get("min-accuracy"), d.get("min-accuracy"));
+        assert!((s.get("max-hallucination") - 0.1).abs() < 1e-12);
         assert_eq!(notes.len(), 9, "{notes:#?}");
         // Whatever the URL says, the scenario is valid for the simulator.
         s.config().validate().unwrap();
@@ -529,28 +535,14 @@ mod tests {
             "%f",
             "=",
             "&&&",
-            "n=%E2%82%AC",
-            "n",
+            "devices=%E2%82%AC",
+            "devices",
             "??",
             "seed=99999999999999999999",
         ] {
             let (state, _) = PageState::from_query(q);
             state.scenario.config().validate().unwrap();
         }
-    }
-
-    #[test]
-    fn defaults_are_the_simulators() {
-        let c = mec::SimConfig::default();
-        assert_eq!(MIN_ACCURACY.default, c.qos.min_accuracy);
-        assert_eq!(MAX_HALLUCINATION.default, c.qos.max_hallucination);
-        assert_eq!(
-            Scenario::default().config(),
-            SimConfig {
-                devices: POPULATION.default as usize,
-                ..c
-            }
-        );
     }
 
     #[test]
@@ -561,16 +553,21 @@ mod tests {
     }
 
     #[test]
-    fn scenario_applies_to_the_config() {
-        let s = Scenario {
-            budget_scale: 0.5,
-            bandwidth_mhz: 2.0,
-            ..Scenario::default()
-        };
+    fn scenario_applies_to_the_config_and_travels_by_key() {
+        let s = Scenario::default()
+            .with("budget", 0.5)
+            .with("bandwidth", 2.0);
         let c = s.config();
         assert!((c.radio.bandwidth_hz - 2e6).abs() < 1.0);
-        let shipped = mec::SimConfig::default().classes[0].energy_budget_j;
+        let shipped = SimConfig::default().classes[0].energy_budget_j;
         assert!((c.classes[0].energy_budget_j - 0.5 * shipped).abs() < 1e-9);
         c.validate().unwrap();
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["knobs"]["bandwidth"], 2.0);
+        assert_eq!(serde_json::from_value::<Scenario>(json).unwrap(), s);
+        let err = serde_json::from_str::<Scenario>(r#"{"knobs":{"wat":1},"seed":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wat"), "{err}");
     }
 }

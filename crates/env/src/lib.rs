@@ -6,6 +6,9 @@
 //! actions and rewards are flat, row-major buffers owned by the caller, so stepping a
 //! batch allocates nothing.
 //!
+//! Environments whose agents can decide one after another within a step, each seeing the
+//! choices already made, also implement [`SequentialVecEnv`].
+//!
 //! This crate has no dependencies and never does I/O: it is the only thing the
 //! learner knows about a simulator.
 
@@ -71,4 +74,44 @@ pub trait VecEnv {
     }
     /// Move the summaries of episodes finished since the last call into `out`.
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>);
+    /// This batch as a [`SequentialVecEnv`], if it supports sequential decisions (so a
+    /// learner generic over `VecEnv` can use them where offered). Default: `None`.
+    fn as_sequential(&mut self) -> Option<&mut dyn SequentialVecEnv> {
+        None
+    }
+}
+
+/// Optional extension of [`VecEnv`]: coordinated (sequential) decisions within a step.
+///
+/// In the plain protocol every agent of an environment decides at once from the state
+/// before the step, so agents that see the same state choose alike (and, say, all congest
+/// one server). Here an environment's deciding agents act one after another in a
+/// *broadcast order*, and each sees what the agents before it committed. Per step, for
+/// every environment `env`:
+///
+/// 1. [`SequentialVecEnv::decision_order`] lists the agents that decide this step, in
+///    order (agents not listed have no decision to make; see [`VecEnv::active_agents`]);
+/// 2. for each listed agent in turn: [`SequentialVecEnv::observe_agent`] writes its
+///    observation given the commitments so far, the learner chooses, and
+///    [`SequentialVecEnv::commit`] announces the choice;
+/// 3. [`VecEnv::step`] advances as usual: a committed agent's action is the one it
+///    committed (its entry in `actions` is ignored), every other agent's comes from
+///    `actions`; commitments are cleared.
+///
+/// The observations [`VecEnv::step`] and [`VecEnv::reset`] write are those of the plain
+/// protocol (nothing committed yet), i.e. what the first agent in the order sees.
+/// Learners may batch across environments by position in the order.
+pub trait SequentialVecEnv: VecEnv {
+    /// The agents of environment `env` that decide in the current step, in the order
+    /// they decide (written into `order`, replacing its contents).
+    fn decision_order(&self, env: usize, order: &mut Vec<usize>);
+    /// Write the observation (`obs_dim` values) of agent `agent` of environment `env`,
+    /// given what was committed so far in this step.
+    fn observe_agent(&self, env: usize, agent: usize, obs: &mut [f32]);
+    /// Announce agent `agent`'s action for this step; the observations of agents after
+    /// it reflect it.
+    ///
+    /// # Panics
+    /// Implementations may panic when an agent commits twice in one step.
+    fn commit(&mut self, env: usize, agent: usize, action: u32);
 }

@@ -1,10 +1,12 @@
 //! GGUF reading and writing.
 //!
-//! Parsing is candle's (`candle_core::quantized::gguf_file`); this module adds what a user
-//! needs around it: every tensor's extent is checked against the file length up front (so a
-//! truncated download is reported at open, naming the tensor), parse failures are sorted
-//! into truncated / corrupt / unsupported-type errors, typed metadata getters name the
-//! missing or mistyped key, and writing goes through a temp file and a rename.
+//! The header parser is ours (`HeaderReader`): every length and count is checked against
+//! the bytes left in the file before anything is allocated from it, and each defect names
+//! the key or tensor at fault. It produces candle's `gguf_file::Content`, and tensor data is
+//! read by candle. Around it: every tensor's extent is checked against the file length up
+//! front (so a truncated download is reported at open, naming the tensor), failures are
+//! sorted into truncated / corrupt / unsupported-type errors, typed metadata getters name
+//! the missing or mistyped key, and writing goes through a temp file and a rename.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -340,58 +342,6 @@ fn value_to_i64(v: &Value) -> Option<i64> {
 
 fn value_to_usize(v: &Value) -> Option<usize> {
     usize::try_from(value_to_i64(v)?).ok()
-}
-
-/// The fuzzing entry point (`crates/llm/fuzz`, and `tests/gguf_fuzz.rs` without nightly):
-/// treats `bytes` as an untrusted GGUF file and goes as far as it can — header, every
-/// tensor, model configuration, tokenizer, model — returning the first error. It must never
-/// panic, abort or allocate much more than the input's size implies.
-///
-/// # Errors
-/// Whatever the input's first defect is.
-pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
-    let mut r = std::io::Cursor::new(bytes);
-    let g = GgufFile::read(&mut r, "<fuzz>")?;
-    let dev = Device::Cpu;
-    for (name, _, _) in g.tensor_infos() {
-        g.tensor(&mut r, name, &dev)?;
-    }
-    if let Ok(tok) = crate::tokenizer::Tokenizer::from_gguf(&g) {
-        // Exercise the vocabulary and merges the file supplied, special tokens included.
-        let text = "<|im_start|>user\nhello wörld 12345 \u{1F600}<|im_end|>\n";
-        if let Ok(ids) = tok.encode(text, true) {
-            let _ = tok.decode(&ids, false);
-        }
-        let _ = tok.apply_chat_template(&[crate::tokenizer::ChatMessage::user("hi")], true);
-    }
-    let cfg = crate::config::ModelConfig::from_gguf(&g)?;
-    // The rotary tables and weights scale with the configuration, not the input: only
-    // build models whose weights the file can actually hold.
-    let rope = cfg
-        .head_dim
-        .saturating_mul(cfg.context_length.min(crate::model::MAX_ROPE_POSITIONS));
-    let sizes_fit = cfg.head_dim <= 4096
-        && rope <= bytes.len().saturating_mul(64)
-        && cfg.n_embd <= bytes.len()
-        && checked_params(&cfg).is_some_and(|n| n <= bytes.len().saturating_mul(8));
-    if sizes_fit {
-        crate::model::Model::from_gguf(&g, &mut r, &dev)?;
-    }
-    Ok(())
-}
-
-/// `cfg.n_params()` without overflow.
-fn checked_params(cfg: &crate::config::ModelConfig) -> Option<usize> {
-    let mut n = cfg.vocab_size.checked_mul(cfg.n_embd)?;
-    for l in 0..cfg.n_layer {
-        let heads = cfg.n_head[l]
-            .checked_add(cfg.n_head_kv[l])?
-            .checked_mul(2)?;
-        let attn = cfg.n_embd.checked_mul(cfg.head_dim)?.checked_mul(heads)?;
-        let ffn = cfg.n_embd.checked_mul(cfg.n_ff[l])?.checked_mul(3)?;
-        n = n.checked_add(attn)?.checked_add(ffn)?;
-    }
-    Some(n)
 }
 
 /// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
@@ -797,35 +747,39 @@ pub fn write_gguf_file(
     write_file_atomically(path, |w| write_gguf(w, metadata, tensors)).map(|_| ())
 }
 
-/// Runs `write` on a buffered `PATH.tmp`, syncs it and renames it over `path`; returns the
-/// bytes written. On any error the temporary file is removed and `path` is untouched.
+/// Runs `write` on a buffered, uniquely named temporary file beside `path`, syncs it and
+/// renames it over `path`; returns the bytes written. On any error the temporary file is
+/// removed and `path` is untouched.
 ///
 /// # Errors
 /// I/O errors (naming the file) or whatever `write` returns.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_file_atomically(
     path: &std::path::Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<()>,
 ) -> Result<u64> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut w = std::io::BufWriter::new(file);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets the mode
+    let mut builder = tempfile::Builder::new();
+    // Mode 0666 less the umask, as `File::create` gives (tempfile's default is 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    // Dropped on any early return, the temporary file is removed.
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;
-        let file = w
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(len)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        w.flush().map_err(|e| Error::io(&tmp_path, e))?;
     }
-    result
+    let file = tmp.as_file();
+    file.sync_all().map_err(|e| Error::io(&tmp_path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(&tmp_path, e))?.len();
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(len)
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@
 //! expected tokens (the wasm build runs this module's portable path) do not move.
 //!
 //! The portable path is plain Rust; on x86-64 an AVX2 version of the block dot products is
-//! selected at run time (the crate's only `unsafe`: calls guarded by feature detection).
+//! selected at run time (the crate's only `unsafe`: calls guarded by feature detection);
+//! the wasm32 build (compiled with `simd128`) uses the 128-bit lane kernel of
+//! [`simd128`](self::simd128), which native tests run on an emulation of its lanes.
 //! Rows are split over candle's CPU thread pool, so `RAYON_NUM_THREADS` /
 //! `CANDLE_NUM_THREADS` govern both.
 
@@ -27,6 +29,8 @@ use half::f16;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::{Error, Result};
+
+mod simd128;
 
 /// Values per quantization block (Q4_1 and Q8_1 alike).
 const QK: usize = 32;
@@ -223,9 +227,13 @@ mod avx2 {
     }
 }
 
+/// An eight-row dot product: eight weight rows against 1..n activation rows (see
+/// [`dot8_portable`]).
+type Dot8Fn = fn(&[BlockQ41], &[BlockQ81], usize, &mut [f32]);
+
 /// The eight-row dot product chosen for this CPU.
 #[derive(Clone, Copy)]
-struct Dot8(fn(&[BlockQ41], &[BlockQ81], usize, &mut [f32]));
+struct Dot8(Dot8Fn);
 
 impl Dot8 {
     fn select() -> Self {
@@ -233,6 +241,9 @@ impl Dot8 {
         if avx2::available() {
             return Self(avx2::dot8);
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Self(simd128::wasm::dot8);
+        #[allow(unreachable_code)]
         Self(dot8_portable)
     }
 
@@ -478,6 +489,97 @@ mod tests {
             (Dot8::select().0)(&blocks[..8 * kb], &ys, kb, &mut c);
             for c in c.chunks_exact(8) {
                 assert_eq!(bits(c), bits(&a[..8]), "{rows} activation rows");
+            }
+        }
+    }
+
+    /// Quantized weights `(n, kb·32)` and Q8_1 activations `(m, kb·32)` from a seed.
+    fn blocks(seed: u64, m: usize, kb: usize, n: usize) -> (QTensor, Vec<BlockQ81>) {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let k = kb * QK;
+        let w = Tensor::from_vec(random(&mut rng, n * k, 1.0), (n, k), &Device::Cpu).unwrap();
+        let qw = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let xs = random(&mut rng, m * k, 2.0);
+        let mut y = vec![BlockQ81::new_zeroed(); m * kb];
+        for (row, q) in xs.chunks_exact(k).zip(y.chunks_exact_mut(kb)) {
+            quantize_row_q8_1(row, q);
+        }
+        (qw, y)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every kernel on every eight-row group: `(portable, chosen for this CPU, the
+    /// simd128 lane kernel on emulated lanes)`, each `m × n8` (row-major, `n8` = the
+    /// rows in whole groups of eight).
+    fn all_kernels(qw: &QTensor, y: &[BlockQ81], kb: usize) -> [Vec<f32>; 3] {
+        let data = qw.data().unwrap();
+        let w = <[BlockQ41]>::ref_from_bytes(&data).unwrap();
+        let n8 = w.len() / kb / 8 * 8;
+        let m = y.len() / kb;
+        let kernels: [Dot8Fn; 3] = [
+            dot8_portable,
+            Dot8::select().0,
+            simd128::dot8_rows::<simd128::emulated::E>,
+        ];
+        kernels.map(|k| {
+            let mut out = vec![0f32; m * n8];
+            for g in 0..n8 / 8 {
+                let mut o = vec![0f32; 8 * m];
+                k(&w[g * 8 * kb..(g + 1) * 8 * kb], y, kb, &mut o);
+                for (j, o8) in o.chunks_exact(8).enumerate() {
+                    out[j * n8 + g * 8..][..8].copy_from_slice(o8);
+                }
+            }
+            out
+        })
+    }
+
+    /// The simd128 lane kernel (on emulated lanes) has the portable kernel's bits, for
+    /// one, four and eight activation rows and for another count (the portable fallback).
+    #[test]
+    fn simd128_lane_kernel_matches_portable() {
+        for (seed, m) in [(1, 1), (2, 4), (3, 8), (4, 3)] {
+            let (kb, n) = (18, 24);
+            let (qw, y) = blocks(seed, m, kb, n);
+            let [portable, chosen, lanes] = all_kernels(&qw, &y, kb);
+            assert!(portable.iter().all(|v| *v != 0.0));
+            assert_eq!(bits(&lanes), bits(&portable), "m={m}");
+            assert_eq!(bits(&chosen), bits(&portable), "m={m}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Over shapes and block counts: the portable, the CPU's chosen (AVX2 here) and the
+        /// simd128 lane kernel agree bit for bit on every group of eight rows; the whole
+        /// product (`matmul_q4_1`, remainder rows included) equals candle's (which asks for
+        /// an even block count).
+        #[test]
+        fn kernels_agree_over_shapes(
+            seed in 0u64..1_000_000,
+            m in 1usize..10,
+            kb in 1usize..24,
+            n in 1usize..40,
+        ) {
+            let (qw, y) = blocks(seed, m, kb, n);
+            let [portable, chosen, lanes] = all_kernels(&qw, &y, kb);
+            proptest::prop_assert_eq!(bits(&chosen), bits(&portable));
+            proptest::prop_assert_eq!(bits(&lanes), bits(&portable));
+            if kb % 2 == 0 {
+                let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed);
+                let x = Tensor::from_vec(random(&mut rng, m * kb * QK, 2.0), (m, kb * QK), &Device::Cpu)
+                    .unwrap();
+                let ours = matmul_q4_1(&qw, &x).unwrap().unwrap().flatten_all().unwrap();
+                let mm = QMatMul::from_qtensor(qw).unwrap();
+                let theirs = mm.forward(&x).unwrap().flatten_all().unwrap();
+                proptest::prop_assert_eq!(
+                    bits(&ours.to_vec1::<f32>().unwrap()),
+                    bits(&theirs.to_vec1::<f32>().unwrap())
+                );
             }
         }
     }

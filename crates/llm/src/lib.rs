@@ -12,7 +12,7 @@
 //! read a clock or OS randomness, or depend on an application crate. It builds for
 //! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
 //!
-//! Map: [`gguf`] (read/write), [`export`] (a model back to GGUF), [`config`]
+//! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`export`] (a model back to GGUF), [`config`]
 //! (hyper-parameters), [`model`] (forward, cache, activation statistics), [`kernels`] (the
 //! Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`], [`generate`]
 //! (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
@@ -20,6 +20,7 @@
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod fuzz_entry;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;
@@ -29,6 +30,8 @@ pub mod sampling;
 pub mod tokenizer;
 
 pub use candle_core::Device;
+/// Threads of candle's CPU pool (`RAYON_NUM_THREADS`), which the kernels share.
+pub use candle_core::utils::get_num_threads as cpu_threads;
 pub use config::{Architecture, ModelConfig, RopeStyle};
 pub use error::{Error, Result};
 pub use generate::{Engine, StopReason, generate};

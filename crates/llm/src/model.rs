@@ -103,11 +103,50 @@ pub struct Block {
     pub w_down: Linear,
 }
 
-/// Per-layer key/value cache.
-#[derive(Debug, Clone)]
+/// Per-layer key/value cache, preallocated: each layer keeps `(1, n_kv, capacity,
+/// head_dim)` buffers written in place, so a decode step copies only its own rows (the
+/// capacity doubles when full, an amortised constant per token) instead of concatenating
+/// the whole cache every token. Attention reads a narrowed view of the filled part.
+#[derive(Debug)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerKv>>,
     pos: usize,
+}
+
+/// One layer's key and value buffers, `(1, n_kv, capacity, head_dim)`.
+#[derive(Debug)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// Positions a layer's buffers hold at first (grown by doubling).
+const KV_INITIAL_CAPACITY: usize = 256;
+
+impl Clone for KvCache {
+    /// A deep copy: the buffers are written in place, so a clone must not share them.
+    fn clone(&self) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|l| LayerKv {
+                    k: deep_copy(&l.k),
+                    v: deep_copy(&l.v),
+                })
+            })
+            .collect();
+        Self {
+            layers,
+            pos: self.pos,
+        }
+    }
+}
+
+/// A tensor with storage of its own (CPU copies cannot fail short of allocation).
+fn deep_copy(t: &Tensor) -> Tensor {
+    t.copy()
+        .unwrap_or_else(|e| panic!("copying a KV cache buffer: {e}"))
 }
 
 impl KvCache {
@@ -115,7 +154,7 @@ impl KvCache {
     #[must_use]
     pub fn new(n_layer: usize) -> Self {
         Self {
-            layers: vec![None; n_layer],
+            layers: (0..n_layer).map(|_| None).collect(),
             pos: 0,
         }
     }
@@ -132,10 +171,51 @@ impl KvCache {
         self.pos == 0
     }
 
-    /// Forgets everything.
+    /// Forgets everything (the buffers are kept for reuse).
     pub fn clear(&mut self) {
-        self.layers.iter_mut().for_each(|l| *l = None);
         self.pos = 0;
+    }
+
+    /// Forgets the positions from `len` on (nothing when `len` is not below
+    /// [`KvCache::len`]); the next forward continues at `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.pos = self.pos.min(len);
+    }
+
+    /// Writes layer `l`'s keys and values `(1, n_kv, seq, head_dim)` (contiguous) at the
+    /// current position and returns views of all positions so far, `(1, n_kv, pos + seq,
+    /// head_dim)`. The position advances once per forward, after the last layer.
+    fn append(&mut self, l: usize, k: &Tensor, v: &Tensor, max: usize) -> Result<(Tensor, Tensor)> {
+        let (_, n_kv, seq, hd) = k.dims4()?;
+        let pos = self.pos;
+        let need = pos + seq;
+        let have = match &self.layers[l] {
+            Some(b) => b.k.dim(2)?,
+            None => 0,
+        };
+        if need > have {
+            let cap = need
+                .next_power_of_two()
+                .max(KV_INITIAL_CAPACITY)
+                .min(max.max(need));
+            let k_buf = Tensor::zeros((1, n_kv, cap, hd), k.dtype(), k.device())?;
+            let v_buf = Tensor::zeros((1, n_kv, cap, hd), v.dtype(), v.device())?;
+            if let Some(old) = &self.layers[l]
+                && pos > 0
+            {
+                k_buf.slice_set(&old.k.narrow(2, 0, pos)?.contiguous()?, 2, 0)?;
+                v_buf.slice_set(&old.v.narrow(2, 0, pos)?.contiguous()?, 2, 0)?;
+            }
+            self.layers[l] = Some(LayerKv { k: k_buf, v: v_buf });
+        }
+        let Some(buf) = &self.layers[l] else {
+            return Err(Error::InvalidArgument(format!(
+                "KV cache layer {l} missing"
+            )));
+        };
+        buf.k.slice_set(k, 2, pos)?;
+        buf.v.slice_set(v, 2, pos)?;
+        Ok((buf.k.narrow(2, 0, need)?, buf.v.narrow(2, 0, need)?))
     }
 }
 
@@ -351,6 +431,13 @@ impl Model {
         &self.blocks
     }
 
+    /// The most positions a forward can reach (the context length, at most
+    /// [`MAX_ROPE_POSITIONS`]).
+    #[must_use]
+    pub fn max_positions(&self) -> usize {
+        self.cos.dims().first().copied().unwrap_or(0)
+    }
+
     /// A fresh KV cache for this model.
     #[must_use]
     pub fn new_cache(&self) -> KvCache {
@@ -431,6 +518,18 @@ impl Model {
     /// embedding when the file ties them).
     pub fn output(&self) -> &Linear {
         &self.output
+    }
+
+    /// The token embedding table `(vocab, n_embd)` as stored (the GPU path uploads it).
+    #[must_use]
+    pub fn embedding(&self) -> &Arc<QTensor> {
+        &self.embed
+    }
+
+    /// The final RMSNorm weight `(n_embd,)`.
+    #[must_use]
+    pub fn output_norm(&self) -> &Tensor {
+        &self.output_norm
     }
 
     /// Like [`Model::forward`] but returns the logits of every input position,
@@ -534,11 +633,7 @@ impl Model {
                 ),
             };
             let v = v.contiguous()?;
-            let (k, v) = match &cache.layers[l] {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-                None => (k, v),
-            };
-            cache.layers[l] = Some((k.clone(), v.clone()));
+            let (k, v) = cache.append(l, &k, &v, max)?;
             let t = k.dim(2)?;
             // Grouped-query attention without copying K/V: fold the `rep` query heads of a
             // group into the row dimension.
@@ -820,6 +915,50 @@ mod tests {
             assert!(diff < 1e-4, "{arch:?}: {diff}");
             assert_eq!(c.len(), 6);
         }
+    }
+
+    /// Past the initial capacity (the buffers grow), after a rollback (`truncate`) and
+    /// in a cloned cache, decoding gives the logits of a fresh full prefill.
+    #[test]
+    fn kv_cache_grows_truncates_and_clones() {
+        let mut cfg = tiny_config(2);
+        cfg.context_length = 1024;
+        let m = Model::synthetic(&cfg, 5, &Device::Cpu).unwrap();
+        #[allow(clippy::cast_possible_truncation)]
+        let toks: Vec<u32> = (0..300u32).map(|i| (i * 37 + 11) % 256).collect();
+        let logits = |c: &mut KvCache, t: &[u32]| -> Vec<f32> {
+            m.forward(t, c).unwrap().to_vec1().unwrap()
+        };
+        let close = |a: &[f32], b: &[f32]| {
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "max |diff| {d}");
+        };
+        let full = logits(&mut m.new_cache(), &toks);
+        let mut c = m.new_cache();
+        logits(&mut c, &toks[..250]);
+        for &t in &toks[250..299] {
+            logits(&mut c, &[t]);
+        }
+        let snapshot = c.clone();
+        close(&logits(&mut c, &toks[299..]), &full);
+        assert_eq!(c.len(), 300);
+        // The clone was not disturbed by the original's writes.
+        let mut s = snapshot;
+        close(&logits(&mut s, &toks[299..]), &full);
+        // Roll back 40 positions, write other tokens there, then roll back again and
+        // replay the real ones.
+        c.truncate(260);
+        assert_eq!(c.len(), 260);
+        logits(&mut c, &[1, 2, 3, 4, 5]);
+        c.truncate(260);
+        close(&logits(&mut c, &toks[260..]), &full);
+        c.clear();
+        assert!(c.is_empty());
+        close(&logits(&mut c, &toks), &full);
     }
 
     #[test]

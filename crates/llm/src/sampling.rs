@@ -58,6 +58,12 @@ impl Sampler {
         })
     }
 
+    /// How this sampler picks (a GPU backend can pick greedily on the device).
+    #[must_use]
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
     /// Picks a token from logits over the vocabulary.
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! The GGUF fuzz entry point (`edgewise_llm::gguf::fuzz_parse`, also driven by cargo-fuzz in
+//! The GGUF fuzz entry point (`edgewise_llm::fuzz_entry::fuzz_parse`, also driven by cargo-fuzz in
 //! `crates/llm/fuzz`) on the committed seed corpus and on seeded random mutations of it, so
 //! CI exercises it on stable Rust. A panic fails the test and names the input.
 //!
@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use edgewise_llm::export::export_gguf;
-use edgewise_llm::gguf::{GgufFile, fuzz_parse};
+use edgewise_llm::fuzz_entry::fuzz_parse;
+use edgewise_llm::gguf::GgufFile;
 use edgewise_llm::model::tiny_config;
 use edgewise_llm::{Device, Error, Model};
 use rand_core::{RngCore, SeedableRng};

@@ -31,7 +31,9 @@ pub struct SimConfig {
     /// A query whose scheduled latency would exceed this is rejected (dropped) and charged
     /// this latency. Default 60 s.
     pub max_latency_s: f64,
-    /// Query sizes.
+    /// Markov-modulated (bursty) arrivals; off by default.
+    pub bursts: BurstConfig,
+    /// Query sizes and difficulty.
     pub query: QueryConfig,
     /// Wireless uplink/downlink.
     pub radio: RadioConfig,
@@ -64,6 +66,26 @@ pub struct QueryConfig {
     pub context_kb_mean: f64,
     /// Log-space standard deviation of the context size. Default 1.0.
     pub context_sigma: f64,
+    /// Spread of per-query difficulty: each query draws z ~ N(0, 1) and a model of
+    /// accuracy `a` answers it correctly with probability `σ(logit(a) − difficulty_sigma · z)`
+    /// (hard queries, z > 0, gain most from the larger edge model). 0 (the default) turns
+    /// difficulty off: every query has its model's accuracy.
+    pub difficulty_sigma: f64,
+}
+
+/// Markov-modulated Poisson arrivals: the whole cell switches between a calm and a burst
+/// state (a two-state Markov chain stepped once per slot); in a burst every device's rate
+/// is `factor` times the calm rate. The rates are scaled so that the long-run mean stays
+/// `arrival_rate`. The chain starts from its stationary distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BurstConfig {
+    /// Burst rate ÷ calm rate, ≥ 1. 1 (the default) turns bursts off.
+    pub factor: f64,
+    /// Probability per slot of a calm slot turning into a burst. Default 0.05.
+    pub enter_prob: f64,
+    /// Probability per slot of a burst ending. Default 0.2 (bursts last 5 slots on average).
+    pub exit_prob: f64,
 }
 
 /// Shannon uplink with shared bandwidth, path loss and Gauss–Markov fading.
@@ -99,6 +121,15 @@ pub struct EdgeConfig {
     pub decode_tok_s: f64,
     /// Catalogue variant the edge serves (its accuracy and hallucination rate apply). Default "base-f16".
     pub variant: String,
+    /// Mean share of the edge's capacity taken by other (background) work, in [0, 0.9]:
+    /// a query scheduled in a slot with background load ρ is served `1 / (1 − ρ)` times
+    /// slower. Default 0 (no background load).
+    pub background_load: f64,
+    /// Standard deviation of the background load around its mean (a Gauss–Markov process,
+    /// clipped to [0, 0.95]). Default 0.
+    pub background_load_sigma: f64,
+    /// Correlation of the background load between consecutive slots, in [0, 1). Default 0.9.
+    pub background_load_correlation: f64,
 }
 
 /// LLM-specific QoS constraints (episode averages).
@@ -165,6 +196,7 @@ impl Default for SimConfig {
             min_distance_m: 10.0,
             max_speed_mps: 2.0,
             max_latency_s: 60.0,
+            bursts: BurstConfig::default(),
             query: QueryConfig::default(),
             radio: RadioConfig::default(),
             edge: EdgeConfig::default(),
@@ -213,7 +245,44 @@ impl Default for QueryConfig {
             max_tokens: 1024,
             context_kb_mean: 250.0,
             context_sigma: 1.0,
+            difficulty_sigma: 0.0,
         }
+    }
+}
+
+impl Default for BurstConfig {
+    fn default() -> Self {
+        Self {
+            factor: 1.0,
+            enter_prob: 0.05,
+            exit_prob: 0.2,
+        }
+    }
+}
+
+impl BurstConfig {
+    /// Whether arrivals are modulated at all.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        self.factor > 1.0
+    }
+
+    /// Long-run share of slots in the burst state.
+    #[must_use]
+    pub fn burst_share(&self) -> f64 {
+        if self.enter_prob + self.exit_prob > 0.0 {
+            self.enter_prob / (self.enter_prob + self.exit_prob)
+        } else {
+            0.0
+        }
+    }
+
+    /// Per-device arrival rates (calm, burst) that keep the long-run mean at `mean_rate`.
+    #[must_use]
+    pub fn rates(&self, mean_rate: f64) -> (f64, f64) {
+        let pi = self.burst_share();
+        let calm = mean_rate / (1.0 - pi + pi * self.factor);
+        (calm, calm * self.factor)
     }
 }
 
@@ -238,6 +307,9 @@ impl Default for EdgeConfig {
             prefill_tok_s: 3000.0,
             decode_tok_s: 45.0,
             variant: "base-f16".into(),
+            background_load: 0.0,
+            background_load_sigma: 0.0,
+            background_load_correlation: 0.9,
         }
     }
 }
@@ -391,6 +463,39 @@ impl SimConfig {
             "a number in [0, 3]",
         )?;
 
+        check(
+            q.difficulty_sigma.is_finite() && (0.0..=5.0).contains(&q.difficulty_sigma),
+            "query.difficulty_sigma",
+            q.difficulty_sigma,
+            "a number in [0, 5] (0 = every query as hard as the average)",
+        )?;
+
+        let b = &self.bursts;
+        check(
+            b.factor.is_finite() && (1.0..=100.0).contains(&b.factor),
+            "bursts.factor",
+            b.factor,
+            "a number in [1, 100] (1 = no bursts)",
+        )?;
+        fraction("bursts.enter_prob", b.enter_prob)?;
+        check(
+            b.exit_prob.is_finite() && b.exit_prob > 0.0 && b.exit_prob <= 1.0,
+            "bursts.exit_prob",
+            b.exit_prob,
+            "a probability in (0, 1] (bursts must end)",
+        )?;
+        if b.enabled() {
+            let (_, burst) = b.rates(self.arrival_rate);
+            check(
+                burst <= 30.0,
+                "bursts.factor",
+                b.factor,
+                &format!(
+                    "a factor that keeps the burst arrival rate ≤ 30 per device and slot (it gives {burst:.3})"
+                ),
+            )?;
+        }
+
         let r = &self.radio;
         positive("radio.bandwidth_hz", r.bandwidth_hz)?;
         check(
@@ -434,6 +539,25 @@ impl SimConfig {
             "edge.variant",
             "\"\"",
             "a catalogue variant name",
+        )?;
+        check(
+            e.background_load.is_finite() && (0.0..=0.9).contains(&e.background_load),
+            "edge.background_load",
+            e.background_load,
+            "a share of the edge's capacity in [0, 0.9]",
+        )?;
+        check(
+            e.background_load_sigma.is_finite() && (0.0..=0.5).contains(&e.background_load_sigma),
+            "edge.background_load_sigma",
+            e.background_load_sigma,
+            "a number in [0, 0.5]",
+        )?;
+        check(
+            e.background_load_correlation.is_finite()
+                && (0.0..1.0).contains(&e.background_load_correlation),
+            "edge.background_load_correlation",
+            e.background_load_correlation,
+            "a number in [0, 1)",
         )?;
 
         fraction("qos.min_accuracy", self.qos.min_accuracy)?;

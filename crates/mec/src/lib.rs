@@ -9,31 +9,49 @@
 //!
 //! - [`Simulator`]: one episode, stepped with one [`Action`] per device;
 //! - [`MecVecEnv`]: a batch of simulators behind the learner-facing [`edgewise_env::VecEnv`];
-//! - [`Policy`] and the baselines ([`PolicyKind`], [`baseline`]);
-//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward.
+//! - [`Policy`] and the baselines ([`PolicyKind`], [`baseline`]), with the clairvoyant
+//!   [`Planner`] as a reference for headroom;
+//! - [`EpisodeMetrics`]: latency (mean, p95), energy vs budget, QoS, reward;
+//! - [`KNOBS`]: the config numbers a front end lets people turn, with their ranges;
+//! - [`presets`]: named scenarios (bursty arrivals, a loaded edge, tight energy, …).
 //!
 //! Invariants: no ML dependency, no I/O, no clock, no global RNG. All randomness comes
-//! from a seed through [`rng::SimRng`] with `libm` math, so a seed gives the same
+//! from a seed through [`edgewise_rng::Rng`] with `libm` math, so a seed gives the same
 //! trajectory natively and in wasm32.
 
+mod baselines;
 mod catalogue;
+mod commitments;
 mod config;
 mod error;
+mod exogenous;
+mod knobs;
 mod metrics;
+mod observation;
+mod planner;
 mod policy;
-pub mod rng;
+mod policy_kind;
+mod presets;
 mod sim;
 mod vecenv;
 
 pub use catalogue::{CATALOGUE_FORMAT, CATALOGUE_VERSION, Catalogue, ClassProfile, VariantProfile};
+pub use commitments::SlotCommitments;
 pub use config::{
-    DeviceClassConfig, EdgeConfig, QosConfig, QueryConfig, RadioConfig, RewardConfig, SimConfig,
+    BurstConfig, DeviceClassConfig, EdgeConfig, QosConfig, QueryConfig, RadioConfig, RewardConfig,
+    SimConfig,
 };
 pub use error::{ConfigError, MecError};
+pub use exogenous::{mean_query_accuracy, query_accuracy};
+pub use knobs::{KNOBS, Knob, KnobUnit};
 pub use metrics::{EpisodeMetrics, quality_deficits};
-pub use policy::{Policy, PolicyKind, UnknownPolicy, baseline, scenario_baseline};
+pub use observation::{OBS_DIM, OBS_FEATURES, symexp, symlog};
+pub use planner::Planner;
+pub use policy::Policy;
+pub use policy_kind::{PolicyKind, UnknownPolicy, baseline, scenario_baseline};
+pub use presets::{Preset, UnknownPreset, preset, presets};
 pub use sim::{
-    Action, DeviceState, OBS_DIM, OBS_FEATURES, PendingQuery, QueryEvent, Simulator, SlotOutcome,
+    Action, DeviceState, OffloadEstimate, PendingQuery, QueryEvent, Simulator, SlotOutcome,
 };
 pub use vecenv::MecVecEnv;
 

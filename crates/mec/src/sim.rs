@@ -12,15 +12,21 @@
 //!
 //! The exogenous randomness (arrivals, sizes, mobility, fading) is drawn in a fixed order
 //! that never depends on the actions, so every policy run on the same seed faces exactly
-//! the same queries and channels.
+//! the same queries and channels; the optional scenario processes (bursts, background
+//! edge load, query difficulty: `exogenous.rs`) draw from a stream of their own.
+//!
+//! The observation a policy sees is built in `observation.rs`; decisions announced
+//! earlier in a slot (sequential decisions) are kept in `commitments.rs`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Catalogue;
+use crate::commitments::SlotCommitments;
 use crate::config::SimConfig;
 use crate::error::{ConfigError, MecError};
+use crate::exogenous::{Exogenous, query_accuracy};
 use crate::metrics::{EpisodeMetrics, MetricsAccumulator, quality_deficits};
-use crate::rng::SimRng;
+use edgewise_rng::Rng;
 
 /// Where a device's pending queries run this slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,33 +54,6 @@ impl Action {
         if i == 0 { Self::Local } else { Self::Offload }
     }
 }
-
-/// Features per device in [`Simulator::observe`].
-pub const OBS_DIM: usize = 20;
-
-/// Names of the observation features, in order (for docs, plots and the web app).
-pub const OBS_FEATURES: [&str; OBS_DIM] = [
-    "last channel gain (dB, scaled)",
-    "distance to edge / cell radius",
-    "local backlog / latency scale",
-    "energy budget left (fraction)",
-    "budget window elapsed (fraction)",
-    "pending queries / 4",
-    "pending tokens / (4 · mean query)",
-    "local service time of pending / latency scale",
-    "local energy of pending / budget",
-    "local variant accuracy − constraint (×5)",
-    "local variant hallucination − constraint (×5)",
-    "estimated uplink time / latency scale",
-    "edge backlog / latency scale",
-    "devices offloading last slot (fraction)",
-    "episode elapsed (fraction)",
-    "population / 100",
-    "devices with pending queries (fraction)",
-    "pending demand's edge service per worker / latency scale",
-    "episode accuracy so far − constraint (×5)",
-    "episode hallucination so far − constraint (×5)",
-];
 
 /// The visible state of one device.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +128,9 @@ pub struct PendingQuery {
     pub output_tokens: u32,
     /// Bits sent on the uplink if offloaded (prompt plus attached context).
     pub uplink_bits: f64,
+    /// Difficulty as a logit shift of every model's accuracy on it (0 unless
+    /// `query.difficulty_sigma` is set; see [`query_accuracy`]).
+    pub difficulty: f64,
 }
 
 /// What happened to one query.
@@ -170,6 +152,8 @@ pub struct QueryEvent {
     pub output_tokens: u32,
     /// Rejected because its latency would exceed `max_latency_s`.
     pub dropped: bool,
+    /// The query's difficulty (logit shift; 0 unless `query.difficulty_sigma` is set).
+    pub difficulty: f64,
 }
 
 /// Result of one slot.
@@ -200,10 +184,8 @@ struct Consts {
     noise_w_per_hz: f64,
     fade_keep: f64,
     fade_innov: f64,
-    exp_neg_lambda: f64,
     edge_accuracy: f64,
     edge_hallucination: f64,
-    mean_query_tokens: f64,
 }
 
 /// A running MEC episode.
@@ -212,7 +194,7 @@ pub struct Simulator {
     config: SimConfig,
     catalogue: Catalogue,
     consts: Consts,
-    rng: SimRng,
+    rng: Rng,
     slot: usize,
     devices: Vec<DeviceState>,
     params: Vec<DeviceParams>,
@@ -224,6 +206,25 @@ pub struct Simulator {
     agent_rewards: Vec<f64>,
     offload_buf: Vec<OffloadRequest>,
     acc: MetricsAccumulator,
+    /// Decisions already announced in this slot (sequential decisions; empty otherwise).
+    commitments: SlotCommitments,
+    /// Seeds the broadcast order of sequential decisions (never the scenario's draws).
+    order_seed: u64,
+    /// Bursts, background load and difficulty (their own random stream).
+    exo: Exogenous,
+}
+
+/// Stream index of the broadcast order, apart from the scenario's own randomness.
+const ORDER_STREAM: u64 = 0x0bc0_a570;
+
+/// Expected outcome of offloading one device's pending queries
+/// ([`Simulator::project_offload`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OffloadEstimate {
+    /// Decision to last answer, seconds.
+    pub latency_s: f64,
+    /// Total uplink time of the queries, seconds.
+    pub uplink_s: f64,
 }
 
 fn db_to_lin(db: f64) -> f64 {
@@ -295,15 +296,13 @@ impl Simulator {
             noise_w_per_hz: db_to_lin(config.radio.noise_dbm_per_hz - 30.0),
             fade_keep: rho,
             fade_innov: libm::sqrt((1.0 - rho * rho) / 2.0),
-            exp_neg_lambda: libm::exp(-config.arrival_rate),
             edge_accuracy: edge_variant.accuracy,
             edge_hallucination: edge_variant.hallucination_rate,
-            mean_query_tokens: config.query.input_tokens_mean + config.query.output_tokens_mean,
         };
         let n = config.devices;
         let mut sim = Self {
             consts,
-            rng: SimRng::new(seed),
+            rng: Rng::new(seed),
             slot: 0,
             devices: Vec::with_capacity(n),
             params: Vec::with_capacity(n),
@@ -315,6 +314,9 @@ impl Simulator {
             agent_rewards: vec![0.0; n],
             offload_buf: Vec::new(),
             acc: MetricsAccumulator::default(),
+            commitments: SlotCommitments::default(),
+            order_seed: edgewise_rng::derive_seed(seed, ORDER_STREAM),
+            exo: Exogenous::new(&config, seed),
             catalogue,
             config,
         };
@@ -408,7 +410,7 @@ impl Simulator {
         let (lo, hi) = (f64::from(q.min_tokens), f64::from(q.max_tokens));
         for u in 0..self.devices.len() {
             self.pending_start[u] = self.pending.len() as u32;
-            let k = self.rng.poisson_with_limit(self.consts.exp_neg_lambda);
+            let k = self.rng.poisson_with_limit(self.exo.exp_neg_rate());
             let (mut tin, mut tout) = (0u32, 0u32);
             for _ in 0..k {
                 let sig = q.tokens_sigma;
@@ -433,6 +435,7 @@ impl Simulator {
                     input_tokens: input,
                     output_tokens: output,
                     uplink_bits,
+                    difficulty: self.exo.draw_difficulty(&self.config),
                 });
                 tin += input;
                 tout += output;
@@ -589,11 +592,52 @@ impl Simulator {
         p.tx_power_w * uplink_s + p.idle_power_w * (latency_s - uplink_s).max(0.0)
     }
 
-    /// Time one edge worker needs to serve a query of these sizes, seconds.
+    /// Time one edge worker needs to serve a query of these sizes, seconds. With
+    /// background load on the edge, the service is slowed by this slot's load.
     #[must_use]
     pub fn edge_service_s(&self, input_tokens: u32, output_tokens: u32) -> f64 {
-        f64::from(input_tokens) / self.config.edge.prefill_tok_s
-            + f64::from(output_tokens) / self.config.edge.decode_tok_s
+        let base = f64::from(input_tokens) / self.config.edge.prefill_tok_s
+            + f64::from(output_tokens) / self.config.edge.decode_tok_s;
+        let slowdown = self.exo.slowdown();
+        if slowdown == 1.0 {
+            base
+        } else {
+            base * slowdown
+        }
+    }
+
+    /// Share of the edge's capacity taken by background work this slot (0 unless
+    /// `edge.background_load` or `edge.background_load_sigma` is set).
+    #[must_use]
+    pub fn background_load(&self) -> f64 {
+        self.exo.load()
+    }
+
+    /// Whether the cell is in an arrival burst this slot (never unless `bursts` is on).
+    #[must_use]
+    pub fn in_burst(&self) -> bool {
+        self.exo.in_burst()
+    }
+
+    /// Sums over device `u`'s pending queries of the expected accuracy and the
+    /// hallucination rate they get where `action` sends them (difficulty included).
+    #[must_use]
+    pub fn pending_quality(&self, u: usize, action: Action) -> (f64, f64) {
+        let (a, h) = match action {
+            Action::Local => self.local_quality(u),
+            Action::Offload => self.edge_quality(),
+        };
+        let k = f64::from(self.devices[u].pending);
+        if self.config.query.difficulty_sigma > 0.0 {
+            let acc = self
+                .pending_of(u)
+                .iter()
+                .map(|q| query_accuracy(a, q.difficulty))
+                .sum();
+            (acc, k * h)
+        } else {
+            (k * a, k * h)
+        }
     }
 
     /// Downlink time for an answer of this length, seconds.
@@ -619,85 +663,110 @@ impl Simulator {
         }
     }
 
-    /// Write the observation of every device into `out` (`num_devices * OBS_DIM`).
-    ///
-    /// # Panics
-    /// If `out` has the wrong length.
-    pub fn observe(&self, out: &mut [f32]) {
-        assert_eq!(
-            out.len(),
-            self.devices.len() * OBS_DIM,
-            "observation buffer length"
-        );
-        let cfg = &self.config;
-        let ls = cfg.reward.latency_scale_s;
+    /// Accuracy, hallucination rate and per-class constants of device `u`.
+    pub(crate) fn params(&self, u: usize) -> &DeviceParams {
+        &self.params[u]
+    }
+
+    /// Expected outcome of offloading device `u`'s pending queries with `share_hz` of
+    /// uplink bandwidth at linear gain `gain_lin`, onto edge workers that become free at
+    /// the absolute times in `workers` (each query, once uploaded, takes the first free
+    /// worker). `workers` is updated as if the queries were sent, so projecting several
+    /// devices in turn queues them behind each other.
+    #[must_use]
+    pub fn project_offload(
+        &self,
+        u: usize,
+        gain_lin: f64,
+        share_hz: f64,
+        workers: &mut [f64],
+    ) -> OffloadEstimate {
         let now = self.now_s();
-        let edge_backlog = self.edge_backlog_s();
-        let n = self.devices.len().max(1) as f64;
-        let share = cfg.radio.bandwidth_hz / (self.last_offloaders as f64 + 1.0).min(n);
-        let window_phase =
-            (self.slot % cfg.energy_window_slots) as f64 / cfg.energy_window_slots as f64;
-        let (qa, qh) = (cfg.qos.min_accuracy, cfg.qos.max_hallucination);
-        // This slot's demand, visible to every device (the edge can broadcast it): how
-        // many devices must decide, and how much edge time their queries would take if
-        // all were offloaded. Without it devices that see the same backlog all make the
-        // same choice and congest the edge together.
-        let deciding = self.devices.iter().filter(|d| d.pending > 0).count() as f64;
-        let demand_s: f64 = self
-            .devices
-            .iter()
-            .map(|d| self.edge_service_s(d.pending_input_tokens, d.pending_output_tokens))
-            .sum();
-        let demand = demand_s / cfg.edge.workers.max(1) as f64 / ls;
-        // Where the episode stands against the quality constraints (0 before any answer):
-        // the reward charges only deficits of the episode average, so the policy must see it.
-        let answered = self.acc.latencies.len() as f64;
-        let (acc_margin, hal_margin) = if answered > 0.0 {
-            (
-                (self.acc.accuracy_sum / answered - qa) * 5.0,
-                (self.acc.hallucination_sum / answered - qh) * 5.0,
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        for (u, (d, o)) in self
-            .devices
-            .iter()
-            .zip(out.chunks_exact_mut(OBS_DIM))
-            .enumerate()
-        {
-            let p = &self.params[u];
-            let local_s = self.local_service_s(u, d.pending_input_tokens, d.pending_output_tokens);
-            let local_e = self.local_energy_j(u, d.pending_input_tokens, d.pending_output_tokens);
-            let bits: f64 = self.pending_of(u).iter().map(|q| q.uplink_bits).sum();
-            let rate = self.uplink_rate_bps(u, db_to_lin(d.estimated_gain_db), share);
-            let f = [
-                (d.estimated_gain_db + 90.0) / 20.0,
-                d.distance_m() / cfg.cell_radius_m,
-                (d.local_free_at - now).max(0.0) / ls,
-                d.energy_left_j() / d.energy_budget_j,
-                window_phase,
-                f64::from(d.pending) / 4.0,
-                f64::from(d.pending_input_tokens + d.pending_output_tokens)
-                    / (4.0 * self.consts.mean_query_tokens),
-                local_s / ls,
-                local_e / d.energy_budget_j,
-                (p.accuracy - qa) * 5.0,
-                (p.hallucination - qh) * 5.0,
-                (bits / rate / ls).min(10.0),
-                edge_backlog / ls,
-                self.last_offloaders as f64 / n,
-                self.slot as f64 / cfg.slots as f64,
-                n / 100.0,
-                deciding / n,
-                demand,
-                acc_margin,
-                hal_margin,
-            ];
-            for (dst, src) in o.iter_mut().zip(f) {
-                *dst = src as f32;
-            }
+        let rate = self.uplink_rate_bps(u, gain_lin, share_hz);
+        let mut t_up = now;
+        let mut worst = 0.0f64;
+        for q in self.pending_of(u) {
+            t_up += q.uplink_bits / rate;
+            let (w, free) =
+                workers
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .fold(
+                        (0, f64::INFINITY),
+                        |b, (i, t)| if t < b.1 { (i, t) } else { b },
+                    );
+            let finish = free.max(t_up) + self.edge_service_s(q.input_tokens, q.output_tokens);
+            workers[w] = finish;
+            worst = worst.max(finish + self.downlink_s(q.output_tokens) - now);
         }
+        OffloadEstimate {
+            latency_s: worst,
+            uplink_s: t_up - now,
+        }
+    }
+
+    /// The number of devices a device expects to share the uplink with this slot
+    /// (itself included): last slot's offloaders or those already committed in this
+    /// slot, whichever is more, plus itself, at most N.
+    #[must_use]
+    pub fn expected_offloaders(&self) -> usize {
+        let n = self.devices.len().max(1);
+        (self.last_offloaders.max(self.commitments.offloaders) + 1).min(n)
+    }
+
+    /// Decisions already announced in this slot ([`Simulator::commit`]); empty in the
+    /// plain all-at-once mode, cleared by every step.
+    #[must_use]
+    pub fn commitments(&self) -> &SlotCommitments {
+        &self.commitments
+    }
+
+    /// The edge workers' free times as the devices deciding now see them: after the
+    /// offloads committed so far in this slot (projected with each committer's channel
+    /// estimate), else the edge's own.
+    #[must_use]
+    pub fn projected_edge_free_at(&self) -> &[f64] {
+        self.commitments.workers().unwrap_or(&self.edge_free_at)
+    }
+
+    /// The devices with pending queries in the order they decide in this slot when
+    /// decisions are sequential (written into `out`): a permutation drawn afresh each slot
+    /// from the episode seed alone, so it is fair on average and the same whatever the
+    /// actions, and it never touches the scenario's random stream.
+    pub fn broadcast_order(&self, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend((0..self.devices.len()).filter(|&u| self.devices[u].pending > 0));
+        let mut rng = Rng::new(edgewise_rng::derive_seed(self.order_seed, self.slot as u64));
+        // Fisher–Yates.
+        for i in (1..out.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            out.swap(i, j);
+        }
+    }
+
+    /// Announce device `u`'s decision for this slot before the others decide (sequential
+    /// decisions): later observations in this slot see an offload's uplink share and edge
+    /// work. Announcing does not apply the action (the step does) and devices with nothing
+    /// pending are ignored. Each device should announce at most once per slot.
+    pub fn commit(&mut self, u: usize, action: Action) {
+        if self.devices[u].pending == 0 {
+            return;
+        }
+        self.commitments.decided += 1;
+        if action == Action::Local {
+            return;
+        }
+        let share = self.config.radio.bandwidth_hz / self.expected_offloaders() as f64;
+        let gain = self.gain_lin(u, false);
+        let mut workers = self.projected_edge_free_at().to_vec();
+        let _ = self.project_offload(u, gain, share, &mut workers);
+        let work: f64 = self
+            .pending_of(u)
+            .iter()
+            .map(|q| self.edge_service_s(q.input_tokens, q.output_tokens))
+            .sum();
+        self.commitments.add_offload(work, workers);
     }
 
     /// Apply `actions` (one per device; ignored for devices with nothing pending) and
@@ -710,6 +779,11 @@ impl Simulator {
     }
 
     /// [`Simulator::step`], returning an error for a wrong number of actions.
+    ///
+    /// A slot runs in four phases: `run_local_and_uplink` (local execution, and the
+    /// uplink transfers of offloaded queries), `serve_edge_queue` (the FIFO edge queue),
+    /// `account_slot` (energy, quality and reward), and `close_slot` (budget windows, then
+    /// mobility, fading, the scenario processes and the next arrivals).
     pub fn try_step(&mut self, actions: &[Action]) -> Result<SlotOutcome, MecError> {
         let n = self.devices.len();
         if actions.len() != n {
@@ -724,20 +798,39 @@ impl Simulator {
                 ..SlotOutcome::default()
             });
         }
-        let cfg = &self.config;
-        let now = self.now_s();
-        let max_lat = cfg.max_latency_s;
-        let rw = &cfg.reward;
-        let (qa, qh) = (cfg.qos.min_accuracy, cfg.qos.max_hallucination);
         self.events.clear();
         self.agent_rewards.fill(0.0);
-
+        self.commitments.clear();
         let offloaders = (0..n)
             .filter(|&u| self.devices[u].pending > 0 && actions[u] == Action::Offload)
             .count();
-        let share_hz = cfg.radio.bandwidth_hz / offloaders.max(1) as f64;
+        self.run_local_and_uplink(actions, offloaders);
+        self.serve_edge_queue();
+        let (reward, latency_sum, dropped) = self.account_slot();
+        self.last_offloaders = offloaders;
+        let done = self.close_slot();
+        let nq = self.events.len();
+        Ok(SlotOutcome {
+            reward,
+            queries: nq,
+            dropped,
+            mean_latency_s: if nq == 0 {
+                0.0
+            } else {
+                latency_sum / nq as f64
+            },
+            done,
+        })
+    }
 
-        // Local execution and uplink transfers.
+    /// Phase 1: run the queries kept local (FIFO on the device's own model, dropped if
+    /// they would exceed `max_latency_s`) and put the offloaded ones on the uplink, whose
+    /// bandwidth `offloaders` devices share equally; they join `offload_buf` with their
+    /// arrival time at the edge.
+    fn run_local_and_uplink(&mut self, actions: &[Action], offloaders: usize) {
+        let now = self.now_s();
+        let max_lat = self.config.max_latency_s;
+        let share_hz = self.config.radio.bandwidth_hz / offloaders.max(1) as f64;
         self.offload_buf.clear();
         for (u, &action) in actions.iter().enumerate() {
             let start = self.pending_start[u] as usize;
@@ -773,6 +866,7 @@ impl Simulator {
                             input_tokens: q.input_tokens,
                             output_tokens: q.output_tokens,
                             dropped,
+                            difficulty: q.difficulty,
                         });
                     }
                     Action::Offload => {
@@ -788,8 +882,14 @@ impl Simulator {
                 }
             }
         }
+    }
 
-        // The edge queue serves offloaded queries FIFO by arrival time.
+    /// Phase 2: the edge serves the uploaded queries FIFO by arrival time, each on the
+    /// first free worker; a query that would exceed `max_latency_s` is dropped (its
+    /// transmit energy is still spent).
+    fn serve_edge_queue(&mut self) {
+        let now = self.now_s();
+        let max_lat = self.config.max_latency_s;
         self.offload_buf.sort_by(|a, b| {
             a.arrive_s
                 .total_cmp(&b.arrive_s)
@@ -822,10 +922,21 @@ impl Simulator {
                 input_tokens: q.input_tokens,
                 output_tokens: q.output_tokens,
                 dropped,
+                difficulty: q.difficulty,
             });
         }
+    }
 
-        // Energy, quality and reward accounting.
+    /// Phase 3: charge each event's energy against its device's window, add its answer
+    /// to the episode's quality totals, and price it with the Lagrangian reward (latency,
+    /// growth of the accuracy deficit and hallucination excess, energy overrun). Returns
+    /// the slot's reward (mean per query), latency sum and dropped count.
+    fn account_slot(&mut self) -> (f64, f64, usize) {
+        let rw = &self.config.reward;
+        let (qa, qh) = (
+            self.config.qos.min_accuracy,
+            self.config.qos.max_hallucination,
+        );
         let mut reward_sum = 0.0;
         let mut latency_sum = 0.0;
         let mut dropped = 0;
@@ -834,10 +945,11 @@ impl Simulator {
             let (a, h) = if e.dropped {
                 (0.0, 0.0)
             } else {
-                match e.action {
+                let (a, h) = match e.action {
                     Action::Local => (self.params[u].accuracy, self.params[u].hallucination),
                     Action::Offload => (self.consts.edge_accuracy, self.consts.edge_hallucination),
-                }
+                };
+                (query_accuracy(a, e.difficulty), h)
             };
             let d = &mut self.devices[u];
             let budget = d.energy_budget_j;
@@ -867,9 +979,12 @@ impl Simulator {
         let reward = if nq == 0 { 0.0 } else { reward_sum / nq as f64 };
         self.acc.reward_sum += reward;
         self.acc.slots += 1;
-        self.last_offloaders = offloaders;
+        (reward, latency_sum, dropped)
+    }
 
-        // Time moves on.
+    /// Phase 4: move to the next slot, close a budget window at its end (or at the end
+    /// of the episode, prorated), then advance the world; returns whether the episode ended.
+    fn close_slot(&mut self) -> bool {
         self.slot += 1;
         let w = self.config.energy_window_slots;
         let done = self.done();
@@ -900,17 +1015,7 @@ impl Simulator {
             self.pending.clear();
             self.pending_start.fill(0);
         }
-        Ok(SlotOutcome {
-            reward,
-            queries: nq,
-            dropped,
-            mean_latency_s: if nq == 0 {
-                0.0
-            } else {
-                latency_sum / nq as f64
-            },
-            done,
-        })
+        done
     }
 
     /// Mobility, fading and the next slot's arrivals (drawn whatever the actions were).
@@ -948,6 +1053,7 @@ impl Simulator {
             Self::update_gain(&self.config, d);
             d.local_backlog_s = (d.local_free_at - now).max(0.0);
         }
+        self.exo.advance(&self.config);
         self.generate_arrivals();
     }
 }

@@ -8,14 +8,19 @@
 //! system model is a continuing one and the horizon only bounds a simulation, so
 //! [`VecEnv::truncations`] reports every end with the devices' final observations and
 //! learners bootstrap from them rather than treating the last slot as the last ever.
+//!
+//! It also offers sequential decisions ([`SequentialVecEnv`]): the devices with pending
+//! queries decide in the slot's broadcast order ([`Simulator::broadcast_order`]), each
+//! seeing the uplink share and edge work announced before it ([`Simulator::commit`]).
 
-use edgewise_env::{EpisodeInfo, VecEnv};
+use edgewise_env::{EpisodeInfo, SequentialVecEnv, VecEnv};
 
 use crate::catalogue::Catalogue;
 use crate::config::SimConfig;
 use crate::error::MecError;
-use crate::rng::derive_seed;
-use crate::sim::{Action, OBS_DIM, Simulator};
+use crate::observation::OBS_DIM;
+use crate::sim::{Action, Simulator};
+use edgewise_rng::derive_seed;
 
 /// `num_envs` simulators of the same scenario stepped in lock-step.
 #[derive(Debug, Clone)]
@@ -30,6 +35,8 @@ pub struct MecVecEnv {
     truncated: Vec<bool>,
     /// Their final observations (before the reset), laid out like the observation buffer.
     final_obs: Vec<f32>,
+    /// Actions committed in the current step (sequential decisions), per env and agent.
+    committed: Vec<Option<Action>>,
 }
 
 impl MecVecEnv {
@@ -60,6 +67,7 @@ impl MecVecEnv {
             actions: vec![Action::Offload; n],
             truncated: vec![false; num],
             final_obs: vec![0.0; num * n * OBS_DIM],
+            committed: vec![None; num * n],
         })
     }
 
@@ -103,14 +111,20 @@ impl VecEnv for MecVecEnv {
         }
         self.truncated.fill(false);
         self.finished.clear();
+        self.committed.fill(None);
     }
 
     fn step(&mut self, actions: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]) {
         let n = self.agents_per_env();
         let per = n * OBS_DIM;
         for i in 0..self.sims.len() {
-            for (dst, &a) in self.actions.iter_mut().zip(&actions[i * n..(i + 1) * n]) {
-                *dst = Action::from_index(a);
+            for ((dst, &a), c) in self
+                .actions
+                .iter_mut()
+                .zip(&actions[i * n..(i + 1) * n])
+                .zip(&mut self.committed[i * n..(i + 1) * n])
+            {
+                *dst = c.take().unwrap_or(Action::from_index(a));
             }
             let out = self.sims[i].step(&self.actions);
             for (r, &ar) in rewards[i * n..(i + 1) * n]
@@ -170,5 +184,33 @@ impl VecEnv for MecVecEnv {
 
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {
         out.append(&mut self.finished);
+    }
+
+    fn as_sequential(&mut self) -> Option<&mut dyn SequentialVecEnv> {
+        Some(self)
+    }
+}
+
+impl SequentialVecEnv for MecVecEnv {
+    fn decision_order(&self, env: usize, order: &mut Vec<usize>) {
+        self.sims[env].broadcast_order(order);
+    }
+
+    fn observe_agent(&self, env: usize, agent: usize, obs: &mut [f32]) {
+        self.sims[env].observe_device(agent, obs);
+    }
+
+    /// # Panics
+    /// When the agent already committed in this step.
+    fn commit(&mut self, env: usize, agent: usize, action: u32) {
+        let n = self.agents_per_env();
+        let slot = &mut self.committed[env * n + agent];
+        assert!(
+            slot.is_none(),
+            "agent {agent} of environment {env} committed twice in one step"
+        );
+        let a = Action::from_index(action);
+        *slot = Some(a);
+        self.sims[env].commit(agent, a);
     }
 }

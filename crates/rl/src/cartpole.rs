@@ -8,7 +8,7 @@
 
 use edgewise_env::{EpisodeInfo, VecEnv};
 
-use crate::rng::Rng;
+use edgewise_rng::Rng;
 
 const GRAVITY: f64 = 9.8;
 const MASS_CART: f64 = 1.0;

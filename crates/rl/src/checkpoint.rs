@@ -1,10 +1,10 @@
 //! Checkpoints that resume exactly, written atomically.
 //!
-//! # File layout (`edgewise-checkpoint`, version 1)
+//! # File layout (`edgewise-checkpoint`, version 2)
 //!
 //! ```text
 //! "EDGEWISE-CKPT\n"                      14-byte magic
-//! u32 LE  header length, then the header: JSON {"format":"edgewise-checkpoint","version":1,
+//! u32 LE  header length, then the header: JSON {"format":"edgewise-checkpoint","version":2,
 //!         "algo":"ppo"|"wm-ppo", "state":{…}, "blobs":[names]}
 //! for each blob: u64 LE length, then the bytes
 //! ```
@@ -12,14 +12,18 @@
 //! - `ppo`: `state` is the learner state (config, env spec, seed, RNG state, normaliser
 //!   and reward-scaler state, iteration and step counters); blobs `model` and
 //!   `optimizer` are burnpack records of the burn module and of the Adam state.
-//! - `wm-ppo`: `state` is `{"ppo": <as above>, "wm": {config, sizes, RNG state, replay
-//!   segment shapes}, "assist_rng": <RNG state>}`; blobs `model`, `optimizer`,
-//!   `wm_model`, `wm_optimizer` (burnpack), then `replay.0`, `replay.1`, … — the world
-//!   model's replay of recent rollouts, each as little-endian arrays (observations, last
-//!   next observations and rewards as `f32`, actions as `u32`, dones and truncations as
-//!   one byte each).
+//! - `wm-ppo`: `state` is `{"ppo": <as above>, "wm": {config, trainer: {model shape and
+//!   settings, RNG state, trained flag, rows of each replayed rollout}}}`; blobs `model`,
+//!   `optimizer`, `wm_model`, `wm_optimizer` (burnpack: the response ensemble and its Adam
+//!   state), then `replay.0`, `replay.1`, … — its replay of recent transitions, each as
+//!   little-endian arrays (observations and targets as `f32`, actions as `u32`).
+//! - `wm-ppo-gru` (the ablation): `state` is `{"ppo": …, "wm": {config, sizes, RNG state,
+//!   replay segment shapes}, "assist_rng": <RNG state>}`; the same four model blobs for
+//!   the GRU, then its replay of recent rollouts, each as little-endian arrays
+//!   (observations, last next observations and rewards as `f32`, actions as `u32`, dones
+//!   and truncations as one byte each).
 //!
-//! A checkpoint is written to `PATH.tmp`, flushed to disk and renamed over `PATH`, so a
+//! A checkpoint is written to a temporary file beside `PATH`, synced and renamed over it, so a
 //! crash never leaves a half-written checkpoint behind.
 //!
 //! Environments cannot be snapshotted through [`edgewise_env::VecEnv`], so a checkpoint
@@ -38,23 +42,45 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RlError};
+use crate::gru_assist::GruAssist;
+use crate::gru_world_model::{WmSnapshot, WmTrainerState, WorldModelTrainer};
 use crate::model::ActorCritic;
-use crate::ppo::{Ppo, PpoState, WmAssist};
-use crate::rng::Rng;
-use crate::wm::{WmSnapshot, WmTrainerState, WorldModelTrainer};
+use crate::ppo::{ModelAssist, Ppo, PpoState};
+use edgewise_rng::Rng;
+use crate::wm_ppo::{WmAssist, WmAssistState};
 
 const MAGIC: &[u8] = b"EDGEWISE-CKPT\n";
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "edgewise-checkpoint";
-/// The checkpoint version this code reads and writes.
-pub const VERSION: u32 = 1;
+/// The checkpoint version this code reads and writes. Version 2 added the observation
+/// normaliser's standard-deviation floor and active-rows-only statistics; a version-1
+/// checkpoint cannot continue exactly under them and is refused.
+pub const VERSION: u32 = 2;
 
-/// The `wm-ppo` checkpoint state: PPO's plus the world model's.
+/// The `wm-ppo` checkpoint state: PPO's plus the response model's.
 #[derive(Serialize, Deserialize)]
 struct WmPpoState {
     ppo: PpoState,
+    wm: WmAssistState,
+}
+
+/// The `wm-ppo-gru` checkpoint state: PPO's plus the GRU world model's.
+#[derive(Serialize, Deserialize)]
+struct GruPpoState {
+    ppo: PpoState,
     wm: WmTrainerState,
     assist_rng: Rng,
+}
+
+/// `names` and `blobs` as the (name, bytes) list [`encode`] takes.
+fn named<'a>(
+    names: &'a [String],
+    blobs: &'a [Vec<u8>],
+) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    names
+        .iter()
+        .map(String::as_str)
+        .zip(blobs.iter().map(Vec::as_slice))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,24 +92,27 @@ struct Header<S> {
     blobs: Vec<String>,
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
-///
-/// # Errors
-/// [`RlError::Io`] naming the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Write `bytes` to `path` atomically: a uniquely named temporary file beside it, synced,
+/// then renamed over `path` (removed on failure), so a reader never sees half a checkpoint.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| RlError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets the mode
+    let mut builder = tempfile::Builder::new();
+    // Mode 0666 less the umask, as `File::create` gives (tempfile's default is 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 fn encode<S: Serialize>(algo: &str, state: &S, blobs: &[(&str, &[u8])]) -> Vec<u8> {
@@ -133,6 +162,13 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(String, serde_json::Value, Vec<V
         return Err(bad(format!("format is not {FORMAT}")));
     }
     let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if version == Some(1) {
+        return Err(bad(format!(
+            "version 1 was written before the observation normaliser's std floor and \
+             active-rows statistics; it cannot resume exactly under version {VERSION}: start \
+             the run again"
+        )));
+    }
     if version != Some(u64::from(VERSION)) {
         return Err(bad(format!(
             "version {version:?} is not supported (this build reads {VERSION})"
@@ -161,7 +197,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(String, serde_json::Value, Vec<V
 
 impl Ppo {
     /// Serialise the whole learner (module, Adam state, RNG, normalisers, counters; for
-    /// WM-PPO also the world model, its Adam state, RNGs and replay). Restarts the
+    /// WM-PPO and its GRU ablation also the world model, its Adam state, RNGs and replay). Restarts the
     /// environments at the next iteration (see the module docs).
     ///
     /// # Errors
@@ -180,23 +216,41 @@ impl Ppo {
             .optim
             .into_bytes()
             .map_err(|e| bad(format!("optimiser record: {e:?}")))?;
-        let out = match &self.wm {
+        let out = match &self.assist {
             None => encode(
                 "ppo",
                 &self.state,
                 &[("model", &model_bytes), ("optimizer", &optim_bytes)],
             ),
-            Some(wm) => {
+            Some(ModelAssist::Response(wm)) => {
+                let (wm_state, snap) = wm.snapshot().map_err(bad)?;
+                let state = WmPpoState {
+                    ppo: self.state.clone(),
+                    wm: wm_state,
+                };
+                let names: Vec<String> = (0..snap.replay.len())
+                    .map(|i| format!("replay.{i}"))
+                    .collect();
+                let mut blobs: Vec<(&str, &[u8])> = vec![
+                    ("model", &model_bytes),
+                    ("optimizer", &optim_bytes),
+                    ("wm_model", &snap.model),
+                    ("wm_optimizer", &snap.optimizer),
+                ];
+                blobs.extend(named(&names, &snap.replay));
+                encode("wm-ppo", &state, &blobs)
+            }
+            Some(ModelAssist::Gru(gru)) => {
                 let WmSnapshot {
                     state: wm_state,
                     model: wm_model,
                     optimizer: wm_optim,
                     replay,
-                } = wm.trainer.snapshot().map_err(bad)?;
-                let state = WmPpoState {
+                } = gru.trainer.snapshot().map_err(bad)?;
+                let state = GruPpoState {
                     ppo: self.state.clone(),
                     wm: wm_state,
-                    assist_rng: wm.rng.clone(),
+                    assist_rng: gru.rng.clone(),
                 };
                 let names: Vec<String> = (0..replay.len()).map(|i| format!("replay.{i}")).collect();
                 let mut blobs: Vec<(&str, &[u8])> = vec![
@@ -205,13 +259,8 @@ impl Ppo {
                     ("wm_model", &wm_model),
                     ("wm_optimizer", &wm_optim),
                 ];
-                blobs.extend(
-                    names
-                        .iter()
-                        .map(String::as_str)
-                        .zip(replay.iter().map(Vec::as_slice)),
-                );
-                encode("wm-ppo", &state, &blobs)
+                blobs.extend(named(&names, &replay));
+                encode("wm-ppo-gru", &state, &blobs)
             }
         };
         self.restart_envs();
@@ -260,6 +309,30 @@ impl Ppo {
                 let (model, optim) = (next("model")?, next("optimizer")?);
                 let (wm_model, wm_optim) = (next("wm_model")?, next("wm_optimizer")?);
                 let replay: Vec<Vec<u8>> = blobs.collect();
+                let shape = &state.wm.trainer.shape;
+                if shape.obs_dim != state.ppo.spec.obs_dim
+                    || shape.num_actions != state.ppo.spec.num_actions
+                {
+                    return Err(bad("world model and policy disagree on sizes".into()));
+                }
+                let mut ppo = Self::restore(state.ppo, model, optim, origin, device)?;
+                let wm =
+                    WmAssist::restore(state.wm, wm_model, wm_optim, replay, device).map_err(bad)?;
+                ppo.assist = Some(ModelAssist::Response(Box::new(wm)));
+                Ok(ppo)
+            }
+            "wm-ppo-gru" => {
+                let state: GruPpoState =
+                    serde_json::from_value(state).map_err(|e| bad(format!("header: {e}")))?;
+                let mut blobs = blobs.into_iter();
+                let mut next = |name: &str| {
+                    blobs
+                        .next()
+                        .ok_or_else(|| bad(format!("expected a {name} blob")))
+                };
+                let (model, optim) = (next("model")?, next("optimizer")?);
+                let (wm_model, wm_optim) = (next("wm_model")?, next("wm_optimizer")?);
+                let replay: Vec<Vec<u8>> = blobs.collect();
                 if state.wm.obs_dim != state.ppo.spec.obs_dim
                     || state.wm.num_actions != state.ppo.spec.num_actions
                 {
@@ -273,14 +346,14 @@ impl Ppo {
                     replay,
                 };
                 let trainer = WorldModelTrainer::restore(snapshot, device).map_err(bad)?;
-                ppo.wm = Some(Box::new(WmAssist {
+                ppo.assist = Some(ModelAssist::Gru(Box::new(GruAssist {
                     trainer,
                     rng: state.assist_rng,
-                }));
+                })));
                 Ok(ppo)
             }
             other => Err(bad(format!(
-                "written by an unknown algorithm {other:?} (expected ppo or wm-ppo)"
+                "written by an unknown algorithm {other:?} (expected ppo, wm-ppo or wm-ppo-gru)"
             ))),
         }
     }
@@ -299,7 +372,7 @@ impl Ppo {
         state.config.validate()?;
         let device = device.clone().autodiff();
         device.seed(state.seed);
-        let mut scratch = crate::rng::Rng::new(0);
+        let mut scratch = Rng::new(0);
         let skeleton = ActorCritic::new(
             state.spec.obs_dim,
             &state.config.hidden,

@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use crate::policy::PolicyError;
+use edgewise_policy::PolicyError;
 
 /// Everything that can go wrong while configuring, training, checkpointing or exporting.
 #[derive(Debug, thiserror::Error)]

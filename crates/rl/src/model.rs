@@ -1,12 +1,12 @@
 //! The actor-critic networks on burn, their orthogonal initialisation and their export
-//! to the plain-Rust [`Mlp`](crate::policy::Mlp).
+//! to the plain-Rust [`Mlp`](edgewise_policy::Mlp).
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-use crate::policy::{Dense, Mlp};
-use crate::rng::Rng;
+use edgewise_rng::Rng;
+use edgewise_policy::{Dense, Mlp};
 
 /// A `tanh` multi-layer perceptron on burn.
 #[derive(Module, Debug)]

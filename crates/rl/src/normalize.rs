@@ -68,26 +68,47 @@ impl RunningMeanStd {
     }
 }
 
-/// Observation normaliser: `clip((x - mean) / sqrt(var + eps), -clip, clip)`.
+/// Observation normaliser: `clip((x - mean) / sqrt(max(var, floor²) + eps), -clip, clip)`.
+///
+/// The standard-deviation floor (`std_floor`, in the feature's raw units) keeps a feature
+/// that happened to be (nearly) constant while the statistics were gathered — a
+/// population size during a run at one population, a flag that never fired — from being
+/// divided by ~1e-4 and clipped to `±clip` the first time it moves: a change of `Δ` is
+/// at most `Δ / std_floor` standard deviations. Which rows enter the statistics is the
+/// learner's choice ([`RunningMeanStd::update`]'s `keep`): PPO passes the agents the
+/// environment marks active, so features that are zero for idle agents are scaled by
+/// the rows that decide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObsNormalizer {
     /// The running statistics.
     pub stats: RunningMeanStd,
-    /// Added to the variance before the square root.
+    /// Added to the (floored) variance before the square root.
     pub epsilon: f64,
     /// Normalised values are clipped to `[-clip, clip]`.
     pub clip: f64,
+    /// Smallest standard deviation a feature is divided by (raw units).
+    pub std_floor: f64,
 }
 
 impl ObsNormalizer {
     /// A normaliser for `dim` features.
     #[must_use]
-    pub fn new(dim: usize, clip: f64) -> Self {
+    pub fn new(dim: usize, clip: f64, std_floor: f64) -> Self {
         Self {
             stats: RunningMeanStd::new(dim),
             epsilon: 1e-8,
             clip,
+            std_floor,
         }
+    }
+
+    /// The variance each feature is divided by the root of (before `epsilon`): the
+    /// running variance, floored at `std_floor²`. Exported policy files store these, so
+    /// their `(x - mean) / sqrt(var + epsilon)` is exactly [`ObsNormalizer::normalize`].
+    #[must_use]
+    pub fn floored_var(&self) -> Vec<f64> {
+        let floor = self.std_floor * self.std_floor;
+        self.stats.var.iter().map(|&v| v.max(floor)).collect()
     }
 
     /// Normalise `raw` (row-major rows of `dim`) into `out` with the current statistics.
@@ -95,8 +116,7 @@ impl ObsNormalizer {
     pub fn normalize(&self, raw: &[f32], out: &mut [f32]) {
         let dim = self.stats.dim();
         let scale: Vec<f32> = self
-            .stats
-            .var
+            .floored_var()
             .iter()
             .map(|v| (1.0 / (v + self.epsilon).sqrt()) as f32)
             .collect();
@@ -163,6 +183,52 @@ impl RewardScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feature_constant_in_training_does_not_explode_when_it_moves() {
+        // Feature 0 is constant (a population size at one population), feature 1 varies.
+        let rows: Vec<f32> = (0..500)
+            .flat_map(|i| [0.5, ((i * 7) % 11) as f32 * 0.1])
+            .collect();
+        let mut norm = ObsNormalizer::new(2, 10.0, 0.1);
+        norm.stats.update(&rows, None);
+        assert!(norm.stats.var[0] < 1e-6, "constant feature has no variance");
+        let mut out = [0.0f32; 2];
+        norm.normalize(&[1.0, 0.5], &mut out);
+        // 0.5 away from its training value is 5 floored standard deviations, not ±clip.
+        assert!((out[0] - 5.0).abs() < 1e-3, "{out:?}");
+        // Without the floor it would have been clipped at the limit.
+        let unfloored = ObsNormalizer {
+            std_floor: 0.0,
+            ..norm.clone()
+        };
+        unfloored.normalize(&[1.0, 0.5], &mut out);
+        assert!((out[0] - 10.0).abs() < 1e-6, "{out:?}");
+        // A varying feature with std above the floor is untouched by it.
+        let var1 = norm.floored_var()[1];
+        assert!((var1 - norm.stats.var[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn statistics_over_kept_rows_only() {
+        // A zero-inflated feature: 0 on idle rows (90%), spread on active ones.
+        let mut rows = Vec::new();
+        let mut keep = Vec::new();
+        for i in 0..1000 {
+            let active = i % 10 == 0;
+            rows.push(if active { 1.0 + (i % 7) as f32 } else { 0.0 });
+            keep.push(active);
+        }
+        let mut all = RunningMeanStd::new(1);
+        all.update(&rows, None);
+        let mut act = RunningMeanStd::new(1);
+        act.update(&rows, Some(&keep));
+        assert!((act.mean[0] - 4.0).abs() < 0.2, "{}", act.mean[0]);
+        assert!(all.mean[0] < 0.5, "{}", all.mean[0]);
+        // Over all rows, a busy active value sits many std out; over active rows it does not.
+        let z = |s: &RunningMeanStd| (7.0 - s.mean[0]) / s.var[0].sqrt();
+        assert!(z(&all) > 3.0 && z(&act) < 2.0, "{} {}", z(&all), z(&act));
+    }
 
     #[test]
     fn running_stats_match_batch_stats() {

@@ -20,14 +20,19 @@ use burn::module::ParamId;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use edgewise_env::{EpisodeInfo, VecEnv};
+use edgewise_policy::{Mlp, MlpScratch, ObsNorm, PolicyFile, softmax_in_place};
 use serde::{Deserialize, Serialize};
 
+use crate::assist::{AssistInput, AssistReport};
 use crate::error::{Result, RlError};
+use crate::grad_clip::clip_global_norm;
+use crate::gru_assist::GruAssist;
+use crate::gru_world_model::{GruWmConfig, WorldModelTrainer};
 use crate::model::ActorCritic;
 use crate::normalize::{ObsNormalizer, RewardScaler};
-use crate::policy::{Mlp, MlpScratch, ObsNorm, PolicyFile, softmax_in_place};
-use crate::rng::Rng;
-use crate::wm::{Prediction, Segment, WmConfig, WmScratch, WorldModelTrainer};
+use edgewise_rng::Rng;
+use crate::rollout::Rollout;
+use crate::wm_ppo::{WmAssist, WmConfig};
 
 /// PPO hyper-parameters. Every field has a default (see [`PpoConfig::default`]), so a
 /// TOML/JSON file needs only the fields it changes.
@@ -67,6 +72,15 @@ pub struct PpoConfig {
     pub normalize_observations: bool,
     /// Clip normalised observations to ±this. Default 10.
     pub obs_clip: f64,
+    /// Smallest standard deviation a raw feature is divided by (see
+    /// [`ObsNormalizer`]). Default 0.1: environments here scale their features to
+    /// O(1), so a feature that was constant while training reads at most `Δ / 0.1`
+    /// standard deviations when it moves by `Δ`.
+    pub obs_std_floor: f64,
+    /// Gather the observation statistics over the agents the environment marks active
+    /// ([`VecEnv::active_agents`]) only. Default true: idle agents' zeros would
+    /// otherwise set the scale of the features of the agents that decide.
+    pub obs_stats_active_only: bool,
     /// Scale rewards by the running std of the discounted return. Default true.
     pub scale_rewards: bool,
     /// Clip scaled rewards to ±this. Default 10.
@@ -96,6 +110,8 @@ impl Default for PpoConfig {
             normalize_advantages: true,
             normalize_observations: true,
             obs_clip: 10.0,
+            obs_std_floor: 0.1,
+            obs_stats_active_only: true,
             scale_rewards: true,
             reward_clip: 10.0,
             hidden: vec![64, 64],
@@ -142,6 +158,9 @@ impl PpoConfig {
         }
         if !positive(self.obs_clip) {
             return bad("obs_clip", "must be positive");
+        }
+        if !(self.obs_std_floor >= 0.0 && self.obs_std_floor.is_finite()) {
+            return bad("obs_std_floor", "must be a non-negative number");
         }
         if !positive(self.reward_clip) {
             return bad("reward_clip", "must be positive");
@@ -232,6 +251,14 @@ pub struct IterationStats {
     pub wm_trust: f64,
     /// WM-PPO: imagined samples added to this update.
     pub imagined: usize,
+    /// WM-PPO: held-out error on the action-dependent observation features.
+    pub wm_error_response: Option<f64>,
+    /// WM-PPO: held-out error on the per-action reward.
+    pub wm_error_reward: Option<f64>,
+    /// WM-PPO: mean ensemble disagreement on the counterfactual advantages.
+    pub wm_spread: Option<f64>,
+    /// WM-PPO: real samples whose advantage took a counterfactual part.
+    pub counterfactual: usize,
 }
 
 /// Learner state that is not tensors: serialised into checkpoints as JSON.
@@ -260,14 +287,17 @@ pub struct Ppo {
     raw_obs: Option<Vec<f32>>,
     buf: Rollout,
     finished: Vec<EpisodeInfo>,
-    pub(crate) wm: Option<Box<WmAssist>>,
+    pub(crate) assist: Option<ModelAssist>,
 }
 
-/// The world-model part of WM-PPO.
+/// The model-based helper of a WM-PPO learner.
 #[derive(Debug)]
-pub(crate) struct WmAssist {
-    pub(crate) trainer: WorldModelTrainer,
-    pub(crate) rng: Rng,
+pub(crate) enum ModelAssist {
+    /// WM-PPO: an ensemble model of the action-dependent response, used for
+    /// counterfactual per-action advantages ([`crate::wm_ppo`]).
+    Response(Box<WmAssist>),
+    /// The `wm-ppo-gru` ablation ([`crate::gru_assist`]).
+    Gru(Box<GruAssist>),
 }
 
 impl std::fmt::Debug for Ppo {
@@ -277,28 +307,6 @@ impl std::fmt::Debug for Ppo {
             .field("device", &self.device)
             .finish_non_exhaustive()
     }
-}
-
-/// Rollout storage, `[t][agent]` row-major.
-#[derive(Debug, Default, Clone)]
-struct Rollout {
-    obs: Vec<f32>,
-    actions: Vec<u32>,
-    logp: Vec<f32>,
-    values: Vec<f32>,
-    rewards: Vec<f32>,
-    dones: Vec<bool>,
-    /// The episode was cut by a limit (a `done` that is not a termination).
-    truncated: Vec<bool>,
-    /// Value of the final observation of a truncated episode (0 elsewhere): the
-    /// bootstrap that replaces the next value, which belongs to the next episode.
-    final_values: Vec<f32>,
-    active: Vec<bool>,
-    advantages: Vec<f32>,
-    returns: Vec<f32>,
-    /// Loss weight per row: 1 for real samples, less for imagined ones (appended after
-    /// the real rows by WM-PPO).
-    weights: Vec<f32>,
 }
 
 impl Ppo {
@@ -325,7 +333,7 @@ impl Ppo {
             &device,
         );
         let state = PpoState {
-            obs_norm: ObsNormalizer::new(spec.obs_dim, config.obs_clip),
+            obs_norm: ObsNormalizer::new(spec.obs_dim, config.obs_clip, config.obs_std_floor),
             reward_scaler: RewardScaler::new(spec.agents(), config.gamma, config.reward_clip),
             config,
             spec,
@@ -355,16 +363,20 @@ impl Ppo {
             raw_obs: None,
             buf: Rollout::default(),
             finished: Vec::new(),
-            wm: None,
+            assist: None,
         }
     }
 
-    /// A WM-PPO learner (design §5): PPO as [`Ppo::new`], plus a GRU world model trained
-    /// on the collected transitions and used for model-based value targets and short
-    /// imagination rollouts, each weighted by the model's validation error.
+    /// A WM-PPO learner (design §5, rebuilt on the simulator's structure): PPO as
+    /// [`Ppo::new`], plus an ensemble model of the action-dependent response (the
+    /// observation features an action changes, and the per-action reward) trained on the
+    /// collected transitions; exogenous features are replayed from the real rollout, and
+    /// the model's counterfactual per-action advantages are blended into PPO's, weighted
+    /// by the model's held-out error and its ensemble spread ([`crate::wm_ppo`]).
     ///
     /// # Errors
-    /// [`RlError::Config`] if either configuration does not validate.
+    /// [`RlError::Config`] if either configuration does not validate or names features
+    /// the environment does not have.
     pub fn with_world_model(
         config: PpoConfig,
         wm: WmConfig,
@@ -374,18 +386,48 @@ impl Ppo {
     ) -> Result<Self> {
         let mut ppo = Self::new(config, env, device, seed)?;
         let spec = ppo.state.spec;
-        let trainer = WorldModelTrainer::new(wm, spec.obs_dim, spec.num_actions, device, seed)?;
-        ppo.wm = Some(Box::new(WmAssist {
-            trainer,
-            rng: Rng::stream(seed, 0x1a9),
-        }));
+        let assist = WmAssist::new(wm, spec.obs_dim, spec.num_actions, device, seed)?;
+        ppo.assist = Some(ModelAssist::Response(Box::new(assist)));
         Ok(ppo)
     }
 
-    /// Whether this learner uses a world model (WM-PPO).
+    /// The `wm-ppo-gru` ablation (the first WM-PPO): PPO plus a per-agent GRU world model
+    /// of the whole next observation, used for model-based value targets and short
+    /// imagination rollouts, each weighted by the model's validation error.
+    ///
+    /// # Errors
+    /// [`RlError::Config`] if either configuration does not validate.
+    pub fn with_gru_world_model(
+        config: PpoConfig,
+        wm: GruWmConfig,
+        env: &dyn VecEnv,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut ppo = Self::new(config, env, device, seed)?;
+        let spec = ppo.state.spec;
+        let trainer = WorldModelTrainer::new(wm, spec.obs_dim, spec.num_actions, device, seed)?;
+        ppo.assist = Some(ModelAssist::Gru(Box::new(GruAssist {
+            trainer,
+            rng: Rng::stream(seed, 0x1a9),
+        })));
+        Ok(ppo)
+    }
+
+    /// Whether this learner uses a world model (WM-PPO or its GRU ablation).
     #[must_use]
     pub fn has_world_model(&self) -> bool {
-        self.wm.is_some()
+        self.assist.is_some()
+    }
+
+    /// The algorithm's name: `ppo`, `wm-ppo` or `wm-ppo-gru`.
+    #[must_use]
+    pub fn algo(&self) -> &'static str {
+        match self.assist {
+            None => "ppo",
+            Some(ModelAssist::Response(_)) => "wm-ppo",
+            Some(ModelAssist::Gru(_)) => "wm-ppo-gru",
+        }
     }
 
     /// The hyper-parameters.
@@ -428,7 +470,7 @@ impl Ppo {
             let s = &self.state.obs_norm;
             ObsNorm {
                 mean: s.stats.mean.iter().map(|&m| m as f32).collect(),
-                var: s.stats.var.iter().map(|&v| v as f32).collect(),
+                var: s.floored_var().iter().map(|&v| v as f32).collect(),
                 epsilon: s.epsilon as f32,
                 clip: s.clip as f32,
             }
@@ -485,13 +527,17 @@ impl Ppo {
             episodes.iter().map(|e| e.episode_return).sum::<f64>() / episodes.len() as f64
         };
         let episodes = episodes.len();
-        self.compute_gae();
-        let (wm_error, wm_trust, imagined) = self.wm_assist();
+        let last_obs = self.compute_gae();
+        let report = self.run_assist(&last_obs);
         let lr = self.learning_rate();
         let mut stats = self.update(lr);
-        stats.wm_error = wm_error;
-        stats.wm_trust = wm_trust;
-        stats.imagined = imagined;
+        stats.wm_error = report.error;
+        stats.wm_trust = report.trust;
+        stats.imagined = report.imagined;
+        stats.wm_error_response = report.error_response;
+        stats.wm_error_reward = report.error_reward;
+        stats.wm_spread = report.spread;
+        stats.counterfactual = report.counterfactual;
         self.state.iteration += 1;
         stats.iteration = self.state.iteration;
         stats.env_steps = self.state.env_steps;
@@ -524,21 +570,12 @@ impl Ppo {
         let (n, d, a) = (spec.agents(), spec.obs_dim, spec.num_actions);
         let t_max = self.state.config.rollout_steps;
         let buf = &mut self.buf;
-        buf.obs.resize(t_max * n * d, 0.0);
-        buf.actions.resize(t_max * n, 0);
-        buf.logp.resize(t_max * n, 0.0);
-        buf.values.resize(t_max * n, 0.0);
-        buf.rewards.resize(t_max * n, 0.0);
-        buf.dones.resize(t_max * n, false);
-        buf.truncated.resize(t_max * n, false);
-        buf.final_values.resize(t_max * n, 0.0);
-        buf.active.resize(t_max * n, true);
-        buf.weights.resize(t_max * n, 1.0);
+        buf.resize(t_max * n, d);
 
         let raw = self.raw_obs.get_or_insert_with(|| {
             let mut o = vec![0.0; n * d];
             let env_seed =
-                crate::rng::splitmix64(self.state.seed ^ self.state.iteration.rotate_left(32));
+                edgewise_rng::splitmix64(self.state.seed ^ self.state.iteration.rotate_left(32));
             env.reset(env_seed, &mut o);
             o
         });
@@ -561,7 +598,8 @@ impl Ppo {
             env.active_agents(active);
             let obs_t = &mut buf.obs[t * n * d..(t + 1) * n * d];
             if cfg.normalize_observations {
-                self.state.obs_norm.stats.update(raw, None);
+                let keep = cfg.obs_stats_active_only.then_some(&*active);
+                self.state.obs_norm.stats.update(raw, keep);
                 self.state.obs_norm.normalize(raw, obs_t);
             } else {
                 obs_t.copy_from_slice(raw);
@@ -612,19 +650,16 @@ impl Ppo {
         env.drain_finished(&mut self.finished);
     }
 
+    /// GAE over the collected rollout; returns the normalised observation after its
+    /// last step (the bootstrap state, which a world model needs too).
     #[allow(clippy::cast_possible_truncation)]
-    fn compute_gae(&mut self) {
+    fn compute_gae(&mut self) -> Vec<f32> {
         let spec = self.state.spec;
         let (n, d) = (spec.agents(), spec.obs_dim);
-        let t_max = self.state.config.rollout_steps;
-        let (gamma, lambda) = (
-            self.state.config.gamma as f32,
-            self.state.config.gae_lambda as f32,
-        );
-        // Bootstrap values of the observation after the last step.
+        let cfg = &self.state.config;
         let raw = self.raw_obs.as_ref().expect("collected");
         let mut next_obs = vec![0.0; n * d];
-        if self.state.config.normalize_observations {
+        if cfg.normalize_observations {
             self.state.obs_norm.normalize(raw, &mut next_obs);
         } else {
             next_obs.copy_from_slice(raw);
@@ -632,32 +667,46 @@ impl Ppo {
         let mut last_values = vec![0.0; n];
         self.critic
             .forward(&next_obs, n, &mut MlpScratch::default(), &mut last_values);
+        self.buf.gae(
+            cfg.rollout_steps,
+            n,
+            &last_values,
+            cfg.gamma as f32,
+            cfg.gae_lambda as f32,
+        );
+        next_obs
+    }
 
-        let buf = &mut self.buf;
-        buf.advantages.resize(t_max * n, 0.0);
-        buf.returns.resize(t_max * n, 0.0);
-        for (i, &bootstrap) in last_values.iter().enumerate() {
-            let mut last = 0.0f32;
-            for t in (0..t_max).rev() {
-                let k = t * n + i;
-                let next_value = if t + 1 == t_max {
-                    bootstrap
-                } else {
-                    buf.values[k + n]
-                };
-                let not_done = if buf.dones[k] { 0.0 } else { 1.0 };
-                // After a truncation the episode would have gone on: its value is that
-                // of the final observation (0 after a termination).
-                let after = if buf.dones[k] {
-                    buf.final_values[k]
-                } else {
-                    next_value
-                };
-                let delta = buf.rewards[k] + gamma * after - buf.values[k];
-                last = delta + gamma * lambda * not_done * last;
-                buf.advantages[k] = last;
-                buf.returns[k] = last + buf.values[k];
-            }
+    /// Let the world model (if any) work on the rollout between GAE and the update.
+    #[allow(clippy::cast_possible_truncation)]
+    fn run_assist(&mut self, last_obs: &[f32]) -> AssistReport {
+        let Self {
+            assist,
+            state,
+            buf,
+            actor,
+            critic,
+            ..
+        } = self;
+        let Some(assist) = assist.as_mut() else {
+            return AssistReport::default();
+        };
+        let spec = state.spec;
+        let input = AssistInput {
+            steps: state.config.rollout_steps,
+            agents: spec.agents(),
+            obs_dim: spec.obs_dim,
+            num_actions: spec.num_actions,
+            gamma: state.config.gamma as f32,
+            lambda: state.config.gae_lambda as f32,
+            obs_clip: state.config.obs_clip as f32,
+            last_obs,
+            actor,
+            critic,
+        };
+        match assist {
+            ModelAssist::Response(wm) => wm.assist(&input, buf),
+            ModelAssist::Gru(gru) => gru.assist(&input, buf),
         }
     }
 
@@ -697,180 +746,6 @@ impl Ppo {
         self.actor = model.actor.to_plain();
         self.critic = model.critic.to_plain();
         stats
-    }
-
-    /// WM-PPO's use of the world model, between GAE and the update: measure the model on
-    /// the new rollout (held out), train it, then — weighted by how much its error lets
-    /// us trust it — blend model-based value targets into the GAE returns of a random
-    /// subset of real states and append imagined samples branched from them.
-    /// Returns (validation error, trust, imagined samples added).
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::too_many_lines
-    )]
-    fn wm_assist(&mut self) -> (Option<f64>, f64, usize) {
-        let Self {
-            wm,
-            state,
-            buf,
-            actor,
-            critic,
-            raw_obs,
-            ..
-        } = self;
-        let Some(wm) = wm.as_mut() else {
-            return (None, 0.0, 0);
-        };
-        let spec = state.spec;
-        let (n, d, na) = (spec.agents(), spec.obs_dim, spec.num_actions);
-        let t_max = state.config.rollout_steps;
-        let total = t_max * n;
-        let raw = raw_obs.as_ref().expect("collected");
-        let mut last = vec![0.0; n * d];
-        if state.config.normalize_observations {
-            state.obs_norm.normalize(raw, &mut last);
-        } else {
-            last.copy_from_slice(raw);
-        }
-        let seg = Segment {
-            steps: t_max,
-            agents: n,
-            obs: buf.obs[..total * d].to_vec(),
-            last_next_obs: last,
-            actions: buf.actions[..total].to_vec(),
-            rewards: buf.rewards[..total].to_vec(),
-            dones: buf.dones[..total].to_vec(),
-            truncated: buf.truncated[..total].to_vec(),
-        };
-        let err = wm.trainer.validation_error(&seg);
-        wm.trainer.push(seg);
-        wm.trainer.train();
-        let cfg = wm.trainer.config().clone();
-        let trust = cfg.trust(err);
-        if trust <= 0.0 {
-            return (Some(err), 0.0, 0);
-        }
-        let (gamma, lambda) = (state.config.gamma as f32, state.config.gae_lambda as f32);
-        let clip = state.config.obs_clip as f32;
-        let hzn = cfg.horizon;
-
-        // Branch starts: a random subset of the real states.
-        let n_starts = ((total as f64 * cfg.branch_fraction).round() as usize).clamp(1, total);
-        let mut starts: Vec<usize> = (0..total).collect();
-        wm.rng.shuffle(&mut starts);
-        starts.truncate(n_starts);
-
-        let plain = wm.trainer.plain();
-        let hd = plain.hidden();
-        let mut h = vec![0.0; n_starts * hd];
-        let mut obs: Vec<f32> = Vec::with_capacity(n_starts * d);
-        for &k in &starts {
-            obs.extend_from_slice(&buf.obs[k * d..(k + 1) * d]);
-        }
-        let mut acts: Vec<u32> = starts.iter().map(|&k| buf.actions[k]).collect();
-        // Per imagined step k (1..=hzn): state, and (k < hzn) action, logp; values for all.
-        let mut states: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
-        let mut actions: Vec<Vec<u32>> = vec![Vec::new(); hzn + 1];
-        let mut logps: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
-        let mut values: Vec<Vec<f32>> = vec![Vec::new(); hzn + 1];
-        let mut rewards: Vec<Vec<f32>> = vec![Vec::new(); hzn];
-        let mut conts: Vec<Vec<f32>> = vec![Vec::new(); hzn];
-        let mut scratch = WmScratch::default();
-        let mut mlp = MlpScratch::default();
-        let mut pred = Prediction::default();
-        let mut logits = vec![0.0f32; n_starts * na];
-        for k in 0..hzn {
-            if k > 0 {
-                actor.forward(&obs, n_starts, &mut mlp, &mut logits);
-                let mut lp = Vec::with_capacity(n_starts);
-                for (i, p) in logits.chunks_exact_mut(na).enumerate() {
-                    softmax_in_place(p);
-                    let a = wm.rng.categorical(p);
-                    acts[i] = u32::try_from(a).unwrap_or(0);
-                    lp.push(p[a].max(1e-30).ln());
-                }
-                actions[k].clone_from(&acts);
-                logps[k] = lp;
-            }
-            plain.step(&obs, &acts, &mut h, &mut scratch, &mut pred);
-            if k == 0 {
-                // The first step is real: use the real reward and termination.
-                rewards[0] = starts.iter().map(|&j| buf.rewards[j]).collect();
-                conts[0] = starts
-                    .iter()
-                    .map(|&j| {
-                        if buf.dones[j] && !buf.truncated[j] {
-                            0.0
-                        } else {
-                            1.0
-                        }
-                    })
-                    .collect();
-            } else {
-                rewards[k].clone_from(&pred.reward);
-                conts[k].clone_from(&pred.cont);
-            }
-            obs.clone_from(&pred.next_obs);
-            obs.iter_mut().for_each(|v| *v = v.clamp(-clip, clip));
-            states[k + 1].clone_from(&obs);
-            let mut v = vec![0.0; n_starts];
-            critic.forward(&obs, n_starts, &mut mlp, &mut v);
-            values[k + 1] = v;
-        }
-
-        // (1) Model-based value targets blended into the GAE returns.
-        let alpha = (cfg.value_blend_max * trust) as f32;
-        for (i, &j) in starts.iter().enumerate() {
-            let (mut g, mut disc, mut alive) = (0.0f32, 1.0f32, 1.0f32);
-            for k in 0..hzn {
-                g += disc * alive * rewards[k][i];
-                alive *= conts[k][i];
-                disc *= gamma;
-            }
-            g += disc * alive * values[hzn][i];
-            buf.returns[j] = (1.0 - alpha) * buf.returns[j] + alpha * g;
-        }
-
-        // (2) Imagined samples (states 1..hzn-1) with GAE inside the imagined branch.
-        let cap = (total as f64 * cfg.imagined_fraction).round() as usize;
-        if hzn < 2 || cap == 0 || cfg.imagined_weight <= 0.0 {
-            return (Some(err), trust, 0);
-        }
-        let mut candidates: Vec<(usize, usize, f32, f32)> = Vec::new(); // (k, i, adv, weight)
-        for i in 0..n_starts {
-            let mut adv = 0.0f32;
-            let mut alive_at = vec![1.0f32; hzn + 1];
-            for k in 0..hzn {
-                alive_at[k + 1] = alive_at[k] * conts[k][i];
-            }
-            let mut advs = vec![0.0f32; hzn];
-            for k in (1..hzn).rev() {
-                let c = conts[k][i];
-                let delta = rewards[k][i] + gamma * c * values[k + 1][i] - values[k][i];
-                adv = delta + gamma * lambda * c * adv;
-                advs[k] = adv;
-            }
-            for (k, &a) in advs.iter().enumerate().skip(1) {
-                candidates.push((k, i, a, alive_at[k]));
-            }
-        }
-        wm.rng.shuffle(&mut candidates);
-        candidates.truncate(cap);
-        let w = (cfg.imagined_weight * trust) as f32;
-        for &(k, i, adv, alive) in &candidates {
-            buf.obs.extend_from_slice(&states[k][i * d..(i + 1) * d]);
-            buf.actions.push(actions[k][i]);
-            buf.logp.push(logps[k][i]);
-            let v = values[k][i];
-            buf.values.push(v);
-            buf.advantages.push(adv);
-            buf.returns.push(adv + v);
-            buf.active.push(true);
-            buf.weights.push(w * alive);
-        }
-        (Some(err), trust, candidates.len())
     }
 
     /// One gradient step on a minibatch; returns loss statistics.
@@ -1017,43 +892,6 @@ impl Minibatch {
     }
 }
 
-/// Scale all gradients together so that their global L2 norm is at most `max_norm`.
-pub(crate) fn clip_global_norm(
-    grads: &mut GradientsParams,
-    ids: &[(ParamId, usize)],
-    max_norm: f32,
-) {
-    let mut sq = Vec::with_capacity(ids.len());
-    for &(id, rank) in ids {
-        let s = match rank {
-            1 => grads.get::<1>(id).map(|g| g.powi_scalar(2).sum()),
-            _ => grads.get::<2>(id).map(|g| g.powi_scalar(2).sum()),
-        };
-        sq.extend(s);
-    }
-    if sq.is_empty() {
-        return;
-    }
-    let norm = Tensor::cat(sq, 0).sum().into_scalar::<f32>().sqrt();
-    if norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for &(id, rank) in ids {
-            match rank {
-                1 => {
-                    if let Some(g) = grads.remove::<1>(id) {
-                        grads.register(id, g.mul_scalar(scale));
-                    }
-                }
-                _ => {
-                    if let Some(g) = grads.remove::<2>(id) {
-                        grads.register(id, g.mul_scalar(scale));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Environments in the CartPole batch used by [`cartpole_config`].
 pub const CARTPOLE_ENVS: usize = 8;
 
@@ -1121,6 +959,92 @@ mod tests {
         fn drain_finished(&mut self, _: &mut Vec<EpisodeInfo>) {}
     }
 
+    /// One environment of four agents; only agent 0 ever has a decision to make, and the
+    /// idle agents observe zeros (a zero-inflated feature, like an edge backlog).
+    struct OneBusy {
+        t: usize,
+    }
+
+    impl VecEnv for OneBusy {
+        fn num_envs(&self) -> usize {
+            1
+        }
+        fn agents_per_env(&self) -> usize {
+            4
+        }
+        fn obs_dim(&self) -> usize {
+            1
+        }
+        fn num_actions(&self) -> usize {
+            2
+        }
+        fn reset(&mut self, _seed: u64, obs: &mut [f32]) {
+            self.t = 0;
+            self.write(obs);
+        }
+        fn step(&mut self, _: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]) {
+            self.t += 1;
+            rewards.fill(0.0);
+            dones[0] = false;
+            self.write(obs);
+        }
+        fn active_agents(&self, mask: &mut [bool]) {
+            mask.fill(false);
+            mask[0] = true;
+        }
+        fn drain_finished(&mut self, _: &mut Vec<EpisodeInfo>) {}
+    }
+
+    impl OneBusy {
+        #[allow(clippy::cast_precision_loss)]
+        fn write(&self, obs: &mut [f32]) {
+            obs.fill(0.0);
+            obs[0] = 4.0 + (self.t % 5) as f32;
+        }
+    }
+
+    #[test]
+    fn observation_statistics_come_from_active_agents_only() {
+        let config = PpoConfig {
+            rollout_steps: 50,
+            ..PpoConfig::default()
+        };
+        let mut env = OneBusy { t: 0 };
+        let mut ppo = Ppo::new(config.clone(), &env, &crate::cpu_device(), 3).unwrap();
+        ppo.collect(&mut env);
+        let s = &ppo.state.obs_norm.stats;
+        assert!((s.mean[0] - 6.0).abs() < 0.1, "mean {}", s.mean[0]);
+        assert!((s.var[0] - 2.0).abs() < 0.2, "var {}", s.var[0]);
+        // The busiest active value is in distribution (about 1.4 std), and the exported
+        // policy file normalises exactly as the learner does.
+        let mut z = [0.0f32];
+        ppo.state.obs_norm.normalize(&[8.0], &mut z);
+        assert!(z[0] > 1.0 && z[0] < 2.0, "{z:?}");
+        let file = ppo.policy();
+        let mut z_file = [0.0f32];
+        file.obs_norm.apply(&[8.0], &mut z_file);
+        assert!((z[0] - z_file[0]).abs() < 1e-6, "{z:?} vs {z_file:?}");
+
+        // The old behaviour, for contrast: idle zeros drag the mean down and the busy
+        // value reads as an outlier.
+        let mut all = Ppo::new(
+            PpoConfig {
+                obs_stats_active_only: false,
+                ..config
+            },
+            &env,
+            &crate::cpu_device(),
+            3,
+        )
+        .unwrap();
+        all.collect(&mut env);
+        all.state.obs_norm.normalize(&[8.0], &mut z);
+        assert!(
+            all.state.obs_norm.stats.mean[0] < 2.0 && z[0] > 2.0,
+            "{z:?}"
+        );
+    }
+
     #[test]
     fn truncation_bootstraps_from_the_final_observation_and_termination_does_not() {
         let config = PpoConfig {
@@ -1136,7 +1060,7 @@ mod tests {
         };
         let mut ppo = Ppo::new(config, &env, &crate::cpu_device(), 4).unwrap();
         ppo.collect(&mut env);
-        ppo.compute_gae();
+        let _ = ppo.compute_gae();
         let gamma = 0.99f32;
         let mut v_final = [0.0f32];
         ppo.critic

@@ -2,7 +2,7 @@
 
 use edgewise_rl::cartpole::CartPoleVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
-use edgewise_rl::{Ppo, RlError, WmConfig, cpu_device};
+use edgewise_rl::{GruWmConfig, Ppo, RlError, WmConfig, cpu_device};
 
 fn run_on(ppo: &mut Ppo, iterations: usize) -> Vec<edgewise_rl::IterationStats> {
     let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
@@ -39,19 +39,19 @@ fn resume_matches_uninterrupted_run() {
 }
 
 #[test]
-fn wm_ppo_resume_matches_uninterrupted_run() {
+fn wm_ppo_gru_resume_matches_uninterrupted_run() {
     // Small world-model settings keep the test quick; the replay holds more than one
     // rollout at the checkpoint so its (binary) serialisation is exercised.
-    let wm = WmConfig {
+    let wm = GruWmConfig {
         hidden: 16,
         train_steps: 2,
         batch_windows: 32,
         validation_windows: 64,
         replay_rollouts: 2,
-        ..WmConfig::default()
+        ..GruWmConfig::default()
     };
     let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
-    let mut a = Ppo::with_world_model(cartpole_config(), wm, &env, &cpu_device(), 12).unwrap();
+    let mut a = Ppo::with_gru_world_model(cartpole_config(), wm, &env, &cpu_device(), 12).unwrap();
     for _ in 0..3 {
         a.iterate(&mut env).unwrap();
     }
@@ -114,9 +114,75 @@ fn exported_policy_round_trips_and_acts() {
     let mut p = Ppo::new(cartpole_config(), &env, &cpu_device(), 2).unwrap();
     p.iterate(&mut env).unwrap();
     let file = p.policy();
-    let loaded = edgewise_rl::PolicyFile::load(&file.to_bytes()).unwrap();
+    let loaded = edgewise_policy::PolicyFile::load(&file.to_bytes()).unwrap();
     assert_eq!(file, loaded);
     let probs = loaded.act(&[0.01, -0.02, 0.03, 0.0]);
     assert_eq!(probs.len(), 2);
     assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn wm_ppo_resume_matches_uninterrupted_run() {
+    // Settings under which the response model is trusted within a few iterations, so the
+    // resumed run continues with counterfactual advantages in use (not just PPO). CartPole's
+    // reward is constant, so its scaled value's drift makes a large relative error: a
+    // loose threshold keeps the gate open here.
+    let wm = WmConfig {
+        error_threshold: 1e6,
+        hidden: 16,
+        members: 2,
+        train_steps: 64,
+        batch: 64,
+        replay_rollouts: 2,
+        ..WmConfig::default()
+    };
+    let mut env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    let mut a = Ppo::with_world_model(cartpole_config(), wm, &env, &cpu_device(), 13).unwrap();
+    assert_eq!(a.algo(), "wm-ppo");
+    for _ in 0..3 {
+        a.iterate(&mut env).unwrap();
+    }
+    let bytes = a.checkpoint_bytes().unwrap();
+    let stats_a = run_on(&mut a, 3);
+    let mut b =
+        Ppo::from_checkpoint_bytes(&bytes, std::path::Path::new("v2.ckpt"), &cpu_device()).unwrap();
+    assert_eq!((b.algo(), b.iteration()), ("wm-ppo", 3));
+    let stats_b = run_on(&mut b, 3);
+    assert!(
+        stats_a
+            .iter()
+            .any(|s| s.wm_trust > 0.0 && s.counterfactual > 0),
+        "the model was never used: {stats_a:?}"
+    );
+    assert!(stats_a.iter().all(|s| s.wm_error_response.is_some()));
+    assert_eq!(stats_a, stats_b);
+    assert_eq!(a.policy(), b.policy());
+    let err = Ppo::from_checkpoint_bytes(
+        &bytes[..bytes.len() - 5],
+        std::path::Path::new("v2.ckpt"),
+        &cpu_device(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("v2.ckpt"), "{err}");
+}
+
+#[test]
+fn version_1_checkpoints_are_refused_with_the_reason() {
+    let env = CartPoleVecEnv::new(CARTPOLE_ENVS);
+    let mut p = Ppo::new(cartpole_config(), &env, &cpu_device(), 1).unwrap();
+    let bytes = p.checkpoint_bytes().unwrap();
+    // Rewrite the header's version field (same length: "version":2 -> "version":1).
+    let pos = bytes
+        .windows(11)
+        .position(|w| w == b"\"version\":2")
+        .expect("version field");
+    let mut old = bytes;
+    old[pos + 10] = b'1';
+    let err = Ppo::from_checkpoint_bytes(&old, std::path::Path::new("old.ckpt"), &cpu_device())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("old.ckpt") && msg.contains("std floor"),
+        "{msg}"
+    );
 }

@@ -1,21 +1,22 @@
 //! WM-PPO (design §5): the world model learns, and WM-PPO learns CartPole.
 //!
 //! What is asserted and why:
-//! - on a fixed dataset of CartPole transitions (random actions), the world model's
-//!   validation error on held-out transitions falls to less than half of the untrained
-//!   model's — the model learns the dynamics, not the training windows;
+//! - on a fixed dataset of CartPole transitions (random actions), the GRU world model's
+//!   (the `wm-ppo-gru` ablation's) validation error on held-out transitions falls to less
+//!   than half of the untrained model's — the model learns the dynamics, not the
+//!   training windows;
 //! - WM-PPO, with PPO's CartPole hyper-parameters and seed, clears the bar of PPO's own
 //!   test (mean return of the last 20 episodes ≥ 475) within the same budget of real
-//!   environment steps, and on the way its world model becomes trusted (its validation
-//!   error drops below the threshold, so imagination and value blending were actually
-//!   used). That it is *faster* than PPO is not asserted: on one seed that is noise; the
+//!   environment steps, and on the way its response model becomes trusted (its held-out
+//!   error drops below the threshold, so counterfactual advantages were actually used). That it is *faster* than PPO is not asserted: on one seed that is noise; the
 //!   experiment (`edgewise experiment`) measures it over seeds with intervals.
 
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::{CartPoleVecEnv, mean_recent_return};
+use edgewise_rl::gru_world_model::{GruWmConfig, Segment, WorldModelTrainer};
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
-use edgewise_rl::wm::{Segment, WmConfig, WorldModelTrainer};
-use edgewise_rl::{Ppo, Rng, cpu_device};
+use edgewise_rl::{Ppo, cpu_device};
+use edgewise_rng::Rng;
 
 /// `steps` random-action steps of `envs` CartPoles, with observations roughly scaled to
 /// unit variance as the learner's normaliser would.
@@ -51,10 +52,10 @@ fn random_segment(envs: usize, steps: usize, seed: u64) -> Segment {
 }
 
 #[test]
-fn world_model_validation_error_decreases_on_a_fixed_dataset() {
-    let config = WmConfig {
+fn gru_world_model_validation_error_decreases_on_a_fixed_dataset() {
+    let config = GruWmConfig {
         replay_rollouts: 2,
-        ..WmConfig::default()
+        ..GruWmConfig::default()
     };
     let mut wm = WorldModelTrainer::new(config, 4, 2, &cpu_device(), 3).unwrap();
     let held_out = random_segment(8, 64, 99);
@@ -81,13 +82,19 @@ fn wm_ppo_solves_cartpole_within_ppo_budget() {
         total_env_steps: BUDGET,
         ..cartpole_config()
     };
-    let mut ppo =
-        Ppo::with_world_model(config, WmConfig::default(), &env, &cpu_device(), 1).unwrap();
+    let mut ppo = Ppo::with_world_model(
+        config,
+        edgewise_rl::WmConfig::default(),
+        &env,
+        &cpu_device(),
+        1,
+    )
+    .unwrap();
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     let (mut best, mut trusted) = (0.0f64, false);
     while ppo.env_steps() < BUDGET {
         let s = ppo.iterate(&mut env).unwrap();
-        trusted |= s.wm_trust > 0.0;
+        trusted |= s.wm_trust > 0.0 && s.counterfactual > 0;
         assert!(s.wm_error.is_some(), "WM-PPO reports the model error");
         ppo.drain_finished(&mut episodes);
         if episodes.len() >= 20 {

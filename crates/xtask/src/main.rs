@@ -6,6 +6,7 @@
 
 mod demo;
 mod model;
+mod ray;
 mod setup;
 mod test;
 mod util;
@@ -34,12 +35,26 @@ enum Task {
     Demo(demo::DemoArgs),
     /// Run every check CI runs: fmt, clippy, tests, wasm builds, browser tests.
     Test(test::TestArgs),
+    /// Print the checkout this command acts on (found from the current directory).
+    Root,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let ctx = util::Context::new()?;
+    if !matches!(cli.task, Task::Root) {
+        println!(
+            "xtask: checkout {}, CARGO_TARGET_DIR={}",
+            ctx.root.display(),
+            ctx.target_dir.display()
+        );
+    }
     match cli.task {
+        Task::Root => {
+            // Alone on stdout, for scripts and the second-checkout test.
+            println!("{}", ctx.root.display());
+            Ok(())
+        }
         Task::Setup => setup::run(&ctx),
         Task::Web(args) => web::run(&ctx, &args).map(|_| ()),
         Task::Demo(args) => demo::run(&ctx, &args),

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
 //! Steps: rustfmt, clippy, the native test suite, the wasm32 build of the browser
-//! libraries, the web bundle, the wasm determinism probe, the native binary, and the
-//! node tests (headless Chromium against `edgewise serve`, native vs wasm digests).
+//! libraries, the web bundle, the wasm determinism probe, the native binary, the node
+//! tests (headless Chromium against `edgewise serve`, native vs wasm digests), and the
+//! experiment's Ray driver on a loopback cluster (`ray.rs`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -18,10 +19,12 @@ use crate::web;
 /// Add a library here when the web app starts using it.
 pub const WASM_LIBRARIES: &[&str] = &[
     "edgewise-env",
+    "edgewise-rng",
     "edgewise-mec",
     "edgewise-policy",
     "edgewise-rl",
     "edgewise-llm",
+    "edgewise-gpu",
 ];
 
 /// The cdylib the determinism test loads into node (`tests/wasm-probe`).
@@ -37,7 +40,7 @@ type Step<'a> = (&'static str, Box<dyn Fn() -> Result<()> + 'a>);
 #[derive(Args, Debug)]
 pub struct TestArgs {
     /// Skip a step (repeatable): fmt, clippy, model, cargo-test, wasm-libs, web, wasm-probe,
-    /// node. For local iteration only; CI runs every step.
+    /// node, ray. For local iteration only; CI runs every step.
     #[arg(long, value_name = "STEP")]
     pub skip: Vec<String>,
 }
@@ -58,7 +61,7 @@ pub fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
             // Also builds target/debug/edgewise (native/tests needs it) with the test
             // build's features, for the CLI tests in tests/ and the node step: a separate
             // `cargo build -p edgewise` would resolve other features and rebuild burn.
-            Box::new(|| util::run(&mut ctx.cargo(["test", "--workspace"]))),
+            Box::new(|| util::run(&mut gpu_env(ctx.cargo(["test", "--workspace"])))),
         ),
         ("wasm-libs", Box::new(|| wasm_libraries(ctx))),
         (
@@ -67,6 +70,7 @@ pub fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
         ),
         ("wasm-probe", Box::new(|| wasm_probe(ctx))),
         ("node", Box::new(|| node_tests(ctx))),
+        ("ray", Box::new(|| crate::ray::test(ctx))),
     ];
     for skip in &args.skip {
         if !steps.iter().any(|(name, _)| name == skip) {
@@ -118,6 +122,24 @@ fn print_summary(done: &[(&str, Duration)], failed: Option<(&str, Duration)>) {
     let total: Duration =
         done.iter().map(|(_, t)| *t).sum::<Duration>() + failed.map_or(Duration::ZERO, |(_, t)| t);
     println!("  total   {:<20} {:>10}", "", util::fmt_duration(total));
+}
+
+/// lavapipe's Vulkan driver manifest (Debian's `mesa-vulkan-drivers`).
+const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+
+/// The GPU tests (crates/gpu) must run, not skip: a missing adapter fails them. They run
+/// on lavapipe when it is installed (pinned, so every machine runs the same driver)
+/// unless the caller chose a driver already.
+fn gpu_env(mut cmd: Command) -> Command {
+    if std::env::var_os("EDGEWISE_REQUIRE_GPU").is_none() {
+        cmd.env("EDGEWISE_REQUIRE_GPU", "1");
+    }
+    if std::env::var_os("VK_DRIVER_FILES").is_none() && std::path::Path::new(LAVAPIPE_ICD).is_file()
+    {
+        cmd.env("VK_DRIVER_FILES", LAVAPIPE_ICD);
+    }
+    cmd.env("WGPU_ALLOW_UNDERLYING_NONCOMPLIANT_ADAPTER", "1");
+    cmd
 }
 
 fn clippy(ctx: &Context) -> Result<()> {

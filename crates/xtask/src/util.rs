@@ -19,15 +19,14 @@ pub struct Context {
 impl Context {
     /// Finds the workspace root and settles `CARGO_TARGET_DIR`.
     ///
+    /// The root is the checkout the command was run in ([`find_root`] from the current
+    /// directory), never the one this binary was compiled from: checkouts on one machine
+    /// share a target directory, so cargo may run a binary another checkout built.
     /// Target directories live outside the clone: unless `CARGO_TARGET_DIR` is already
     /// set, spawned cargo commands use `$HOME/.cache/edgewise/target`.
     pub fn new() -> Result<Self> {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir
-            .ancestors()
-            .nth(2)
-            .context("xtask is expected at <workspace>/crates/xtask")?
-            .to_path_buf();
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        let root = find_root(&cwd)?;
         let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
             Some(dir) if !dir.is_empty() => {
                 let dir = PathBuf::from(dir);
@@ -44,7 +43,6 @@ impl Context {
                 PathBuf::from(home).join(".cache/edgewise/target")
             }
         };
-        println!("xtask: CARGO_TARGET_DIR={}", target_dir.display());
         Ok(Self { root, target_dir })
     }
 
@@ -81,6 +79,30 @@ impl Context {
             .join(profile_dir)
             .join(file)
     }
+}
+
+/// The edgewise checkout holding `start`: the nearest directory at or above it whose
+/// `Cargo.toml` is a workspace manifest listing `crates/xtask` as a member.
+///
+/// # Errors
+/// When no such directory exists, naming where the search started.
+pub fn find_root(start: &Path) -> Result<PathBuf> {
+    for dir in start.ancestors() {
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        if manifest.contains("[workspace]")
+            && manifest.contains("\"crates/xtask\"")
+            && dir.join("crates/xtask/Cargo.toml").is_file()
+        {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    bail!(
+        "{} is not inside an edgewise checkout (no Cargo.toml at or above it is a workspace \
+         with the member \"crates/xtask\"); run `cargo xtask` from within the repository",
+        start.display()
+    )
 }
 
 /// Runs a command to completion with inherited stdio; fails naming the command.
@@ -161,6 +183,25 @@ mod tests {
         assert_eq!(fmt_bytes(789), "789 B");
         assert_eq!(fmt_bytes(2048), "2.0 KiB");
         assert_eq!(fmt_bytes(3 * 1024 * 1024), "3.00 MiB");
+    }
+
+    #[test]
+    fn finds_the_root_from_a_subdirectory_and_refuses_outside() {
+        let base = std::env::temp_dir().join(format!("xtask-root-{}", std::process::id()));
+        let root = base.join("checkout");
+        std::fs::create_dir_all(root.join("crates/xtask/src")).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"crates/xtask\"]\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("crates/xtask/Cargo.toml"), "[package]\n").unwrap();
+        // A nested package manifest is not the workspace root.
+        assert_eq!(find_root(&root.join("crates/xtask/src")).unwrap(), root);
+        assert_eq!(find_root(&root).unwrap(), root);
+        let err = find_root(&base).unwrap_err().to_string();
+        assert!(err.contains("not inside an edgewise checkout"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

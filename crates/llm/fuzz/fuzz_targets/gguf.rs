@@ -3,5 +3,5 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Errors are the expected outcome for most inputs; only a panic or abort is a finding.
-    let _ = edgewise_llm::gguf::fuzz_parse(data);
+    let _ = edgewise_llm::fuzz_entry::fuzz_parse(data);
 });

@@ -1,0 +1,215 @@
+//! Compiled pipelines of every kernel, and the small helpers that make their buffers and
+//! bind groups. Bindings are numbered in the order the WGSL declares them.
+
+use std::collections::HashMap;
+
+use wgpu::util::DeviceExt as _;
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::shaders::Shader;
+
+/// Threads per workgroup of the row-parallel kernels (the WGSL's `@workgroup_size(64)`).
+pub const WORKGROUP: u32 = 64;
+
+/// Sentinel for "no bias" in the kernels' parameters.
+pub const NO_BIAS: u32 = u32::MAX;
+
+/// One compiled kernel.
+#[derive(Debug)]
+pub struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    name: &'static str,
+}
+
+impl Kernel {
+    /// A bind group with `buffers` at bindings `0..`.
+    #[must_use]
+    pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .zip(0u32..)
+            .map(|(b, i)| wgpu::BindGroupEntry {
+                binding: i,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+}
+
+/// One dispatch of a recorded sequence.
+#[derive(Debug)]
+pub struct Step {
+    /// Which kernel.
+    pub shader: Shader,
+    /// Its buffers.
+    pub bind: wgpu::BindGroup,
+    /// Workgroups along x.
+    pub groups: u32,
+}
+
+/// Every kernel, compiled once per device.
+#[derive(Debug)]
+pub struct Kernels {
+    kernels: HashMap<Shader, Kernel>,
+}
+
+impl Kernels {
+    /// Compiles every kernel.
+    ///
+    /// # Errors
+    /// [`crate::GpuError::Reported`] when the device rejects a shader (with its message).
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let mut kernels = HashMap::new();
+        for shader in Shader::ALL {
+            let module = ctx
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                });
+            let pipeline = ctx
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(shader.name()),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    cache: None,
+                });
+            ctx.check(&format!("compiling the `{}` kernel", shader.name()))?;
+            let layout = pipeline.get_bind_group_layout(0);
+            kernels.insert(
+                shader,
+                Kernel {
+                    pipeline,
+                    layout,
+                    name: shader.name(),
+                },
+            );
+        }
+        Ok(Self { kernels })
+    }
+
+    /// The kernel for `shader`.
+    #[must_use]
+    pub fn get(&self, shader: Shader) -> &Kernel {
+        &self.kernels[&shader]
+    }
+
+    /// A step: `shader` over `buffers` in `groups` workgroups.
+    #[must_use]
+    pub fn step(
+        &self,
+        ctx: &GpuContext,
+        shader: Shader,
+        buffers: &[&wgpu::Buffer],
+        groups: u32,
+    ) -> Step {
+        Step {
+            shader,
+            bind: self.get(shader).bind(ctx, buffers),
+            groups,
+        }
+    }
+
+    /// Records `steps` into one compute pass.
+    pub fn record(&self, enc: &mut wgpu::CommandEncoder, steps: &[&Step]) {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("forward"),
+            timestamp_writes: None,
+        });
+        for s in steps {
+            pass.set_pipeline(&self.get(s.shader).pipeline);
+            pass.set_bind_group(0, &s.bind, &[]);
+            pass.dispatch_workgroups(s.groups, 1, 1);
+        }
+    }
+}
+
+/// Workgroups for `n` threads.
+#[must_use]
+pub fn groups_for(n: usize) -> u32 {
+    u32::try_from(n.div_ceil(WORKGROUP as usize)).unwrap_or(u32::MAX)
+}
+
+/// A uniform buffer of parameter words, padded to 16 bytes.
+#[must_use]
+pub fn uniform(ctx: &GpuContext, label: &str, words: &[u32]) -> wgpu::Buffer {
+    let mut w = words.to_vec();
+    while !w.len().is_multiple_of(4) {
+        w.push(0);
+    }
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &bytes_u32(&w),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// A storage buffer holding `words` (at least 4 bytes: WebGPU has no empty bindings).
+#[must_use]
+pub fn storage_u32(ctx: &GpuContext, label: &str, words: &[u32]) -> wgpu::Buffer {
+    let data = if words.is_empty() {
+        vec![0; 4]
+    } else {
+        bytes_u32(words)
+    };
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &data,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+/// A storage buffer holding `values`.
+#[must_use]
+pub fn storage_f32(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Buffer {
+    let words: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+    storage_u32(ctx, label, &words)
+}
+
+/// A zeroed storage buffer of `words` words.
+#[must_use]
+pub fn scratch(ctx: &GpuContext, label: &str, words: usize) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (words.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// Little-endian bytes of words.
+#[must_use]
+pub fn bytes_u32(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Words from little-endian bytes.
+#[must_use]
+pub fn words_of(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// f32 values from little-endian bytes.
+#[must_use]
+pub fn floats_of(bytes: &[u8]) -> Vec<f32> {
+    words_of(bytes).into_iter().map(f32::from_bits).collect()
+}

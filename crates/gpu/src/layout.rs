@@ -1,0 +1,203 @@
+//! GGUF → GPU re-layout: a quantized matrix's blocks as 4-byte words, one row after the
+//! other, so WGSL (which reads `array<u32>`) can address every block. The block contents
+//! are kept (f16 scales stay f16, nibbles stay nibbles): no weight is widened to f32.
+//! Word formats are described at the top of `wgsl/dequant.wgsl`.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+
+use crate::error::{GpuError, Result};
+
+/// Weights per quantization block.
+pub const BLOCK: usize = 32;
+
+/// A weight format the kernels read; the discriminant is the ggml type id the WGSL
+/// switches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightType {
+    /// 32-bit floats.
+    F32 = 0,
+    /// 16-bit floats.
+    F16 = 1,
+    /// 4-bit, one f16 scale per 32 weights, zero point 8.
+    Q4_0 = 2,
+    /// 4-bit, f16 scale and minimum per 32 weights.
+    Q4_1 = 3,
+    /// 8-bit, one f16 scale per 32 weights.
+    Q8_0 = 8,
+}
+
+impl WeightType {
+    /// Every type the kernels read.
+    pub const ALL: [Self; 5] = [Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q8_0];
+
+    /// The id the WGSL switches on.
+    #[must_use]
+    pub fn id(self) -> u32 {
+        self as u32
+    }
+
+    /// The type of a candle/GGUF tensor, if the kernels read it.
+    #[must_use]
+    pub fn from_ggml(t: GgmlDType) -> Option<Self> {
+        match t {
+            GgmlDType::F32 => Some(Self::F32),
+            GgmlDType::F16 => Some(Self::F16),
+            GgmlDType::Q4_0 => Some(Self::Q4_0),
+            GgmlDType::Q4_1 => Some(Self::Q4_1),
+            GgmlDType::Q8_0 => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// The candle/GGUF type.
+    #[must_use]
+    pub fn ggml(self) -> GgmlDType {
+        match self {
+            Self::F32 => GgmlDType::F32,
+            Self::F16 => GgmlDType::F16,
+            Self::Q4_0 => GgmlDType::Q4_0,
+            Self::Q4_1 => GgmlDType::Q4_1,
+            Self::Q8_0 => GgmlDType::Q8_0,
+        }
+    }
+
+    /// Words one row of `cols` weights takes on the GPU (`row_words` in the WGSL).
+    #[must_use]
+    pub fn row_words(self, cols: usize) -> usize {
+        match self {
+            Self::F32 => cols,
+            Self::F16 => cols / 2,
+            Self::Q4_0 | Self::Q4_1 => cols / BLOCK * 5,
+            Self::Q8_0 => cols / BLOCK * 9,
+        }
+    }
+
+    /// Bytes of one row in the GGUF file.
+    fn row_bytes(self, cols: usize) -> usize {
+        match self {
+            Self::F32 => cols * 4,
+            Self::F16 => cols * 2,
+            Self::Q4_0 => cols / BLOCK * 18,
+            Self::Q4_1 => cols / BLOCK * 20,
+            Self::Q8_0 => cols / BLOCK * 34,
+        }
+    }
+
+    /// Columns must be a whole number of blocks (of words, for F16).
+    fn col_multiple(self) -> usize {
+        match self {
+            Self::F32 => 1,
+            Self::F16 => 2,
+            Self::Q4_0 | Self::Q4_1 | Self::Q8_0 => BLOCK,
+        }
+    }
+}
+
+/// A matrix `(rows, cols)` (a linear layer's `(out, in)`) re-laid for the GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuWeights {
+    /// Format.
+    pub ty: WeightType,
+    /// Rows (outputs).
+    pub rows: usize,
+    /// Columns (inputs).
+    pub cols: usize,
+    /// `rows * ty.row_words(cols)` words.
+    pub words: Vec<u32>,
+}
+
+fn le16(b: &[u8]) -> u32 {
+    u32::from(u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl GpuWeights {
+    /// Re-lays a 2-D quantized tensor `(rows, cols)`.
+    ///
+    /// # Errors
+    /// [`GpuError::UnsupportedType`] for types the kernels do not read,
+    /// [`GpuError::BadWeight`] for a shape that is not 2-D or not whole blocks.
+    pub fn from_qtensor(name: &str, t: &QTensor) -> Result<Self> {
+        let ty = WeightType::from_ggml(t.dtype()).ok_or_else(|| GpuError::UnsupportedType {
+            name: name.to_owned(),
+            ty: format!("{:?}", t.dtype()),
+        })?;
+        let dims = t.shape().dims();
+        let (rows, cols) = match *dims {
+            [r, c] => (r, c),
+            [c] => (1, c),
+            _ => {
+                return Err(GpuError::BadWeight {
+                    name: name.to_owned(),
+                    problem: format!("shape {dims:?}, expected a matrix (rows, cols)"),
+                });
+            }
+        };
+        let data = t.data()?;
+        Self::from_bytes(name, ty, rows, cols, &data)
+    }
+
+    /// Re-lays GGUF bytes of `rows` rows of `cols` weights of type `ty`.
+    ///
+    /// # Errors
+    /// [`GpuError::BadWeight`] when `cols` is not a whole number of blocks or the byte
+    /// count does not match the shape.
+    pub fn from_bytes(
+        name: &str,
+        ty: WeightType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self> {
+        let bad = |problem: String| GpuError::BadWeight {
+            name: name.to_owned(),
+            problem,
+        };
+        if cols == 0 || !cols.is_multiple_of(ty.col_multiple()) {
+            return Err(bad(format!(
+                "{cols} columns of {ty:?}, expected a positive multiple of {}",
+                ty.col_multiple()
+            )));
+        }
+        let expected = rows * ty.row_bytes(cols);
+        if bytes.len() != expected {
+            return Err(bad(format!(
+                "{} bytes for {rows}x{cols} {ty:?}, expected {expected}",
+                bytes.len()
+            )));
+        }
+        let words: Vec<u32> = match ty {
+            // These blocks are already whole words: F32, F16 pairs, and Q4_1's 20 bytes
+            // (f16 scale and minimum, then 16 bytes of nibbles).
+            WeightType::F32 | WeightType::F16 | WeightType::Q4_1 => {
+                bytes.chunks_exact(4).map(le32).collect()
+            }
+            // 18 and 34 bytes: the f16 scale gets a word of its own.
+            WeightType::Q4_0 | WeightType::Q8_0 => {
+                let block = if ty == WeightType::Q4_0 { 18 } else { 34 };
+                bytes
+                    .chunks_exact(block)
+                    .flat_map(|b| {
+                        std::iter::once(le16(&b[..2])).chain(b[2..].chunks_exact(4).map(le32))
+                    })
+                    .collect()
+            }
+        };
+        debug_assert_eq!(words.len(), rows * ty.row_words(cols));
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            words,
+        })
+    }
+
+    /// Words per row.
+    #[must_use]
+    pub fn row_words(&self) -> usize {
+        self.ty.row_words(self.cols)
+    }
+}

@@ -1,0 +1,97 @@
+//! The WGSL sources: one `.wgsl` file per kernel and per shared piece, composed into one
+//! module per kernel by concatenation (WGSL has no includes). The same text runs natively
+//! (naga inside wgpu-core) and in the browser (the browser's own compiler).
+
+/// Shared pieces, in the order a kernel's module puts them before its own text.
+const STATE: &str = include_str!("wgsl/state.wgsl");
+const F16: &str = include_str!("wgsl/f16.wgsl");
+const DEQUANT: &str = include_str!("wgsl/dequant.wgsl");
+const MATVEC: &str = include_str!("wgsl/matvec.wgsl");
+const NORM: &str = include_str!("wgsl/norm.wgsl");
+
+/// One compute kernel of the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// Token embedding (dequantised row of the table).
+    Embed,
+    /// RMSNorm + Q/K/V mat-vecs + RoPE + KV-cache write.
+    Qkv,
+    /// Attention over the cache (grouped-query, causal, optional window).
+    Attention,
+    /// Mat-vec with the residual add folded in (attention output, FFN down).
+    MatvecAdd,
+    /// RMSNorm + gate and up mat-vecs + SiLU gate.
+    GateUp,
+    /// Final RMSNorm + LM-head mat-vec.
+    LmHead,
+    /// Greedy token choice.
+    Argmax,
+    /// Position increment.
+    Advance,
+}
+
+impl Shader {
+    /// Every kernel.
+    pub const ALL: [Self; 8] = [
+        Self::Embed,
+        Self::Qkv,
+        Self::Attention,
+        Self::MatvecAdd,
+        Self::GateUp,
+        Self::LmHead,
+        Self::Argmax,
+        Self::Advance,
+    ];
+
+    /// The kernel's name (its file's stem).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embed => "embed",
+            Self::Qkv => "qkv",
+            Self::Attention => "attention",
+            Self::MatvecAdd => "matvec_add",
+            Self::GateUp => "gate_up",
+            Self::LmHead => "lm_head",
+            Self::Argmax => "argmax",
+            Self::Advance => "advance",
+        }
+    }
+
+    /// The kernel's own text.
+    fn body(self) -> &'static str {
+        match self {
+            Self::Embed => include_str!("wgsl/embed.wgsl"),
+            Self::Qkv => include_str!("wgsl/qkv.wgsl"),
+            Self::Attention => include_str!("wgsl/attention.wgsl"),
+            Self::MatvecAdd => include_str!("wgsl/matvec_add.wgsl"),
+            Self::GateUp => include_str!("wgsl/gate_up.wgsl"),
+            Self::LmHead => include_str!("wgsl/lm_head.wgsl"),
+            Self::Argmax => include_str!("wgsl/argmax.wgsl"),
+            Self::Advance => include_str!("wgsl/advance.wgsl"),
+        }
+    }
+
+    /// The shared pieces this kernel uses.
+    fn pieces(self) -> &'static [&'static str] {
+        match self {
+            Self::Embed => &[STATE, F16, DEQUANT],
+            Self::Qkv | Self::GateUp | Self::LmHead => &[STATE, F16, DEQUANT, MATVEC, NORM],
+            Self::MatvecAdd => &[STATE, F16, DEQUANT, MATVEC],
+            Self::Attention => &[STATE, F16],
+            Self::Argmax | Self::Advance => &[STATE],
+        }
+    }
+
+    /// The complete WGSL module; its entry point is `main`.
+    #[must_use]
+    pub fn source(self) -> String {
+        let mut s = String::new();
+        for piece in self.pieces() {
+            s.push_str(piece);
+            s.push('\n');
+        }
+        s.push_str(self.body());
+        s
+    }
+}

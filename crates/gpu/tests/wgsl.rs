@@ -1,0 +1,45 @@
+//! naga (the WGSL front end wgpu-core compiles with) parses and validates every kernel
+//! module, with no optional capability (no f16, no subgroups), and every `.wgsl` file is
+//! part of some kernel.
+
+use edgewise_gpu::Shader;
+
+#[test]
+fn every_kernel_is_valid_wgsl_without_optional_capabilities() {
+    for s in Shader::ALL {
+        let src = s.source();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}: {}", s.name(), e.emit_to_string(&src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", s.name(), e.emit_to_string(&src)));
+        assert!(
+            module.entry_points.iter().any(|e| e.name == "main"),
+            "{} has no `main` entry point",
+            s.name()
+        );
+    }
+}
+
+#[test]
+fn every_wgsl_file_is_in_some_kernel() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wgsl");
+    let sources: Vec<String> = Shader::ALL.iter().map(|s| s.source()).collect();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wgsl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                sources.iter().any(|s| s.contains(&text)),
+                "{} is in no kernel, so no test validates it",
+                path.display()
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 13, "expected the 13 .wgsl files of src/wgsl");
+}

@@ -1,0 +1,375 @@
+//! The Q4_1 × Q8_1 product in 128-bit lanes: the kernel of the wasm32 `simd128` build.
+//!
+//! The kernel is written once, over [`Lanes`] (the dozen 128-bit operations it needs),
+//! and instantiated twice: with WebAssembly's `v128` intrinsics in the browser build, and
+//! in native tests with a plain-Rust emulation of the same lane semantics, so the kernel's
+//! lane logic is checked bit for bit against the portable kernel on every native test
+//! run (the browser test then checks the page's greedy tokens against the native engine).
+//!
+//! Bit-identity follows the portable kernel's argument: each block's integer sum
+//! `Σ w·q` is exact however it is grouped (`i16` products ≤ 15·128 in magnitude, pairs
+//! summed into `i32`), and each lane (one weight row) then does the scalar code's float
+//! operations in its order, `acc + ((sumᵢ·dw)·dx + mw·sx)`, with no fused multiply-add
+//! (WebAssembly's baseline SIMD has none). The f16 scales are widened exactly (see
+//! [`f16_bits_to_f32_bits`]).
+
+use super::{BlockQ41, BlockQ81, QK};
+
+/// The 128-bit operations the kernel is written in. Lane types are implied by the
+/// operation (as with WebAssembly's untyped `v128`).
+pub(super) trait Lanes: Copy {
+    /// Sixteen bytes, lane `i` = `b[i]`.
+    fn bytes(b: [u8; 16]) -> Self;
+    /// `u8` lanes: `v & 0x0F`.
+    fn low_nibbles(self) -> Self;
+    /// `u8` lanes: `v >> 4`.
+    fn high_nibbles(self) -> Self;
+    /// `u8` lanes widened to `u16`: (lanes 0..8, lanes 8..16).
+    fn widen_u8(self) -> (Self, Self);
+    /// `i8` lanes widened to `i16`: (lanes 0..8, lanes 8..16).
+    fn widen_i8(self) -> (Self, Self);
+    /// `i16` lanes multiplied pairwise and adjacent pairs summed into four `i32` lanes.
+    fn dot_i16(self, b: Self) -> Self;
+    /// `i32` lanes added.
+    fn add_i32(self, b: Self) -> Self;
+    /// Four `i32x4` vectors to one: lane `i` = the sum of `v[i]`'s lanes.
+    fn sum_each(v: [Self; 4]) -> Self;
+    /// `i32` lanes converted to `f32` (round to nearest, as `as f32`).
+    fn f32_from_i32(self) -> Self;
+    /// Four little-endian f16 values widened to `f32` lanes, exactly.
+    fn f32_from_f16(h: [[u8; 2]; 4]) -> Self;
+    /// All four `f32` lanes = `x`.
+    fn f32_splat(x: f32) -> Self;
+    /// `f32` lanes multiplied (IEEE, round to nearest).
+    fn f32_mul(self, b: Self) -> Self;
+    /// `f32` lanes added (IEEE, round to nearest).
+    fn f32_add(self, b: Self) -> Self;
+    /// The four `f32` lanes.
+    fn f32_lanes(self) -> [f32; 4];
+}
+
+/// The bits of `f32::from(f16::from_bits(h))` for one value, computed the way the lane
+/// code does: the f16 exponent and mantissa moved into f32 position are a number 2¹¹²
+/// times too small (also for subnormals, read as f32 subnormals), so one exact
+/// multiplication by 2¹¹² rescales them; infinities and NaNs (exponent all ones) get the
+/// f32 exponent all ones instead (NaNs made quiet, as `half` does); the sign is copied.
+#[cfg(test)]
+fn f16_bits_to_f32_bits(h: u16) -> u32 {
+    let h = u32::from(h);
+    let exp_man = h & 0x7FFF;
+    let shifted = exp_man << 13;
+    let mag = if exp_man >= 0x7C00 {
+        shifted | 0x7F80_0000 | if exp_man > 0x7C00 { 0x0040_0000 } else { 0 }
+    } else {
+        (f32::from_bits(shifted) * F16_RESCALE).to_bits()
+    };
+    mag | ((h & 0x8000) << 16)
+}
+
+/// 2¹¹²: the f32 exponent bias (127) less the f16 one (15).
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
+const F16_RESCALE: f32 = 5.192_297e33;
+
+/// Eight weight rows `w` (8 × `kb` blocks, row after row) against `R` activation rows
+/// `y` (`kb` blocks each): `out[j·8 + i]` = row `i` · activation `j`. The same contract
+/// and the same bits as [`super::dot8_portable`].
+#[inline(always)]
+pub(super) fn dot8<L: Lanes, const R: usize>(
+    w: &[BlockQ41],
+    y: &[BlockQ81],
+    kb: usize,
+    out: &mut [f32],
+) {
+    // Accumulators: activation row j, weight rows 0..4 and 4..8.
+    let mut acc = [[L::f32_splat(0.0); 2]; R];
+    for b in 0..kb {
+        let r = |i: usize| &w[i * kb + b];
+        // Each weight row's 32 nibbles as i16 lanes, in the activation block's order:
+        // low nibbles are values 0..16, high nibbles 16..32.
+        let x: [[L; 4]; 8] = std::array::from_fn(|i| {
+            let q = L::bytes(r(i).qs);
+            let (x0, x1) = q.low_nibbles().widen_u8();
+            let (x2, x3) = q.high_nibbles().widen_u8();
+            [x0, x1, x2, x3]
+        });
+        let scales = |half: usize, f: fn(&BlockQ41) -> [u8; 2]| {
+            L::f32_from_f16(std::array::from_fn(|i| f(r(half * 4 + i))))
+        };
+        let dw = [scales(0, |blk| blk.d), scales(1, |blk| blk.d)];
+        let mw = [scales(0, |blk| blk.m), scales(1, |blk| blk.m)];
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let yb = &y[j * kb + b];
+            let [lo, hi]: [[u8; QK / 2]; 2] = zerocopy::transmute!(yb.qs);
+            let (a0, a1) = L::bytes(lo).widen_i8();
+            let (a2, a3) = L::bytes(hi).widen_i8();
+            let row = |i: usize| {
+                let [x0, x1, x2, x3] = x[i];
+                x0.dot_i16(a0)
+                    .add_i32(x1.dot_i16(a1))
+                    .add_i32(x2.dot_i16(a2).add_i32(x3.dot_i16(a3)))
+            };
+            let (dx, sx) = (L::f32_splat(yb.d), L::f32_splat(yb.s));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let s = L::sum_each(std::array::from_fn(|i| row(h * 4 + i)));
+                let t = s
+                    .f32_from_i32()
+                    .f32_mul(dw[h])
+                    .f32_mul(dx)
+                    .f32_add(mw[h].f32_mul(sx));
+                *acc = acc.f32_add(t);
+            }
+        }
+    }
+    for (acc, o) in acc.iter().zip(out.chunks_exact_mut(8)) {
+        o[..4].copy_from_slice(&acc[0].f32_lanes());
+        o[4..].copy_from_slice(&acc[1].f32_lanes());
+    }
+}
+
+/// [`dot8`] with `R` = the number of activation rows when it is 1, 4 or 8 (the counts
+/// the callers use), else the portable kernel.
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+pub(super) fn dot8_rows<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out: &mut [f32]) {
+    let rows = y.len() / kb;
+    assert!(
+        w.len() == 8 * kb && y.len() == rows * kb && out.len() == 8 * rows,
+        "dot8: 8 weight rows, {rows} activation rows, {} outputs",
+        out.len()
+    );
+    match rows {
+        1 => dot8::<L, 1>(w, y, kb, out),
+        4 => dot8::<L, 4>(w, y, kb, out),
+        8 => dot8::<L, 8>(w, y, kb, out),
+        _ => super::dot8_portable(w, y, kb, out),
+    }
+}
+
+/// WebAssembly's `v128` (the build sets `+simd128` for wasm32 in `.cargo/config.toml`).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(super) mod wasm {
+    use std::arch::wasm32::{
+        f32x4_add, f32x4_convert_i32x4, f32x4_mul, f32x4_splat, i16x8_extend_high_i8x16,
+        i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_shl, i32x4_shuffle, u8x16_shr,
+        u8x16_splat, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, u32x4, u32x4_ge, u32x4_gt,
+        u32x4_splat, v128, v128_and, v128_bitselect, v128_or,
+    };
+
+    use super::{F16_RESCALE, Lanes};
+
+    #[derive(Clone, Copy)]
+    pub(in crate::kernels) struct V(v128);
+
+    impl Lanes for V {
+        #[inline(always)]
+        fn bytes(b: [u8; 16]) -> Self {
+            Self(zerocopy::transmute!(b))
+        }
+        #[inline(always)]
+        fn low_nibbles(self) -> Self {
+            Self(v128_and(self.0, u8x16_splat(0x0F)))
+        }
+        #[inline(always)]
+        fn high_nibbles(self) -> Self {
+            Self(u8x16_shr(self.0, 4))
+        }
+        #[inline(always)]
+        fn widen_u8(self) -> (Self, Self) {
+            (
+                Self(u16x8_extend_low_u8x16(self.0)),
+                Self(u16x8_extend_high_u8x16(self.0)),
+            )
+        }
+        #[inline(always)]
+        fn widen_i8(self) -> (Self, Self) {
+            (
+                Self(i16x8_extend_low_i8x16(self.0)),
+                Self(i16x8_extend_high_i8x16(self.0)),
+            )
+        }
+        #[inline(always)]
+        fn dot_i16(self, b: Self) -> Self {
+            Self(i32x4_dot_i16x8(self.0, b.0))
+        }
+        #[inline(always)]
+        fn add_i32(self, b: Self) -> Self {
+            Self(i32x4_add(self.0, b.0))
+        }
+        #[inline(always)]
+        fn sum_each(v: [Self; 4]) -> Self {
+            // [a0+a2, b0+b2, a1+a3, b1+b3], then the same for c and d, then pairs.
+            let ab = i32x4_add(
+                i32x4_shuffle::<0, 4, 1, 5>(v[0].0, v[1].0),
+                i32x4_shuffle::<2, 6, 3, 7>(v[0].0, v[1].0),
+            );
+            let cd = i32x4_add(
+                i32x4_shuffle::<0, 4, 1, 5>(v[2].0, v[3].0),
+                i32x4_shuffle::<2, 6, 3, 7>(v[2].0, v[3].0),
+            );
+            Self(i32x4_add(
+                i32x4_shuffle::<0, 1, 4, 5>(ab, cd),
+                i32x4_shuffle::<2, 3, 6, 7>(ab, cd),
+            ))
+        }
+        #[inline(always)]
+        fn f32_from_i32(self) -> Self {
+            Self(f32x4_convert_i32x4(self.0))
+        }
+        #[inline(always)]
+        fn f32_from_f16(h: [[u8; 2]; 4]) -> Self {
+            let u = |i: usize| u32::from(u16::from_le_bytes(h[i]));
+            let v = u32x4(u(0), u(1), u(2), u(3));
+            let exp_man = v128_and(v, u32x4_splat(0x7FFF));
+            let shifted = i32x4_shl(exp_man, 13);
+            let finite = f32x4_mul(shifted, f32x4_splat(F16_RESCALE));
+            let quiet = v128_and(
+                u32x4_gt(exp_man, u32x4_splat(0x7C00)),
+                u32x4_splat(0x0040_0000),
+            );
+            let special = v128_or(v128_or(shifted, u32x4_splat(0x7F80_0000)), quiet);
+            let mag = v128_bitselect(special, finite, u32x4_ge(exp_man, u32x4_splat(0x7C00)));
+            let sign = i32x4_shl(v128_and(v, u32x4_splat(0x8000)), 16);
+            Self(v128_or(mag, sign))
+        }
+        #[inline(always)]
+        fn f32_splat(x: f32) -> Self {
+            Self(f32x4_splat(x))
+        }
+        #[inline(always)]
+        fn f32_mul(self, b: Self) -> Self {
+            Self(f32x4_mul(self.0, b.0))
+        }
+        #[inline(always)]
+        fn f32_add(self, b: Self) -> Self {
+            Self(f32x4_add(self.0, b.0))
+        }
+        #[inline(always)]
+        fn f32_lanes(self) -> [f32; 4] {
+            zerocopy::transmute!(self.0)
+        }
+    }
+
+    /// The kernel with `v128` lanes, for [`super::super::Dot8`].
+    pub(in crate::kernels) fn dot8(
+        w: &[super::BlockQ41],
+        y: &[super::BlockQ81],
+        kb: usize,
+        out: &mut [f32],
+    ) {
+        super::dot8_rows::<V>(w, y, kb, out);
+    }
+}
+
+/// The lane semantics in plain Rust, lane by lane, for checking the kernel natively.
+#[cfg(test)]
+pub(super) mod emulated {
+    use super::{Lanes, f16_bits_to_f32_bits};
+
+    /// A 128-bit value as bytes (little-endian lanes, as in WebAssembly).
+    #[derive(Clone, Copy)]
+    pub(in crate::kernels) struct E([u8; 16]);
+
+    fn i16s(v: E) -> [i16; 8] {
+        zerocopy::transmute!(v.0)
+    }
+    fn i32s(v: E) -> [i32; 4] {
+        zerocopy::transmute!(v.0)
+    }
+    fn f32s(v: E) -> [f32; 4] {
+        zerocopy::transmute!(v.0)
+    }
+    fn from_i16(v: [i16; 8]) -> E {
+        E(zerocopy::transmute!(v))
+    }
+    fn from_i32(v: [i32; 4]) -> E {
+        E(zerocopy::transmute!(v))
+    }
+    fn from_f32(v: [f32; 4]) -> E {
+        E(zerocopy::transmute!(v))
+    }
+
+    impl Lanes for E {
+        fn bytes(b: [u8; 16]) -> Self {
+            Self(b)
+        }
+        fn low_nibbles(self) -> Self {
+            Self(self.0.map(|b| b & 0x0F))
+        }
+        fn high_nibbles(self) -> Self {
+            Self(self.0.map(|b| b >> 4))
+        }
+        fn widen_u8(self) -> (Self, Self) {
+            let w = |o: usize| from_i16(std::array::from_fn(|i| i16::from(self.0[o + i])));
+            (w(0), w(8))
+        }
+        fn widen_i8(self) -> (Self, Self) {
+            #[allow(clippy::cast_possible_wrap)]
+            let w = |o: usize| from_i16(std::array::from_fn(|i| i16::from(self.0[o + i] as i8)));
+            (w(0), w(8))
+        }
+        fn dot_i16(self, b: Self) -> Self {
+            let (a, b) = (i16s(self), i16s(b));
+            let p = |i: usize| i32::from(a[i]) * i32::from(b[i]);
+            from_i32(std::array::from_fn(|i| p(2 * i).wrapping_add(p(2 * i + 1))))
+        }
+        fn add_i32(self, b: Self) -> Self {
+            let (a, b) = (i32s(self), i32s(b));
+            from_i32(std::array::from_fn(|i| a[i].wrapping_add(b[i])))
+        }
+        fn sum_each(v: [Self; 4]) -> Self {
+            from_i32(std::array::from_fn(|i| {
+                i32s(v[i]).iter().fold(0i32, |s, &x| s.wrapping_add(x))
+            }))
+        }
+        fn f32_from_i32(self) -> Self {
+            #[allow(clippy::cast_precision_loss)]
+            from_f32(i32s(self).map(|x| x as f32))
+        }
+        fn f32_from_f16(h: [[u8; 2]; 4]) -> Self {
+            from_f32(h.map(|b| f32::from_bits(f16_bits_to_f32_bits(u16::from_le_bytes(b)))))
+        }
+        fn f32_splat(x: f32) -> Self {
+            from_f32([x; 4])
+        }
+        fn f32_mul(self, b: Self) -> Self {
+            let (a, b) = (f32s(self), f32s(b));
+            from_f32(std::array::from_fn(|i| a[i] * b[i]))
+        }
+        fn f32_add(self, b: Self) -> Self {
+            let (a, b) = (f32s(self), f32s(b));
+            from_f32(std::array::from_fn(|i| a[i] + b[i]))
+        }
+        fn f32_lanes(self) -> [f32; 4] {
+            f32s(self)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use super::f16_bits_to_f32_bits;
+
+    /// The lane code's f16 widening equals `half`'s for every bit pattern (NaNs: both
+    /// NaN with the same payload and sign).
+    #[test]
+    fn f16_widening_is_exact_for_all_values() {
+        for h in 0..=u16::MAX {
+            let want = f16::from_bits(h).to_f32();
+            let got = f32::from_bits(f16_bits_to_f32_bits(h));
+            if want.is_nan() {
+                assert!(got.is_nan(), "{h:#06x}");
+                assert_eq!(
+                    got.to_bits() | 0x0040_0000,
+                    want.to_bits() | 0x0040_0000,
+                    "{h:#06x}"
+                );
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}: {got} vs {want}");
+            }
+        }
+    }
+}

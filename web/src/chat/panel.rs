@@ -1,0 +1,394 @@
+//! The on-device LLM chat panel: the chat's page side and its view in one component with
+//! its own state. The LLM worker is the panel's, started when the visitor opens the
+//! panel (so the page's first load never fetches the LLM's wasm or the model) and
+//! terminated when the panel goes away. The state the browser tests read is mirrored in `data-*`
+//! attributes of `#panel-chat`.
+
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use yew::prelude::*;
+
+use super::model_index::ModelEntry;
+use super::protocol::{Backend, Decoding, FromLlm, KernelCheck, Stage, ToLlm};
+use crate::channel::{Received, WorkerChannel};
+
+/// Default number of new tokens per answer.
+const DEFAULT_MAX_TOKENS: u32 = 64;
+/// Most new tokens the page lets the visitor ask for.
+const MAX_TOKENS_LIMIT: u32 = 512;
+/// Seed of the sampled decoding (shown, fixed: same prompt → same answer).
+const SAMPLE_SEED: u64 = 7;
+
+/// The LLM worker (`www/llm-worker.js` loads the `edgewise-llm-worker` wasm module).
+type LlmWorker = WorkerChannel<ToLlm, FromLlm>;
+
+/// What the panel is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Closed,
+    Loading,
+    Ready,
+    Generating,
+    NoModel,
+    Failed,
+}
+
+impl Phase {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Loading => "loading",
+            Self::Ready => "ready",
+            Self::Generating => "generating",
+            Self::NoModel => "no-model",
+            Self::Failed => "error",
+        }
+    }
+}
+
+/// Figures of the last answer.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    ids: Vec<u32>,
+    prompt_tokens: u32,
+    prefill_ms: f64,
+    tok_per_s: f64,
+    finish: String,
+}
+
+/// Panel messages.
+#[derive(Debug)]
+pub enum ChatMsg {
+    Open,
+    Worker(Received<FromLlm>),
+    Prompt(String),
+    MaxTokens(String),
+    ToggleSample,
+    Send,
+    Stop,
+    Check,
+}
+
+/// The chat panel component.
+pub struct ChatPanel {
+    worker: Option<LlmWorker>,
+    phase: Phase,
+    backend: Option<Backend>,
+    backend_note: String,
+    progress: Option<(Stage, u64, u64)>,
+    model: Option<(ModelEntry, f64, bool)>,
+    prompt: String,
+    max_tokens: u32,
+    sample: bool,
+    output: String,
+    live_ids: Vec<u32>,
+    answer: Option<Answer>,
+    check: Option<KernelCheck>,
+    message: Option<String>,
+    /// Answers completed so far (lets a test wait for the next one).
+    answers: u32,
+}
+
+impl Component for ChatPanel {
+    type Message = ChatMsg;
+    type Properties = ();
+
+    fn create(_ctx: &Context<Self>) -> Self {
+        Self {
+            worker: None,
+            phase: Phase::Closed,
+            backend: None,
+            backend_note: String::new(),
+            progress: None,
+            model: None,
+            prompt: "What is the capital of France?".to_owned(),
+            max_tokens: DEFAULT_MAX_TOKENS,
+            sample: false,
+            output: String::new(),
+            live_ids: Vec::new(),
+            answer: None,
+            check: None,
+            message: None,
+            answers: 0,
+        }
+    }
+
+    fn update(&mut self, ctx: &Context<Self>, msg: ChatMsg) -> bool {
+        match msg {
+            ChatMsg::Open => {
+                if self.worker.is_none() {
+                    let link = ctx.link().clone();
+                    let on_message = move |m| link.send_message(ChatMsg::Worker(m));
+                    match LlmWorker::spawn("llm-worker.js", "the LLM worker", on_message) {
+                        Ok(w) => {
+                            self.worker = Some(w);
+                            self.phase = Phase::Loading;
+                        }
+                        Err(e) => {
+                            self.phase = Phase::Failed;
+                            self.message = Some(e);
+                        }
+                    }
+                }
+            }
+            ChatMsg::Worker(Ok(msg)) => self.on_worker(msg),
+            ChatMsg::Worker(Err(e)) => {
+                self.message = Some(e);
+                self.phase = match self.phase {
+                    Phase::Loading => Phase::Failed,
+                    Phase::Generating => Phase::Ready,
+                    p => p,
+                };
+            }
+            ChatMsg::Prompt(p) => self.prompt = p,
+            ChatMsg::MaxTokens(t) => {
+                if let Ok(n) = t.trim().parse::<u32>() {
+                    self.max_tokens = n.clamp(1, MAX_TOKENS_LIMIT);
+                }
+            }
+            ChatMsg::ToggleSample => self.sample = !self.sample,
+            ChatMsg::Send => {
+                if self.phase == Phase::Ready && !self.prompt.trim().is_empty() {
+                    self.output.clear();
+                    self.live_ids.clear();
+                    self.answer = None;
+                    self.message = None;
+                    self.phase = Phase::Generating;
+                    self.send(&ToLlm::Generate {
+                        prompt: self.prompt.clone(),
+                        max_tokens: self.max_tokens,
+                        decoding: if self.sample {
+                            Decoding::Sample { seed: SAMPLE_SEED }
+                        } else {
+                            Decoding::Greedy
+                        },
+                    });
+                }
+            }
+            ChatMsg::Stop => self.send(&ToLlm::Stop),
+            ChatMsg::Check => {
+                if self.phase == Phase::Ready {
+                    self.check = None;
+                    self.send(&ToLlm::SelfTest);
+                }
+            }
+        }
+        true
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let ids = self
+            .answer
+            .as_ref()
+            .map_or(&self.live_ids, |a| &a.ids)
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        html! {
+            <section id="panel-chat" class="panel panel-chat" aria-labelledby="chat-title"
+                data-state={self.phase.key()}
+                data-backend={self.backend.as_ref().map_or("", Backend::label)}
+                data-ids={ids}
+                data-answers={self.answers.to_string()}
+                data-tok-s={self.answer.as_ref().map(|a| format!("{:.2}", a.tok_per_s)).unwrap_or_default()}
+                data-load-ms={self.model.as_ref().map(|m| format!("{:.0}", m.1)).unwrap_or_default()}
+                data-check-f32={self.check.as_ref().map(|c| c.max_abs_vs_f32.to_string()).unwrap_or_default()}
+                data-check-cpu={self.check.as_ref().map(|c| c.max_abs_vs_cpu.to_string()).unwrap_or_default()}
+                data-check-top1={self.check.as_ref().map(|c| c.top1_equal.to_string()).unwrap_or_default()}>
+                <h2 id="chat-title">{ "On-device LLM" }</h2>
+                if self.phase == Phase::Closed {
+                    <p class="chat-intro">
+                        { "A compact chat model (SmolLM2-135M-Instruct, 4-bit) running in this page: \
+                           on WebGPU where the browser has it, else in WebAssembly on the CPU. \
+                           Opening the chat downloads the model once (about 94 MB, then cached)." }
+                    </p>
+                    <button id="llm-open" type="button" onclick={link.callback(|_| ChatMsg::Open)}>
+                        { "Open the chat" }
+                    </button>
+                } else {
+                    { self.status_view() }
+                    { self.form_view(link) }
+                    <pre id="llm-output" class="chat-output" aria-live="polite">{ &self.output }</pre>
+                    { self.stats_view() }
+                }
+                if let Some(m) = &self.message {
+                    <p id="llm-message" class="error" role="alert">{ m }</p>
+                }
+            </section>
+        }
+    }
+}
+
+impl ChatPanel {
+    fn send(&self, msg: &ToLlm) {
+        if let Some(w) = &self.worker {
+            w.send(msg);
+        }
+    }
+
+    fn on_worker(&mut self, msg: FromLlm) {
+        match msg {
+            FromLlm::Ready => self.send(&ToLlm::Load),
+            FromLlm::Backend { backend, note } => {
+                self.backend = Some(backend);
+                self.backend_note = note;
+            }
+            FromLlm::Progress { stage, done, total } => {
+                self.progress = Some((stage, done, total));
+            }
+            FromLlm::NoModel(why) => {
+                self.phase = Phase::NoModel;
+                self.message = Some(why);
+            }
+            FromLlm::Loaded {
+                model,
+                load_ms,
+                from_cache,
+            } => {
+                self.model = Some((model, load_ms, from_cache));
+                self.progress = None;
+                self.phase = Phase::Ready;
+            }
+            FromLlm::Token { id, text } => {
+                self.live_ids.push(id);
+                self.output.push_str(&text);
+            }
+            FromLlm::Done {
+                ids,
+                finish,
+                prompt_tokens,
+                prefill_ms,
+                tok_per_s,
+            } => {
+                self.answer = Some(Answer {
+                    ids,
+                    prompt_tokens,
+                    prefill_ms,
+                    tok_per_s,
+                    finish: format!("{finish:?}"),
+                });
+                self.answers += 1;
+                self.phase = Phase::Ready;
+            }
+            FromLlm::SelfTest(check) => self.check = Some(check),
+            FromLlm::Error(e) => {
+                self.message = Some(e);
+                self.phase = match self.phase {
+                    Phase::Loading => Phase::Failed,
+                    Phase::Generating => Phase::Ready,
+                    p => p,
+                };
+            }
+        }
+    }
+
+    fn status_view(&self) -> Html {
+        let backend = match &self.backend {
+            None => "detecting…".to_owned(),
+            Some(Backend::Cpu) => "CPU (WebAssembly SIMD)".to_owned(),
+            Some(Backend::WebGpu(name)) => {
+                format!("WebGPU ({name}): LM head on the GPU, transformer blocks on the CPU")
+            }
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let mb = |b: u64| b as f64 / 1e6;
+        html! {
+            <div class="chat-status">
+                <p>
+                    <span class="chat-label">{ "Backend: " }</span>
+                    <span id="llm-backend">{ backend }</span>
+                    if !self.backend_note.is_empty() {
+                        <span class="chat-note">{ format!(" — WebGPU not used: {}", self.backend_note) }</span>
+                    }
+                </p>
+                if let Some((m, load_ms, cached)) = &self.model {
+                    <p id="llm-model">
+                        <span class="chat-label">{ "Model: " }</span>
+                        { format!("{} ({}, {:.1} MB), loaded in {:.1} s{}", m.name, m.variant, mb(m.bytes),
+                            load_ms / 1000.0, if *cached { " from the browser cache" } else { "" }) }
+                    </p>
+                }
+                if let Some((stage, done, total)) = self.progress {
+                    <p class="chat-progress">
+                        <label for="llm-progress">{ match stage {
+                            Stage::Download => "Downloading the model",
+                            Stage::Cache => "Reading the cached model",
+                            Stage::Build => "Building the model",
+                        } }</label>
+                        <progress id="llm-progress" max={total.max(1).to_string()}
+                            value={if stage == Stage::Build { total.to_string() } else { done.to_string() }} />
+                        { format!(" {:.1} / {:.1} MB", mb(done), mb(total)) }
+                    </p>
+                } else if self.phase == Phase::Loading {
+                    <p class="chat-progress">{ "Starting the LLM worker…" }</p>
+                }
+            </div>
+        }
+    }
+
+    fn form_view(&self, link: &html::Scope<Self>) -> Html {
+        let ready = self.phase == Phase::Ready;
+        let on_prompt = link.callback(|e: InputEvent| {
+            ChatMsg::Prompt(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+        });
+        let on_max = link.callback(|e: Event| {
+            ChatMsg::MaxTokens(e.target_unchecked_into::<HtmlInputElement>().value())
+        });
+        let on_key = link.batch_callback(|e: KeyboardEvent| {
+            (e.key() == "Enter" && !e.shift_key()).then(|| {
+                e.prevent_default();
+                ChatMsg::Send
+            })
+        });
+        html! {
+            <div class="chat-form">
+                <label for="llm-prompt" class="chat-label">{ "Your message" }</label>
+                <textarea id="llm-prompt" rows="2" value={self.prompt.clone()}
+                    oninput={on_prompt} onkeydown={on_key} />
+                <div class="chat-buttons">
+                    <label>{ "Max tokens " }
+                        <input id="llm-max-tokens" type="number" min="1" max={MAX_TOKENS_LIMIT.to_string()}
+                            value={self.max_tokens.to_string()} onchange={on_max} />
+                    </label>
+                    <label>
+                        <input id="llm-sample" type="checkbox" checked={self.sample}
+                            onchange={link.callback(|_| ChatMsg::ToggleSample)} />
+                        { format!(" sample (T 0.7, top-p 0.9, seed {SAMPLE_SEED}); else greedy") }
+                    </label>
+                    <button id="llm-send" type="button" disabled={!ready}
+                        onclick={link.callback(|_| ChatMsg::Send)}>{ "Send" }</button>
+                    <button id="llm-stop" type="button" disabled={self.phase != Phase::Generating}
+                        onclick={link.callback(|_| ChatMsg::Stop)}>{ "Stop" }</button>
+                    if matches!(self.backend, Some(Backend::WebGpu(_))) {
+                        <button id="llm-check" type="button" disabled={!ready}
+                            onclick={link.callback(|_| ChatMsg::Check)}>{ "Check the GPU kernel" }</button>
+                    }
+                </div>
+            </div>
+        }
+    }
+
+    fn stats_view(&self) -> Html {
+        html! {
+            <div class="chat-stats">
+                if let Some(a) = &self.answer {
+                    <p id="llm-stats">
+                        { format!("{} tokens ({}) · prompt {} tokens in {:.0} ms · decode {:.1} tokens/s",
+                            a.ids.len(), a.finish, a.prompt_tokens, a.prefill_ms, a.tok_per_s) }
+                    </p>
+                } else if self.phase == Phase::Generating {
+                    <p id="llm-stats">{ format!("{} tokens…", self.live_ids.len()) }</p>
+                }
+                if let Some(c) = &self.check {
+                    <p id="llm-check-result">
+                        { format!("GPU kernel on the {}×{} LM head: max |Δ| {:.2e} vs exact f32, {:.3} vs the \
+                                   CPU path (8-bit activations), same top token: {}; {:.1} ms GPU vs {:.1} ms CPU",
+                            c.rows, c.cols, c.max_abs_vs_f32, c.max_abs_vs_cpu,
+                            if c.top1_equal { "yes" } else { "no" }, c.gpu_ms, c.cpu_ms) }
+                    </p>
+                }
+            </div>
+        }
+    }
+}
