@@ -54,8 +54,10 @@ pub struct LayerRefit {
     pub tensor: &'static str,
     /// Relative error of the kept columns as they were (plain pruning).
     pub before: f64,
-    /// Relative error after the refit.
+    /// Relative error after the refit (equal to `before` when the refit was not kept).
     pub after: f64,
+    /// Whether the refitted weights replaced the pruned ones (only when they fit better).
+    pub refitted: bool,
 }
 
 /// Accumulated normal equations of one projection.
@@ -282,12 +284,19 @@ pub fn refit_pruned(
                 ne.add(&a_k, &y, &w_k)?;
             }
             let (w, b, after) = ne.solve(opts.ridge, &dev)?;
-            blocks[i].wo = f32_linear(&w, b)?;
+            let before = ne.plain_err / ne.y2.max(f64::MIN_POSITIVE);
+            // The ridge can cost more than it gains where plain pruning already fits well:
+            // never make a projection worse on its own calibration data.
+            let refitted = after < before;
+            if refitted {
+                blocks[i].wo = f32_linear(&w, b)?;
+            }
             report.push(LayerRefit {
                 block: i,
                 tensor: "attn_output",
-                before: ne.plain_err / ne.y2.max(f64::MIN_POSITIVE),
-                after,
+                before,
+                after: if refitted { after } else { before },
+                refitted,
             });
         }
         if pm.ffn_channels.len() < bcfg.n_ff[pm.layer] {
@@ -301,12 +310,19 @@ pub fn refit_pruned(
                 ne.add(&taps.ffn_act, &y, &w_k)?;
             }
             let (w, b, after) = ne.solve(opts.ridge, &dev)?;
-            blocks[i].w_down = f32_linear(&w, b)?;
+            let before = ne.plain_err / ne.y2.max(f64::MIN_POSITIVE);
+            // The ridge can cost more than it gains where plain pruning already fits well:
+            // never make a projection worse on its own calibration data.
+            let refitted = after < before;
+            if refitted {
+                blocks[i].w_down = f32_linear(&w, b)?;
+            }
             report.push(LayerRefit {
                 block: i,
                 tensor: "ffn_down",
-                before: ne.plain_err / ne.y2.max(f64::MIN_POSITIVE),
-                after,
+                before,
+                after: if refitted { after } else { before },
+                refitted,
             });
         }
         for x in &mut xs {
@@ -379,7 +395,7 @@ mod tests {
         .unwrap();
         assert_eq!(report.len(), 4);
         for r in &report {
-            assert!(r.after < r.before, "{r:?}");
+            assert!(r.refitted && r.after < r.before, "{r:?}");
         }
         let (plain, fitted) = (
             hidden_mse(&base, &pruned, held).unwrap(),

@@ -544,8 +544,14 @@ fn refit_after_pruning_beats_plain_pruning_on_the_shipped_model() {
     .unwrap();
     assert_eq!(report.len(), s.base.config().n_layer);
     for r in &report {
-        assert!(r.after < r.before, "{r:?}");
+        assert!(r.after <= r.before, "{r:?}");
     }
+    let kept = report.iter().filter(|r| r.refitted).count();
+    assert!(
+        kept * 4 >= report.len() * 3,
+        "only {kept} of {} refits fit better than plain pruning",
+        report.len()
+    );
     let (plain, fitted) = (
         hidden_mse(&s.base, &pruned, held).unwrap(),
         hidden_mse(&s.base, &refit, held).unwrap(),
