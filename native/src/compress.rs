@@ -4,14 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use edgewise_llm::compress::{
-    Method, PipelineOptions, PrunePlan, QuantSpec, calibration_texts, default_calibration_texts,
-    export_gguf_file, parse_block_type, run_pipeline, split_held_out, weight_bytes,
+use edgewise_ecld::compress::{
+    Method, PipelineOptions, PrunePlan, QuantSpec, Stage, calibration_texts,
+    default_calibration_texts, export_gguf_file, parse_block_type, parse_type_rule, run_pipeline,
+    split_held_out, weight_bytes,
 };
-use edgewise_llm::distill::{
+use edgewise_ecld::distill::{
     CheckpointOptions, DistillConfig, TeacherTextConfig, TokenWindows, cached_teacher_text,
     mean_cross_entropy,
 };
+use edgewise_ecld::reconstruct::RefitOptions;
 use edgewise_llm::{Device, Engine, GgufFile, Model, Sampler, Sampling, Tokenizer};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,27 @@ pub struct CompressArgs {
     /// blocks of 32, one f16 scale each).
     #[arg(long, default_value_t = 4)]
     bits: u32,
+    /// Block type of the attention and FFN matrices by ggml name (q4_0, q4_1, q8_0, q5_0,
+    /// …); overrides --bits.
+    #[arg(long)]
+    linear_type: Option<String>,
+    /// Per-tensor type override `PATTERN=TYPE` (repeatable; the first rule whose pattern
+    /// occurs in the GGUF tensor name wins), e.g. `--tensor-type ffn_down=q8_0`.
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    tensor_type: Vec<String>,
+    /// Calibration windows for the importance matrix (Σx² per input channel of every
+    /// linear layer) that weights the Q4_0/Q4_1/Q8_0 scale search; 0 = ggml's plain
+    /// max-abs rounding.
+    #[arg(long, default_value_t = 64)]
+    imatrix: usize,
+    /// Keep the pruned weights as they are instead of refitting `ffn_down` /
+    /// `attn_output` by ridge least squares (with a compensating bias) on the calibration
+    /// windows.
+    #[arg(long)]
+    no_refit: bool,
+    /// Ridge strength of the refit, relative to the mean diagonal of the Gram matrix.
+    #[arg(long, default_value_t = 1e-2)]
+    refit_ridge: f64,
     /// Block type of the token embedding / output matrix (mixed precision): q8_0, q5_1,
     /// q5_0, q4_1, q4_0 or f16 (k-quants need rows that are a multiple of 256).
     #[arg(long, default_value = "q8_0")]
@@ -58,13 +81,13 @@ pub struct CompressArgs {
     out: PathBuf,
     /// Calibration text: a `.jsonl` file in the evaluation-data format (`"set":
     /// "calibration"`) or plain text, one passage per line; defaults to the committed
-    /// `crates/llm/data/eval/calibration.jsonl`. Every 10th passage is held out for the
+    /// `crates/ecld/data/eval/calibration.jsonl`. Every 10th passage is held out for the
     /// cross-entropy check; the rest give the activation statistics and the teacher's
     /// prompts.
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Windows of the text used for the activation statistics of pruning.
-    #[arg(long, default_value_t = 32)]
+    /// Windows of the text used for the activation statistics of pruning and the refit.
+    #[arg(long, default_value_t = 128)]
     calib_windows: usize,
     /// Tokens the teacher writes per prompt for the distillation text (cached as
     /// `teacher-text.json` in the checkpoint folder).
@@ -164,7 +187,7 @@ fn read_passages(args: &CompressArgs) -> anyhow::Result<(Vec<String>, Vec<String
         }
         None => (
             default_calibration_texts()?,
-            "crates/llm/data/eval/calibration.jsonl".into(),
+            "crates/ecld/data/eval/calibration.jsonl".into(),
         ),
     };
     if lines.len() < 2 {
@@ -195,6 +218,21 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         bail!("--bits must be 8 or 4, got {}", args.bits);
     }
     let embed_type = parse_block_type(&args.embed_type).context("--embed-type")?;
+    let mut quant = QuantSpec::for_bits(args.bits)?.with_embedding(embed_type);
+    if let Some(t) = &args.linear_type {
+        quant.linear = parse_block_type(t).context("--linear-type")?;
+    }
+    let type_rules = args
+        .tensor_type
+        .iter()
+        .map(|r| parse_type_rule(r).context("--tensor-type"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !(args.refit_ridge.is_finite() && args.refit_ridge > 0.0) {
+        bail!(
+            "--refit-ridge must be a positive number, got {}",
+            args.refit_ridge
+        );
+    }
     check_ratio("--prune-heads", args.prune_heads)?;
     let model_path = match &args.model {
         Some(p) => p.clone(),
@@ -270,7 +308,13 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let opts = PipelineOptions {
         method,
         prune: plan,
-        quant: QuantSpec::for_bits(args.bits)?.with_embedding(embed_type),
+        quant,
+        type_rules,
+        imatrix_windows: args.imatrix,
+        refit: (!args.no_refit).then_some(RefitOptions {
+            ridge: args.refit_ridge,
+            attention: true,
+        }),
         distill: distill.clone(),
         checkpoint,
         calib_windows: args.calib_windows,
@@ -316,38 +360,66 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     }
     let t0 = std::time::Instant::now();
     let mut first_step = None;
-    let out = run_pipeline(&base, &calib, &data, &opts, &mut |r| {
-        if first_step.is_none() {
-            first_step = Some((r.step, std::time::Instant::now()));
-            bar.set_position(r.step as u64 - 1);
+    let mut on_stage = |st: Stage| match st {
+        Stage::Imatrix(d, t) if d == t || d % 16 == 0 => {
+            tracing::info!("importance matrix: {d}/{t} windows");
         }
-        if let Some(m) = args.time_budget_min
-            && t0.elapsed().as_secs_f64() >= m * 60.0
-        {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        bar.set_position(r.step as u64);
-        bar.set_message(format!(
-            "loss {:.4} kl {:.4} ce {:.3}{}",
-            r.loss,
-            r.kl,
-            r.ce,
-            if r.checkpointed { " [ckpt]" } else { "" }
-        ));
-        // Without a terminal the bar is hidden: log checkpointed steps instead.
-        if bar.is_hidden() && r.checkpointed {
-            tracing::info!(
-                "distill step {}/{}: loss {:.4} kl {:.4} ce {:.3} ({:.0} s) [ckpt]",
-                r.step,
-                r.steps,
+        Stage::Refit(d, t) if d == t || d % 8 == 0 => tracing::info!("refit: {d}/{t} blocks"),
+        _ => {}
+    };
+    let out = run_pipeline(
+        &base,
+        &calib,
+        &data,
+        &opts,
+        &mut |r| {
+            if first_step.is_none() {
+                first_step = Some((r.step, std::time::Instant::now()));
+                bar.set_position(r.step as u64 - 1);
+            }
+            if let Some(m) = args.time_budget_min
+                && t0.elapsed().as_secs_f64() >= m * 60.0
+            {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            bar.set_position(r.step as u64);
+            bar.set_message(format!(
+                "loss {:.4} kl {:.4} ce {:.3}{}",
                 r.loss,
                 r.kl,
                 r.ce,
-                t0.elapsed().as_secs_f64()
-            );
-        }
-    })?;
+                if r.checkpointed { " [ckpt]" } else { "" }
+            ));
+            // Without a terminal the bar is hidden: log checkpointed steps instead.
+            if bar.is_hidden() && r.checkpointed {
+                tracing::info!(
+                    "distill step {}/{}: loss {:.4} kl {:.4} ce {:.3} ({:.0} s) [ckpt]",
+                    r.step,
+                    r.steps,
+                    r.loss,
+                    r.kl,
+                    r.ce,
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        },
+        &mut on_stage,
+    )?;
     bar.finish();
+    if !out.refit.is_empty() {
+        let (before, after) = out
+            .refit
+            .iter()
+            .fold((0.0, 0.0), |(b, a), r| (b + r.before, a + r.after));
+        #[allow(clippy::cast_precision_loss)]
+        let n = out.refit.len() as f64;
+        eprintln!(
+            "refit: {} projections, mean relative error on the calibration windows {:.4} → {:.4}",
+            out.refit.len(),
+            before / n,
+            after / n
+        );
+    }
     if let (Some(report), Some((s0, t1))) = (&out.distill, first_step) {
         let n = report.losses.len().saturating_sub(s0 - 1);
         let secs = t1.elapsed().as_secs_f64();

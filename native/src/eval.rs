@@ -4,8 +4,8 @@
 //! Each variant runs in a child process of this binary (`--worker-out`, hidden), so its
 //! peak resident memory (`VmHWM` from `/proc/self/status`) is its own. The child loads the
 //! model (timed), measures prefill and decode speed, then scores the quality metrics with
-//! [`edgewise_llm::eval::metrics`]; the parent applies the energy model
-//! ([`edgewise_llm::eval::energy`]) per device class and writes everything atomically.
+//! [`edgewise_ecld::eval::metrics`]; the parent applies the energy model
+//! ([`edgewise_ecld::eval::energy`]) per device class and writes everything atomically.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,12 +13,16 @@ use std::time::Instant;
 
 use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
-use edgewise_llm::eval::data::committed_data_dir;
-use edgewise_llm::eval::energy::{
+use edgewise_ecld::eval::data::committed_data_dir;
+use edgewise_ecld::eval::energy::{
     self, ClassEstimate, DeviceClass, HostSpeed, ModelWork, QueryShape,
 };
-use edgewise_llm::eval::metrics::{self, CONFIDENCE_THRESHOLD, FactTally};
-use edgewise_llm::eval::{EvalData, FactOutcome};
+use edgewise_ecld::eval::metrics::{self, CONFIDENCE_THRESHOLD, FactTally};
+use edgewise_ecld::eval::stats::{
+    Agreement, FactReply, Interval, RiskPoint, mcnemar_exact, paired_bootstrap,
+    retained_above_chance, risk_coverage, token_agreement,
+};
+use edgewise_ecld::eval::{EvalData, FactOutcome};
 use edgewise_llm::{Device, Engine, model_cache};
 use mec::{CATALOGUE_FORMAT, CATALOGUE_VERSION, Catalogue, ClassProfile, VariantProfile};
 use serde::{Deserialize, Serialize};
@@ -60,6 +64,10 @@ pub struct EvalArgs {
     /// replaces its earlier result. Without --model, only combines the earlier runs.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     merge: Vec<PathBuf>,
+    /// Skip the KL-to-base / top-1 agreement on the prose passages (it loads the base and
+    /// each variant once more in this process).
+    #[arg(long)]
+    no_agreement: bool,
     /// Internal: evaluate the one --model in this process and write its result to FILE.
     #[arg(long, hide = true, value_name = "FILE")]
     worker_out: Option<PathBuf>,
@@ -114,7 +122,44 @@ struct Measured {
     perplexity: f64,
     quality_s: f64,
     rapl_joules: Option<f64>,
+    /// Per multiple-choice item, in data order: (family, correct).
+    #[serde(default)]
+    mc_outcomes: Vec<(String, bool)>,
+    /// Chance accuracy of the multiple-choice items (mean of 1 / options).
+    #[serde(default)]
+    mc_chance: f64,
+    /// Per factual question, in data order: (family, reply summary).
+    #[serde(default)]
+    fact_replies: Vec<(String, FactReply)>,
 }
+
+/// A variant against the base on the same items (see [`edgewise_ecld::eval::stats`]).
+#[derive(Debug, Clone, Serialize)]
+struct Comparison {
+    variant: String,
+    base: String,
+    /// Multiple-choice accuracy, variant − base, with a 95% family-stratified paired
+    /// bootstrap interval.
+    mc_diff: Interval,
+    /// Exact McNemar p-value of the multiple-choice outcomes.
+    mc_mcnemar_p: f64,
+    /// Variant accuracy / base accuracy.
+    mc_retained: f64,
+    /// (variant − chance) / (base − chance).
+    mc_retained_above_chance: Option<f64>,
+    /// Fact accuracy, variant − base.
+    fact_acc_diff: Interval,
+    /// Hallucination rate, variant − base.
+    hallucination_diff: Interval,
+    /// KL to the base and top-1 agreement on the prose passages.
+    agreement: Option<Agreement>,
+}
+
+/// Bootstrap replicates and seed of the comparison intervals.
+const BOOTSTRAP_REPS: usize = 2000;
+const BOOTSTRAP_SEED: u64 = 13;
+/// Confidence thresholds of the risk–coverage table.
+const RISK_THRESHOLDS: [f32; 6] = [0.0, 0.3, 0.5, 0.6, 0.7, 0.9];
 
 /// A measured variant with its per-class estimates.
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +180,10 @@ struct Report<'a> {
     data_digest: String,
     device_classes: &'a [DeviceClass],
     variants: &'a [VariantReport],
+    /// Every non-base variant against the base (empty without a `base*` variant).
+    comparisons: &'a [Comparison],
+    /// Per variant: risk–coverage of the factual questions over the confidence threshold.
+    risk_coverage: BTreeMap<String, Vec<RiskPoint>>,
 }
 
 /// What `--merge` reads back from an earlier `eval.json` (per-class estimates are
@@ -163,9 +212,9 @@ fn data_digest(dir: &Path) -> anyhow::Result<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for f in [
-        edgewise_llm::eval::data::FACTS_FILE,
-        edgewise_llm::eval::data::MC_FILE,
-        edgewise_llm::eval::data::PROSE_FILE,
+        edgewise_ecld::eval::data::FACTS_FILE,
+        edgewise_ecld::eval::data::MC_FILE,
+        edgewise_ecld::eval::data::PROSE_FILE,
     ] {
         let p = dir.join(f);
         h.update(std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
@@ -338,6 +387,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
     }
 
+    let comparisons = compare(args, &reports, &data_dir)?;
+    let risk = reports
+        .iter()
+        .map(|r| {
+            let replies: Vec<FactReply> = r.measured.fact_replies.iter().map(|(_, f)| *f).collect();
+            (
+                r.measured.name.clone(),
+                risk_coverage(&replies, &RISK_THRESHOLDS),
+            )
+        })
+        .collect();
     let report = Report {
         query,
         limit: args.limit,
@@ -347,6 +407,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         data_digest: digest,
         device_classes: &classes,
         variants: &reports,
+        comparisons: &comparisons,
+        risk_coverage: risk,
     };
     let json = serde_json::to_string_pretty(&report)?;
     let table = markdown(&report);
@@ -378,6 +440,112 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Every variant against the first `base*` one: paired intervals, McNemar, retention and
+/// (unless --no-agreement) KL / top-1 agreement on the prose passages.
+fn compare(
+    args: &EvalArgs,
+    reports: &[VariantReport],
+    data_dir: &Path,
+) -> anyhow::Result<Vec<Comparison>> {
+    let Some(base) = reports.iter().find(|r| r.measured.method == "base") else {
+        return Ok(Vec::new());
+    };
+    let b = &base.measured;
+    let prose_ids = if args.no_agreement {
+        None
+    } else {
+        let data = EvalData::load_dir(data_dir)?;
+        let (base_model, gguf) =
+            edgewise_llm::Model::from_path(Path::new(&b.path), &Device::Cpu)
+                .with_context(|| format!("loading the base {} for agreement", b.path))?;
+        let tok = edgewise_llm::Tokenizer::from_gguf(&gguf)?;
+        let ids = data
+            .prose
+            .subset(args.limit)
+            .iter()
+            .map(|it| {
+                let mut t = tok.encode(&it.text, false)?;
+                t.truncate(args.max_prose_tokens);
+                Ok(t)
+            })
+            .collect::<anyhow::Result<Vec<Vec<u32>>>>()?;
+        Some((base_model, ids))
+    };
+    let mut out = Vec::new();
+    for r in reports.iter().filter(|r| r.measured.name != b.name) {
+        let v = &r.measured;
+        if v.mc_outcomes.len() != b.mc_outcomes.len()
+            || v.fact_replies.len() != b.fact_replies.len()
+            || v.mc_outcomes.is_empty()
+            || v.fact_replies.is_empty()
+        {
+            eprintln!(
+                "compare: {} was scored on other items than {} (or by an older edgewise); no comparison",
+                v.name, b.name
+            );
+            continue;
+        }
+        let as_f = |ok: bool| if ok { 1.0 } else { 0.0 };
+        let mc: Vec<(String, f64, f64)> = b
+            .mc_outcomes
+            .iter()
+            .zip(&v.mc_outcomes)
+            .map(|((f, x), (_, y))| (f.clone(), as_f(*x), as_f(*y)))
+            .collect();
+        let (mut base_only, mut var_only) = (0u64, 0u64);
+        for ((_, x), (_, y)) in b.mc_outcomes.iter().zip(&v.mc_outcomes) {
+            match (x, y) {
+                (true, false) => base_only += 1,
+                (false, true) => var_only += 1,
+                _ => {}
+            }
+        }
+        let facts = |pick: &dyn Fn(&FactReply) -> bool| -> Vec<(String, f64, f64)> {
+            b.fact_replies
+                .iter()
+                .zip(&v.fact_replies)
+                .map(|((f, x), (_, y))| (f.clone(), as_f(pick(x)), as_f(pick(y))))
+                .collect()
+        };
+        let thr = args.confidence_threshold;
+        let hallucinated = move |x: &FactReply| !x.correct && !x.refused && x.confidence >= thr;
+        let agreement = match &prose_ids {
+            Some((base_model, ids)) => {
+                let (vm, _) = edgewise_llm::Model::from_path(Path::new(&v.path), &Device::Cpu)
+                    .with_context(|| format!("loading {} for agreement", v.path))?;
+                Some(token_agreement(base_model, &vm, ids)?)
+            }
+            None => None,
+        };
+        out.push(Comparison {
+            variant: v.name.clone(),
+            base: b.name.clone(),
+            mc_diff: paired_bootstrap(&mc, BOOTSTRAP_REPS, 0.95, BOOTSTRAP_SEED)?,
+            mc_mcnemar_p: mcnemar_exact(base_only, var_only),
+            mc_retained: v.mc_accuracy / b.mc_accuracy.max(f64::MIN_POSITIVE),
+            mc_retained_above_chance: retained_above_chance(
+                v.mc_accuracy,
+                b.mc_accuracy,
+                b.mc_chance,
+            ),
+            fact_acc_diff: paired_bootstrap(
+                &facts(&|x| x.correct),
+                BOOTSTRAP_REPS,
+                0.95,
+                BOOTSTRAP_SEED,
+            )?,
+            hallucination_diff: paired_bootstrap(
+                &facts(&hallucinated),
+                BOOTSTRAP_REPS,
+                0.95,
+                BOOTSTRAP_SEED,
+            )?,
+            agreement,
+        });
+    }
+    Ok(out)
 }
 
 fn run_worker(args: &EvalArgs, model: &Path, data_dir: &Path) -> anyhow::Result<Measured> {
@@ -477,10 +645,17 @@ fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
     bar.set_message("multiple choice");
     let mut mc_families: BTreeMap<String, McFamily> = BTreeMap::new();
     let mut mc_correct = 0;
+    let mut mc_outcomes = Vec::with_capacity(mc.len());
+    let mc_chance = mc
+        .iter()
+        .map(|it| 1.0 / it.options.len().max(1) as f64)
+        .sum::<f64>()
+        / mc.len().max(1) as f64;
     for it in &mc {
         let scores =
             metrics::score_options(&engine.model, &engine.tokenizer, &it.question, &it.options)?;
         let ok = metrics::pick_option(&scores)? == it.answer;
+        mc_outcomes.push((it.family.clone(), ok));
         let f = mc_families.entry(it.family.clone()).or_default();
         f.total += 1;
         if ok {
@@ -494,6 +669,7 @@ fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
     let mut tally = FactTally::default();
     let mut fact_families: BTreeMap<String, FactTally> = BTreeMap::new();
     let mut fact_samples = Vec::new();
+    let mut fact_replies = Vec::with_capacity(facts.len());
     for it in &facts {
         let a = metrics::answer_fact(&engine, &it.question, args.max_answer_tokens)?;
         let o = metrics::classify(
@@ -503,6 +679,14 @@ fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
             args.confidence_threshold,
         );
         tally.add(o);
+        fact_replies.push((
+            it.family.clone(),
+            FactReply {
+                confidence: a.confidence,
+                correct: o == FactOutcome::Correct,
+                refused: metrics::is_abstention(&a.reply) || a.reply.trim().is_empty(),
+            },
+        ));
         fact_families.entry(it.family.clone()).or_default().add(o);
         if fact_samples.len() < 6 {
             fact_samples.push(FactSample {
@@ -553,6 +737,9 @@ fn measure(args: &EvalArgs, model_path: &Path) -> anyhow::Result<Measured> {
         perplexity: metrics::perplexity(nll, ntok),
         quality_s,
         rapl_joules: rapl,
+        mc_outcomes,
+        mc_chance,
+        fact_replies,
     })
 }
 
@@ -712,6 +899,56 @@ fn markdown(r: &Report<'_>) -> String {
             }
         }
         let _ = writeln!(s);
+    }
+    if !r.comparisons.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nAgainst the base ({}), 95% family-stratified paired bootstrap intervals:\n",
+            r.comparisons[0].base
+        );
+        let _ = writeln!(
+            s,
+            "| variant | Δ MC acc [95% CI] | McNemar p | MC retained | retained above chance | Δ fact acc [95% CI] | Δ halluc. [95% CI] | KL to base (nats/token) | top-1 agreement |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---:|---:|");
+        let iv = |i: &Interval| format!("{:+.3} [{:+.3}, {:+.3}]", i.estimate, i.lo, i.hi);
+        for c in r.comparisons {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
+                c.variant,
+                iv(&c.mc_diff),
+                c.mc_mcnemar_p,
+                c.mc_retained,
+                c.mc_retained_above_chance
+                    .map_or_else(|| "n/a".into(), |x| format!("{x:.3}")),
+                iv(&c.fact_acc_diff),
+                iv(&c.hallucination_diff),
+                c.agreement
+                    .map_or_else(|| "—".into(), |a| format!("{:.4}", a.kl)),
+                c.agreement
+                    .map_or_else(|| "—".into(), |a| format!("{:.3}", a.top1)),
+            );
+        }
+    }
+    if r.risk_coverage.values().any(|v| !v.is_empty()) {
+        let _ = writeln!(
+            s,
+            "\nRisk–coverage of the factual questions (coverage / hallucination rate at each confidence threshold):\n"
+        );
+        let _ = write!(s, "| variant |");
+        for t in RISK_THRESHOLDS {
+            let _ = write!(s, " t={t} |");
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(RISK_THRESHOLDS.len()));
+        for (name, pts) in &r.risk_coverage {
+            let _ = write!(s, "| {name} |");
+            for p in pts {
+                let _ = write!(s, " {:.2} / {:.3} |", p.coverage, p.hallucination_rate);
+            }
+            let _ = writeln!(s);
+        }
     }
     let _ = writeln!(
         s,

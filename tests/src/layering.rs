@@ -112,6 +112,22 @@ pub const RULES: &[Rule] = &[
         include_dev: true,
     },
     Rule {
+        name: "the web app never depends on the pipeline crate",
+        why: "edgewise-web runs models with edgewise-llm only; compression, distillation and \
+              evaluation (edgewise-ecld) stay out of the browser bundle",
+        from: |p| p.is_member() && p.name == "edgewise-web",
+        to: |p| p.is_member() && p.name == "edgewise-ecld",
+        include_dev: true,
+    },
+    Rule {
+        name: "the engine never depends on the pipeline crate",
+        why: "edgewise-llm is what the browser and the CLI need to run a model; the research \
+              pipeline (edgewise-ecld) builds on it, never the other way",
+        from: |p| p.is_member() && p.name == "edgewise-llm",
+        to: |p| p.is_member() && p.name == "edgewise-ecld",
+        include_dev: true,
+    },
+    Rule {
         name: "rl knows the simulator only through edgewise-env",
         why: "edgewise-rl drives environments through the edgewise-env trait, not edgewise-mec",
         from: |p| p.is_member() && p.name == "edgewise-rl",
@@ -315,6 +331,7 @@ mod tests {
             .member("crates/mec", "edgewise-mec")
             .member("crates/rl", "edgewise-rl")
             .member("crates/llm", "edgewise-llm")
+            .member("crates/ecld", "edgewise-ecld")
             .member("crates/xtask", "xtask")
             .member("native", "edgewise")
             .member("web", "edgewise-web")
@@ -334,7 +351,10 @@ mod tests {
             .edge("edgewise", "edgewise-mec", DepKind::Normal)
             .edge("edgewise", "edgewise-rl", DepKind::Normal)
             .edge("edgewise", "edgewise-llm", DepKind::Normal)
+            .edge("edgewise-ecld", "edgewise-llm", DepKind::Normal)
+            .edge("edgewise", "edgewise-ecld", DepKind::Normal)
             .edge("edgewise-web", "edgewise-mec", DepKind::Normal)
+            .edge("edgewise-web", "edgewise-llm", DepKind::Normal)
     }
 
     fn paths(graph: &Graph) -> Vec<String> {
@@ -393,6 +413,31 @@ mod tests {
             .edge("edgewise-llm", "edgewise-web", DepKind::Dev)
             .0;
         assert_eq!(paths(&graph), ["edgewise-llm -> edgewise-web"]);
+    }
+
+    #[test]
+    fn web_app_never_reaches_the_pipeline_crate() {
+        let graph = workspace()
+            .edge("edgewise-web", "edgewise-ecld", DepKind::Dev)
+            .0;
+        assert_eq!(paths(&graph), ["edgewise-web -> edgewise-ecld"]);
+        let graph = workspace()
+            .edge("edgewise-web", "sneaky", DepKind::Normal)
+            .edge("sneaky", "edgewise-ecld", DepKind::Normal)
+            .0;
+        assert_eq!(paths(&graph), ["edgewise-web -> sneaky -> edgewise-ecld"]);
+    }
+
+    #[test]
+    fn engine_never_reaches_the_pipeline_crate() {
+        let graph = workspace()
+            .edge("edgewise-llm", "edgewise-ecld", DepKind::Dev)
+            .0;
+        let found = paths(&graph);
+        assert!(
+            found.contains(&"edgewise-llm -> edgewise-ecld".to_owned()),
+            "{found:?}"
+        );
     }
 
     #[test]

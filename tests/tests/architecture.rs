@@ -37,6 +37,8 @@ fn workspace_respects_layering() {
         "edgewise-policy",
         "edgewise",
         "edgewise-web",
+        "edgewise-llm",
+        "edgewise-ecld",
     ] {
         assert!(
             graph.member(name).is_some(),

@@ -8,7 +8,7 @@ Not run in CI (it needs a llama.cpp build). Setup, once (builds llama.cpp from s
     CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DLLAMA_CURL=OFF" \
         VENV/bin/pip install --no-build-isolation llama-cpp-python==0.3.36
 
-and our side: `cargo build --release -p edgewise-llm --example llama_compat`.
+and our side: `cargo build --release -p edgewise-ecld --example llama_compat`.
 
 Check mode (default), for each GGUF file:
   1. load it with llama.cpp (records the loader's error text when it refuses);
@@ -245,7 +245,7 @@ def main() -> int:
         if not files:
             ap.error("no GGUF files given")
         if not os.access(a.engine, os.X_OK):
-            ap.error(f"engine binary {a.engine} not found: cargo build --release -p edgewise-llm --example llama_compat")
+            ap.error(f"engine binary {a.engine} not found: cargo build --release -p edgewise-ecld --example llama_compat")
         results = []
         for f in files:
             rec = check(f, a.engine, a.n_tokens, a.threads)

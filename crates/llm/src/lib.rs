@@ -4,32 +4,28 @@
 //! Llama-family forward (Llama/SmolLM2, Mistral, Qwen2/Qwen3 as configuration switches) on
 //! quantized weights with a KV cache, tokenize with the byte-level BPE stored in the file's
 //! metadata, apply the chat template, sample the next token from a seeded PRNG, and write
-//! GGUF files back (for the ECLD pipeline's exported variants).
+//! GGUF files back (for the ECLD pipeline's exported variants). The research pipeline
+//! (compression, distillation, evaluation) lives in `edgewise-ecld`, which the browser
+//! never loads.
 //!
 //! What it never does: download anything (the model cache is filled by `cargo xtask setup`),
 //! read a clock or OS randomness, or depend on an application crate. It builds for
 //! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
 //!
-//! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`compress`] (pruning, quantization, GGUF export, the ECLD pipeline),
-//! [`distill`] (logit distillation with resumable checkpoints; native only), [`config`] (hyper-parameters), [`model`] (forward, cache,
-//! activation statistics), [`kernels`] (the Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`],
-//! [`generate`] (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is),
-//! [`eval`] (evaluation data, quality metrics, energy model), [`safetensors`] (Hugging Face
-//! checkpoints).
+//! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`export`] (a model back to GGUF), [`config`]
+//! (hyper-parameters), [`model`] (forward, cache, activation statistics), [`kernels`] (the
+//! Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`], [`generate`]
+//! (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
 
-pub mod compress;
 pub mod config;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod distill;
 pub mod error;
-pub mod eval;
+pub mod export;
 pub mod fuzz_entry;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod model_cache;
-pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
 

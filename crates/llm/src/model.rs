@@ -477,6 +477,10 @@ impl Model {
                 ("ffn_down", &b.w_down),
             ] {
                 v.push((format!("{p}.{n}.weight"), copy(&lin.weight)?));
+                // Optional (the pruning refit's bias compensation); the loader reads it.
+                if let Some(bias) = &lin.bias {
+                    v.push((format!("{p}.{n}.bias"), dense(bias)?));
+                }
             }
         }
         v.push(("output_norm.weight".to_owned(), dense(&self.output_norm)?));
@@ -839,7 +843,7 @@ impl Model {
     }
 
     /// Replaces the transformer blocks and configuration (used by pruning).
-    pub(crate) fn with_blocks(&self, config: ModelConfig, blocks: Vec<Block>) -> Self {
+    pub fn with_blocks(&self, config: ModelConfig, blocks: Vec<Block>) -> Self {
         Self {
             config,
             blocks,

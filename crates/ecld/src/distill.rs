@@ -31,9 +31,9 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ModelConfig, RopeStyle};
-use crate::error::{Error, Result};
-use crate::model::Model;
+use edgewise_llm::config::{ModelConfig, RopeStyle};
+use edgewise_llm::error::{Error, Result};
+use edgewise_llm::model::Model;
 
 /// Hyper-parameters of a distillation run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,7 +343,9 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<Tens
 
 fn rope_tables(cfg: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let hd = cfg.head_dim;
-    let n_pos = cfg.context_length.min(crate::model::MAX_ROPE_POSITIONS);
+    let n_pos = cfg
+        .context_length
+        .min(edgewise_llm::model::MAX_ROPE_POSITIONS);
     #[allow(clippy::cast_precision_loss)]
     let inv: Vec<f32> = (0..hd / 2)
         .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f32 / hd as f32))
@@ -920,19 +922,20 @@ impl Default for TeacherTextConfig {
 /// One prompt's passage for distillation (see [`teacher_text`]).
 fn teacher_passage(
     model: &Model,
-    tok: &crate::tokenizer::Tokenizer,
+    tok: &edgewise_llm::tokenizer::Tokenizer,
     index: usize,
     prompt: &str,
     cfg: &TeacherTextConfig,
 ) -> Result<Vec<u32>> {
     let chat = index % 2 == 1;
     let mut ids = if chat {
-        let text = tok.apply_chat_template(&[crate::tokenizer::ChatMessage::user(prompt)], true);
+        let text =
+            tok.apply_chat_template(&[edgewise_llm::tokenizer::ChatMessage::user(prompt)], true);
         tok.encode(&text, true)?
     } else {
         tok.encode(prompt, false)?
     };
-    let sampling = crate::sampling::Sampling::Sample {
+    let sampling = edgewise_llm::sampling::Sampling::Sample {
         temperature: cfg.temperature,
         top_k: 0,
         top_p: cfg.top_p,
@@ -941,9 +944,9 @@ fn teacher_passage(
         .seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(index as u64);
-    let mut sampler = crate::sampling::Sampler::new(sampling, seed)?;
+    let mut sampler = edgewise_llm::sampling::Sampler::new(sampling, seed)?;
     let stops = tok.stop_tokens();
-    let (out, why) = crate::generate::generate(
+    let (out, why) = edgewise_llm::generate::generate(
         model,
         &mut model.new_cache(),
         &ids,
@@ -956,7 +959,7 @@ fn teacher_passage(
     // A finished chat reply ends with the template's end-of-turn token, so the student
     // also learns where the teacher stops.
     if chat
-        && why == crate::generate::StopReason::StopToken
+        && why == edgewise_llm::generate::StopReason::StopToken
         && let Some(end) = tok.token_id("<|im_end|>").or(tok.eos())
     {
         ids.push(end);
@@ -975,7 +978,7 @@ fn teacher_passage(
 /// and tokenizer errors.
 pub fn teacher_text(
     model: &Model,
-    tok: &crate::tokenizer::Tokenizer,
+    tok: &edgewise_llm::tokenizer::Tokenizer,
     prompts: &[String],
     cfg: &TeacherTextConfig,
     on_done: &mut dyn FnMut(usize, usize),
@@ -1021,7 +1024,7 @@ pub fn cached_teacher_text(
     path: &Path,
     tag: &str,
     model: &Model,
-    tok: &crate::tokenizer::Tokenizer,
+    tok: &edgewise_llm::tokenizer::Tokenizer,
     prompts: &[String],
     cfg: &TeacherTextConfig,
     on_done: &mut dyn FnMut(usize, usize),
@@ -1062,7 +1065,7 @@ pub fn cached_teacher_text(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    crate::gguf::write_file_atomically(path, |w| {
+    edgewise_llm::gguf::write_file_atomically(path, |w| {
         serde_json::to_writer(w, &file).map_err(|e| ck_err(path, e.to_string()))
     })?;
     Ok((file.passages, false))
@@ -1095,17 +1098,21 @@ pub fn mean_cross_entropy(model: &Model, sequences: &[Vec<u32>]) -> Result<f32> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tiny_config;
+    use edgewise_llm::model::tiny_config;
 
     #[test]
     fn student_forward_matches_the_engine() {
         for (arch, qk, style) in [
             (
-                crate::config::Architecture::Llama,
+                edgewise_llm::config::Architecture::Llama,
                 false,
                 RopeStyle::Interleaved,
             ),
-            (crate::config::Architecture::Qwen3, true, RopeStyle::Halves),
+            (
+                edgewise_llm::config::Architecture::Qwen3,
+                true,
+                RopeStyle::Halves,
+            ),
         ] {
             let mut cfg = tiny_config(2);
             cfg.arch = arch;

@@ -5,16 +5,16 @@
 //! * `quant-only-q8.gguf`: the base re-quantised to Q8_0;
 //! * `quant-only-q4.gguf`: the base re-quantised to Q4_0 (Q8_0 embeddings);
 //! * `prune-only-f16.gguf`: the base pruned (FFN channels kept 75 %, 2 layers dropped),
-//!   ranked on `crates/llm/data/eval/calibration.jsonl`, no distillation, stored as f16.
+//!   ranked on `crates/ecld/data/eval/calibration.jsonl`, no distillation, stored as f16.
 //!
-//! Usage: `cargo run --release -p edgewise-llm --example make_variants -- OUT_DIR [MODEL]`
+//! Usage: `cargo run --release -p edgewise-ecld --example make_variants -- OUT_DIR [MODEL]`
 //! (MODEL defaults to the shipped model in the model cache).
 
 use std::path::PathBuf;
 
 use candle_core::quantized::GgmlDType;
-use edgewise_llm::compress::{PrunePlan, QuantSpec, calibrate, config_metadata, prune, quantize};
-use edgewise_llm::eval::data::{committed_data_dir, load_calibration};
+use edgewise_ecld::compress::{PrunePlan, QuantSpec, calibrate, config_metadata, prune, quantize};
+use edgewise_ecld::eval::data::{committed_data_dir, load_calibration};
 use edgewise_llm::gguf::write_gguf_file;
 use edgewise_llm::{Device, GgufFile, Model, Tokenizer, model_cache};
 

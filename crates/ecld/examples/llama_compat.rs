@@ -11,14 +11,14 @@
 //!   per-layer `feed_forward_length` array that non-uniform ECLD variants carry can be
 //!   checked against llama.cpp's loader. Quality is not the point: few calibration texts.
 //!
-//! Usage: `cargo run --release -p edgewise-llm --example llama_compat -- MODE ...`
+//! Usage: `cargo run --release -p edgewise-ecld --example llama_compat -- MODE ...`
 
 use std::path::Path;
 
 use candle_core::Tensor;
 use candle_core::quantized::GgmlDType;
-use edgewise_llm::compress::{PrunePlan, QuantSpec, calibrate, export_gguf_file, prune, quantize};
-use edgewise_llm::eval::data::{committed_data_dir, load_calibration};
+use edgewise_ecld::compress::{PrunePlan, QuantSpec, calibrate, export_gguf_file, prune, quantize};
+use edgewise_ecld::eval::data::{committed_data_dir, load_calibration};
 use edgewise_llm::{Device, Model, Tokenizer};
 
 /// The best logit's index and its margin over the second best.

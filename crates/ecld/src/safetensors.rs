@@ -13,9 +13,9 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value as Json;
 
-use crate::config::{Architecture, ModelConfig, RopeStyle};
-use crate::error::{Error, Result};
-use crate::model::Model;
+use edgewise_llm::config::{Architecture, ModelConfig, RopeStyle};
+use edgewise_llm::error::{Error, Result};
+use edgewise_llm::model::Model;
 
 fn field(cfg: &Json, key: &str) -> Result<usize> {
     let v = cfg
@@ -246,7 +246,7 @@ pub fn load_hf_dir(dir: &std::path::Path, device: &Device) -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tiny_config;
+    use edgewise_llm::model::tiny_config;
 
     /// Hugging Face tensors of `m` (inverse of the mapping above).
     fn to_hf(m: &Model) -> HashMap<String, Tensor> {

@@ -1,12 +1,12 @@
 //! The evaluation data sets: JSONL files whose first line is a header naming the set, the
 //! registry packages the items were generated from (with versions and licences), the
-//! generator script and its seed. `crates/llm/data/make_eval_data.py` writes them;
-//! `crates/llm/data/eval/` holds the committed copies.
+//! generator script and its seed. `crates/ecld/data/make_eval_data.py` writes them;
+//! `crates/ecld/data/eval/` holds the committed copies.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result};
+use edgewise_llm::error::{Error, Result};
 
 /// The header tag every data file starts with.
 pub const DATA_FORMAT: &str = "edgewise-eval-data";
@@ -287,7 +287,7 @@ pub const PROSE_FILE: &str = "prose.jsonl";
 /// Calibration file name.
 pub const CALIBRATION_FILE: &str = "calibration.jsonl";
 
-/// The committed data folder of this crate (`crates/llm/data/eval`), when run from a build
+/// The committed data folder of this crate (`crates/ecld/data/eval`), when run from a build
 /// of the repository.
 #[must_use]
 pub fn committed_data_dir() -> std::path::PathBuf {

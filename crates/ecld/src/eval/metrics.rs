@@ -28,10 +28,10 @@ use candle_core::Tensor;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::generate::Engine;
-use crate::model::Model;
-use crate::tokenizer::{ChatMessage, Tokenizer};
+use edgewise_llm::error::{Error, Result};
+use edgewise_llm::generate::Engine;
+use edgewise_llm::model::Model;
+use edgewise_llm::tokenizer::{ChatMessage, Tokenizer};
 
 /// The instruction placed before every factual question.
 pub const FACT_INSTRUCTION: &str =
@@ -368,8 +368,8 @@ pub fn perplexity(nll_sum: f64, tokens: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tiny_config;
     use candle_core::Device;
+    use edgewise_llm::model::tiny_config;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
