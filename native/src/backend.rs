@@ -21,6 +21,7 @@ pub enum Backend {
 }
 
 /// The message for `--backend wgpu` in a binary without the feature.
+#[cfg_attr(feature = "wgpu", allow(dead_code))]
 pub const NO_WGPU_FEATURE: &str =
     "this binary was built without the `wgpu` feature; rebuild with `--features wgpu`";
 
@@ -125,20 +126,166 @@ mod gpu {
 
 #[cfg(feature = "wgpu")]
 mod gpu {
-    use anyhow::{Result, bail};
-    use edgewise_llm::Engine;
+    use anyhow::{Context, Result};
+    use edgewise_gpu::{GpuContext, GpuModel};
+    use edgewise_llm::{Engine, Model, Sampler, Sampling};
 
     use super::{CpuSession, Session};
 
-    /// Filled in by the GPU backend's wiring (issue 14, `crates/gpu`).
-    pub(super) fn open_required(_engine: &Engine) -> Result<(Box<dyn Session + '_>, String)> {
-        bail!("--backend wgpu: the GPU session is not wired into this build yet")
+    /// The whole forward pass on one wgpu device (`crates/gpu`), with its preallocated KV
+    /// cache of the model's full context.
+    pub(crate) struct GpuSession {
+        model: GpuModel,
+        description: String,
     }
 
+    impl GpuSession {
+        /// Uploads `model` to `ctx`'s device.
+        ///
+        /// # Errors
+        /// A model or weight type the GPU kernels do not cover, a buffer over WebGPU's
+        /// default limits, device errors.
+        pub(crate) fn new(ctx: &GpuContext, model: &Model) -> Result<Self> {
+            let a = ctx.adapter();
+            let description = format!("wgpu ({}, {})", a.name, a.backend);
+            let model = GpuModel::new(ctx, model, model.max_positions())
+                .with_context(|| format!("putting the model on {a}"))?;
+            Ok(Self { model, description })
+        }
+    }
+
+    impl Session for GpuSession {
+        fn step(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
+            // Only greedy picking stays on the GPU: the argmax kernel writes the id where
+            // the next embedding reads it and 4 bytes come back. Sampling at a temperature
+            // above 0 reads the logits back and draws with the CPU sampler, so the same
+            // seed gives the same draws as on the CPU backend (given the same logits).
+            let greedy = self.model.prefill(tokens)?;
+            if sampler.sampling() == Sampling::Greedy {
+                Ok(greedy)
+            } else {
+                Ok(sampler.sample(&self.model.logits()?)?)
+            }
+        }
+
+        fn position(&self) -> usize {
+            self.model.position()
+        }
+
+        fn truncate(&mut self, len: usize) {
+            // Moves the position back; the KV cache beyond it is overwritten as positions
+            // are reached again (see `GpuModel::truncate`).
+            self.model.truncate(len);
+        }
+
+        fn max_positions(&self) -> usize {
+            self.model.max_context()
+        }
+
+        fn describe(&self) -> String {
+            self.description.clone()
+        }
+    }
+
+    /// `--backend wgpu`: whatever adapter exists, software ones included (CI runs this on
+    /// lavapipe).
+    pub(super) fn open_required(engine: &Engine) -> Result<(Box<dyn Session + '_>, String)> {
+        let ctx = GpuContext::new().context("--backend wgpu")?;
+        let why = format!("--backend wgpu; {}", ctx.reason());
+        Ok((Box::new(GpuSession::new(&ctx, &engine.model)?), why))
+    }
+
+    /// `--backend auto`: a hardware adapter that can run the model, else the CPU. A
+    /// software adapter (lavapipe, SwiftShader) is passed over: it is about a hundred
+    /// times slower than the CPU engine.
     pub(super) fn open_auto(engine: &Engine) -> Result<(Box<dyn Session + '_>, String)> {
-        Ok((
-            Box::new(CpuSession::new(engine)),
-            "auto: the GPU session is not wired into this build yet".into(),
-        ))
+        let cpu = |why: String| -> Result<(Box<dyn Session + '_>, String)> {
+            Ok((Box::new(CpuSession::new(engine)), why))
+        };
+        let ctx = match GpuContext::new() {
+            Ok(ctx) => ctx,
+            Err(e) => return cpu(format!("auto: {e}; using the CPU")),
+        };
+        if ctx.adapter().software {
+            return cpu(format!(
+                "auto: only a software adapter ({}) found; using the CPU \
+                 (`--backend wgpu` forces it)",
+                ctx.adapter().name
+            ));
+        }
+        match GpuSession::new(&ctx, &engine.model) {
+            Ok(s) => Ok((Box::new(s), format!("auto: {}", ctx.reason()))),
+            Err(e) => cpu(format!("auto: {e:#}; using the CPU")),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use edgewise_llm::model::tiny_config;
+        use edgewise_llm::{Device, Model, Sampler, Sampling};
+
+        use super::{GpuContext, GpuSession};
+        use crate::backend::Session;
+
+        fn gap(l: &[f32]) -> f32 {
+            let mut s = l.to_vec();
+            s.sort_by(|a, b| b.total_cmp(a));
+            s[0] - s[1]
+        }
+
+        /// Greedy steps on the GPU session against the CPU model's argmax, a truncation
+        /// that forgets a branch, and the sampled path against the CPU sampler.
+        #[test]
+        fn gpu_session_follows_the_cpu_model() {
+            let ctx = match GpuContext::new() {
+                Ok(c) => c,
+                Err(e) => {
+                    assert!(
+                        std::env::var("EDGEWISE_REQUIRE_GPU").as_deref() != Ok("1"),
+                        "EDGEWISE_REQUIRE_GPU=1 but {e}"
+                    );
+                    eprintln!("SKIPPED (no GPU adapter): {e}");
+                    return;
+                }
+            };
+            let m = Model::synthetic(&tiny_config(2), 5, &Device::Cpu).unwrap();
+            let mut s = GpuSession::new(&ctx, &m).unwrap();
+            let m = m.dequantized().unwrap();
+            assert!(s.describe().starts_with("wgpu ("), "{}", s.describe());
+            let mut greedy = Sampler::new(Sampling::Greedy, 0).unwrap();
+            let mut cache = m.new_cache();
+            let mut feed = vec![3u32, 40, 41, 7];
+            for _ in 0..4 {
+                let want: Vec<f32> = m.forward(&feed, &mut cache).unwrap().to_vec1().unwrap();
+                let got = s.step(&feed, &mut greedy).unwrap();
+                if gap(&want) > 1e-2 {
+                    assert_eq!(got, edgewise_llm::sampling::greedy(&want));
+                }
+                feed = vec![got];
+            }
+            assert_eq!(s.position(), 7);
+            s.truncate(2);
+            assert_eq!(s.position(), 2);
+            let mut cache = m.new_cache();
+            m.forward(&[3, 40], &mut cache).unwrap();
+            let want: Vec<f32> = m.forward(&[9, 9], &mut cache).unwrap().to_vec1().unwrap();
+            let sampling = Sampling::Sample {
+                temperature: 0.8,
+                top_k: 0,
+                top_p: 1.0,
+            };
+            let got = s
+                .step(&[9, 9], &mut Sampler::new(sampling, 1).unwrap())
+                .unwrap();
+            let gpu_logits = s.model.logits().unwrap();
+            for (a, b) in gpu_logits.iter().zip(&want) {
+                assert!((a - b).abs() < 5e-2, "logits after truncate: {a} vs {b}");
+            }
+            let again = Sampler::new(sampling, 1)
+                .unwrap()
+                .sample(&gpu_logits)
+                .unwrap();
+            assert_eq!(got, again, "sampled on the CPU from the GPU's logits");
+        }
     }
 }

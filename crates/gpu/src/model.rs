@@ -453,6 +453,18 @@ impl GpuModel {
         self.pending = false;
     }
 
+    /// Forgets every position from `len` on (no-op when `len >= position()`); the next
+    /// prefill continues at `len`. The KV cache beyond `len` is not cleared: attention
+    /// reads only positions below the current one, and each is written again before it
+    /// is read. After a truncation [`GpuModel::decode`] needs a prefill first (the GPU's
+    /// own last choice belongs to the forgotten positions).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.pos {
+            self.pos = len;
+            self.pending = false;
+        }
+    }
+
     /// Records `n` token steps (logits for every one when `all`, else for the last),
     /// copies their predictions, submits, and reads them back.
     async fn run(&mut self, n: usize, all: bool) -> Result<Vec<u32>> {

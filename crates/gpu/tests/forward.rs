@@ -185,3 +185,22 @@ fn qwen3_qk_norm_is_refused_with_a_reason() {
     let e = GpuModel::new(ctx, &m, 8).unwrap_err();
     assert!(e.to_string().contains("Qwen3"), "{e}");
 }
+
+#[test]
+fn truncate_then_prefill_matches_a_fresh_run() {
+    let Some((ctx, _)) = gpu() else { return };
+    let m = model(&tiny_config(2), GgmlDType::Q4_1, false, 23);
+    let mut fresh = GpuModel::new(ctx, &m, 16).unwrap();
+    let want_next = fresh.prefill(&[4, 8, 15, 16]).unwrap();
+    let want = fresh.logits().unwrap();
+    let mut g = GpuModel::new(ctx, &m, 16).unwrap();
+    g.prefill(&[4, 8, 99, 77, 3]).unwrap();
+    g.decode().unwrap();
+    g.truncate(2);
+    assert_eq!(g.position(), 2);
+    assert!(matches!(g.decode(), Err(GpuError::InvalidArgument(_))));
+    assert_eq!(g.prefill(&[15, 16]).unwrap(), want_next);
+    assert_close("after truncate", &g.logits().unwrap(), &want, 1e-5);
+    g.truncate(10);
+    assert_eq!(g.position(), 4, "truncating past the end changes nothing");
+}
