@@ -4,7 +4,9 @@
 //! never the reverse; the simulator (`edgewise-mec`), the environment trait
 //! (`edgewise-env`) and the policy-file inference (`edgewise-policy`) pull in no ML crate, not even transitively, so they stay small and
 //! build for wasm32 on their own; `edgewise-rl` knows the simulator only through
-//! `edgewise-env`; `edgewise-rl` and `edgewise-llm` are independent of each other.
+//! `edgewise-env`; `edgewise-rl` and `edgewise-llm` are independent of each other; the
+//! research pipeline (`edgewise-ecld`) builds on `edgewise-llm`, never the reverse, and
+//! stays out of the browser app.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

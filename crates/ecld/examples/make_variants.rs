@@ -1,5 +1,5 @@
 //! Builds the baseline variants that `edgewise eval` compares, from the shipped model,
-//! with the library's compression pieces (until `edgewise compress` makes ECLD variants):
+//! with the library's compression pieces:
 //!
 //! * `base-f16.gguf`: the shipped Q4_1 model dequantised and stored as f16 (design §4.1);
 //! * `quant-only-q8.gguf`: the base re-quantised to Q8_0;

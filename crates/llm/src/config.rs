@@ -108,7 +108,7 @@ impl ModelConfig {
         let name = g.get_str("general.architecture")?;
         // llama.cpp's `deci` architecture is Llama blocks whose FFN width and head counts
         // may differ per layer; non-uniformly pruned Llama models are written under it
-        // (`compress::config_metadata`). Its keys carry the `deci.` prefix.
+        // (`export::config_metadata`). Its keys carry the `deci.` prefix.
         let arch = if name == DECI {
             Architecture::Llama
         } else {

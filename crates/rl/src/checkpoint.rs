@@ -5,7 +5,7 @@
 //! ```text
 //! "EDGEWISE-CKPT\n"                      14-byte magic
 //! u32 LE  header length, then the header: JSON {"format":"edgewise-checkpoint","version":2,
-//!         "algo":"ppo"|"wm-ppo", "state":{…}, "blobs":[names]}
+//!         "algo":"ppo"|"wm-ppo"|"wm-ppo-gru", "state":{…}, "blobs":[names]}
 //! for each blob: u64 LE length, then the bytes
 //! ```
 //!

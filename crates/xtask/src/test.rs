@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Steps: rustfmt, clippy, the native test suite, the wasm32 build of the browser
-//! libraries, the web bundle, the wasm determinism probe, the native binary, the node
+//! Steps: rustfmt, clippy, the shipped model, the native test suite (GPU tests on
+//! lavapipe), the wasm32 check of the browser libraries, the web bundle, the wasm
+//! determinism probe, the node
 //! tests (headless Chromium against `edgewise serve`, native vs wasm digests), and the
 //! experiment's Ray driver on a loopback cluster (`ray.rs`).
 
