@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
+use edgewise_atomic_file::write as write_atomic;
 use edgewise_ecld::eval::data::committed_data_dir;
 use edgewise_ecld::eval::energy::{
     self, ClassEstimate, DeviceClass, HostSpeed, ModelWork, QueryShape,
@@ -324,8 +324,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             bail!("--worker-out takes exactly one --model");
         };
         let m = measure(args, model)?;
-        return write_atomic(out, &serde_json::to_vec(&m)?)
-            .with_context(|| format!("writing {}", out.display()));
+        write_atomic(out, &serde_json::to_vec(&m)?)?;
+        return Ok(());
     }
     if args.max_answer_tokens == 0 {
         bail!("--max-answer-tokens must be at least 1");

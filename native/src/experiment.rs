@@ -27,8 +27,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
+use edgewise_atomic_file::write as write_atomic;
 use edgewise_rl::experiment::{ExperimentPlan, Interval, mean_ci95, smooth, steps_to_threshold};
 use mec::{Catalogue, EpisodeMetrics, PolicyKind, SimConfig};
 use serde::{Deserialize, Serialize};

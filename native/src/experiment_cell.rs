@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
+use edgewise_atomic_file::write as write_atomic;
 use edgewise_env::EpisodeInfo;
 use edgewise_rl::experiment::ExperimentPlan;
 use edgewise_rl::{Ppo, WmConfig, cpu_device};

@@ -2,7 +2,6 @@
 //!
 //! Subcommands live one per module; this file only parses arguments and dispatches.
 
-mod atomic_write;
 mod backend;
 mod chat;
 mod compress;

@@ -11,7 +11,6 @@ use edgewise_rl::experiment::{Interval, band};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::atomic_write;
 use crate::experiment_view::{AlgoCurves, Curve, View};
 
 const FONT: &str = "sans-serif";
@@ -44,7 +43,7 @@ fn draw_atomic(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let tmp = atomic_write::temp_beside(path, ".png")?;
+    let tmp = edgewise_atomic_file::temp_beside(path, ".png")?;
     {
         let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
@@ -53,7 +52,8 @@ fn draw_atomic(
             .map_err(|e| anyhow!("{e}"))
             .with_context(|| format!("writing {}", tmp.path().display()))?;
     }
-    atomic_write::persist(tmp, path)
+    edgewise_atomic_file::persist(tmp, path)?;
+    Ok(())
 }
 
 /// Steps grid for bands.

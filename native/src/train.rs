@@ -19,8 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::atomic_write::write_atomic;
 use anyhow::{Context, bail};
+use edgewise_atomic_file::write as write_atomic;
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
 use edgewise_rl::mixed_env::MixedVecEnv;

@@ -1065,7 +1065,7 @@ pub fn cached_teacher_text(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    edgewise_llm::gguf::write_file_atomically(path, |w| {
+    edgewise_atomic_file::write_with(path, |w| {
         serde_json::to_writer(w, &file).map_err(|e| ck_err(path, e.to_string()))
     })?;
     Ok((file.passages, false))

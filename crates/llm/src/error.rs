@@ -114,6 +114,16 @@ pub enum Error {
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+#[cfg(not(target_arch = "wasm32"))]
+impl From<edgewise_atomic_file::Error> for Error {
+    fn from(e: edgewise_atomic_file::Error) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

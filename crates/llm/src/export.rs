@@ -102,5 +102,5 @@ pub fn export_gguf_file(
     model: &Model,
     source: Option<&GgufFile>,
 ) -> Result<u64> {
-    crate::gguf::write_file_atomically(path, |w| export_gguf(w, model, source))
+    edgewise_atomic_file::write_with(path, |w| export_gguf(w, model, source))
 }

@@ -744,42 +744,7 @@ pub fn write_gguf_file(
     metadata: &[(String, Value)],
     tensors: &[(String, QTensor)],
 ) -> Result<()> {
-    write_file_atomically(path, |w| write_gguf(w, metadata, tensors)).map(|_| ())
-}
-
-/// Runs `write` on a buffered, uniquely named temporary file beside `path`, syncs it and
-/// renames it over `path`; returns the bytes written. On any error the temporary file is
-/// removed and `path` is untouched.
-///
-/// # Errors
-/// I/O errors (naming the file) or whatever `write` returns.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn write_file_atomically(
-    path: &std::path::Path,
-    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<()>,
-) -> Result<u64> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
-    };
-    #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets the mode
-    let mut builder = tempfile::Builder::new();
-    // Mode 0666 less the umask, as `File::create` gives (tempfile's default is 0600).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    // Dropped on any early return, the temporary file is removed.
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut w)?;
-        w.flush().map_err(|e| Error::io(&tmp_path, e))?;
-    }
-    let file = tmp.as_file();
-    file.sync_all().map_err(|e| Error::io(&tmp_path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(&tmp_path, e))?.len();
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(len)
+    edgewise_atomic_file::write_with(path, |w| write_gguf(w, metadata, tensors)).map(|_| ())
 }
 
 #[cfg(test)]

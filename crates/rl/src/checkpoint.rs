@@ -32,7 +32,6 @@
 //! A run that is checkpointed and resumed is therefore identical, bit for bit, to the
 //! same run continued in the process that wrote the checkpoint.
 
-use std::io::Write;
 use std::path::Path;
 
 use burn::module::Module;
@@ -92,27 +91,12 @@ struct Header<S> {
     blobs: Vec<String>,
 }
 
-/// Write `bytes` to `path` atomically: a uniquely named temporary file beside it, synced,
-/// then renamed over `path` (removed on failure), so a reader never sees half a checkpoint.
+/// Write `bytes` to `path` atomically, so a reader never sees half a checkpoint.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| RlError::Io {
+    edgewise_atomic_file::write(path, bytes).map_err(|e| RlError::Io {
         path: path.display().to_string(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets the mode
-    let mut builder = tempfile::Builder::new();
-    // Mode 0666 less the umask, as `File::create` gives (tempfile's default is 0600).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+        source: e.source,
+    })
 }
 
 fn encode<S: Serialize>(algo: &str, state: &S, blobs: &[(&str, &[u8])]) -> Vec<u8> {

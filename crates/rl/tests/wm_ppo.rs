@@ -91,21 +91,32 @@ fn wm_ppo_solves_cartpole_within_ppo_budget() {
     )
     .unwrap();
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
-    let (mut best, mut trusted) = (0.0f64, false);
+    let (mut best, mut trusted, mut measured) = (0.0f64, false, false);
     while ppo.env_steps() < BUDGET {
         let s = ppo.iterate(&mut env).unwrap();
         trusted |= s.wm_trust > 0.0 && s.counterfactual > 0;
-        assert!(s.wm_error.is_some(), "WM-PPO reports the model error");
+        // Before the model has data held out there is no error to report (`None`); from
+        // the first measurement on, every iteration reports a finite one.
+        if let Some(e) = s.wm_error {
+            assert!(
+                e.is_finite() && e >= 0.0,
+                "model error {e} at iteration {}",
+                s.iteration
+            );
+            measured = true;
+        } else {
+            assert!(!measured, "iteration {} lost the model error", s.iteration);
+        }
         ppo.drain_finished(&mut episodes);
         if episodes.len() >= 20 {
             let mean = mean_recent_return(&episodes, 20);
             best = best.max(mean);
-            if mean >= 475.0 && trusted {
+            if mean >= 475.0 && trusted && measured {
                 return;
             }
         }
     }
     panic!(
-        "WM-PPO did not solve CartPole in {BUDGET} steps (best mean of 20 episodes: {best:.1}; model trusted: {trusted})"
+        "WM-PPO did not solve CartPole in {BUDGET} steps (best mean of 20 episodes: {best:.1}; model trusted: {trusted}; error measured: {measured})"
     );
 }
