@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use edgewise_ecld::compress::{
-    Method, PipelineOptions, PrunePlan, QuantSpec, Stage, calibration_texts,
-    default_calibration_texts, export_gguf_file, parse_block_type, parse_type_rule, run_pipeline,
-    split_held_out, weight_bytes,
+    PrunePlan, QuantSpec, calibration_texts, default_calibration_texts, export_gguf_file,
+    parse_block_type, parse_type_rule, split_held_out, weight_bytes,
 };
 use edgewise_ecld::distill::{
     CheckpointOptions, DistillConfig, TeacherTextConfig, TokenWindows, cached_teacher_text,
     mean_cross_entropy,
 };
+use edgewise_ecld::pipeline::{Method, PipelineOptions, Stage, run_pipeline};
 use edgewise_ecld::reconstruct::RefitOptions;
 use edgewise_llm::{Device, Engine, GgufFile, Model, Sampler, Sampling, Tokenizer};
 

@@ -1,5 +1,7 @@
-//! The layering test: reads `cargo metadata` for the whole workspace and fails on any
-//! dependency edge the architecture forbids (see `edgewise_tests::layering`).
+//! The architecture tests: the layering test reads `cargo metadata` for the whole workspace
+//! and fails on any dependency edge the architecture forbids (see
+//! `edgewise_tests::layering`); the module-import test fails when two files of one crate
+//! import each other (see `edgewise_tests::module_imports`).
 
 use std::path::Path;
 use std::process::Command;
@@ -58,5 +60,46 @@ fn workspace_respects_layering() {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n  ")
+    );
+}
+
+#[test]
+fn no_two_files_of_a_crate_import_each_other() {
+    use edgewise_tests::module_imports::{crate_files, import_graph, two_way_imports};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root");
+    let mut sources: Vec<std::path::PathBuf> = vec![
+        root.join("native/src"),
+        root.join("web/src"),
+        root.join("tests/src"),
+    ];
+    for entry in std::fs::read_dir(root.join("crates")).expect("reading crates/") {
+        let src = entry.expect("directory entry").path().join("src");
+        if src.is_dir() {
+            sources.push(src);
+        }
+    }
+    let mut found = Vec::new();
+    for src in &sources {
+        let files = crate_files(src);
+        assert!(!files.is_empty(), "no sources under {}", src.display());
+        let texts: Vec<(String, String)> = files
+            .into_iter()
+            .map(|(m, p)| {
+                let text = std::fs::read_to_string(&p)
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+                (m, text)
+            })
+            .collect();
+        let graph = import_graph(texts.iter().map(|(m, t)| (m.clone(), t.as_str())));
+        for (a, b) in two_way_imports(&graph) {
+            found.push(format!("{}: `{a}` and `{b}`", src.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "files that import each other (move what both need into one of them, or a third):\n{}",
+        found.join("\n")
     );
 }

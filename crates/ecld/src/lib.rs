@@ -10,7 +10,8 @@
 //! app never depends on this crate); the CLI (`edgewise compress`, `edgewise eval`) and the
 //! examples use it.
 //!
-//! Map: [`compress`] (pruning, quantization, the ECLD pipeline), [`calibration`] (a
+//! Map: [`compress`] (pruning, quantization), [`pipeline`] (ECLD and its baselines as one
+//! call; native only), [`calibration`] (a
 //! block-by-block forward exposing every linear layer's input), [`imatrix`] (Σx² per input
 //! channel), [`block_quant`] (importance-weighted Q4_0/Q4_1/Q8_0 encoders),
 //! [`reconstruct`] (least-squares refit after pruning), [`distill`] (logit distillation
@@ -24,5 +25,7 @@ pub mod compress;
 pub mod distill;
 pub mod eval;
 pub mod imatrix;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pipeline;
 pub mod reconstruct;
 pub mod safetensors;

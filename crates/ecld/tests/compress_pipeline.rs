@@ -11,13 +11,13 @@ use std::sync::OnceLock;
 
 use candle_core::quantized::GgmlDType;
 use edgewise_ecld::compress::{
-    Method, PipelineOptions, PrunePlan, QuantSpec, default_calibration_texts, export_gguf,
-    export_gguf_file, run_pipeline, weight_bytes,
+    PrunePlan, QuantSpec, default_calibration_texts, export_gguf, export_gguf_file, weight_bytes,
 };
 use edgewise_ecld::distill::{
     CheckpointOptions, DistillConfig, Student, TeacherTextConfig, TokenWindows,
     cached_teacher_text, distill, teacher_text,
 };
+use edgewise_ecld::pipeline::{Method, PipelineOptions, run_pipeline};
 use edgewise_ecld::reconstruct::RefitOptions;
 use edgewise_llm::model::tiny_config;
 use edgewise_llm::model_cache::default_model_path;
