@@ -220,7 +220,8 @@ test('the inspector explains a device and the tour highlights panels', async () 
     await page.locator('#network-map .device-g').first().click();
     await page.locator('#inspector h3').waitFor();
     assert.match(await page.locator('#inspector h3').textContent(), /^Device 0/);
-    assert.ok((await page.locator('#inspector .features tr').count()) === 20);
+    // One row per observation feature (mec's OBS_DIM).
+    assert.equal(await page.locator('#inspector .features tr').count(), 30);
     await page.locator('#tour-start').click();
     await page.locator('#tour').waitFor();
     assert.equal(await page.locator('.tour-focus').getAttribute('id'), 'panel-network');
