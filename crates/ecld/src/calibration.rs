@@ -10,9 +10,9 @@
 
 use candle_core::{D, Device, Tensor};
 
-use edgewise_llm::config::{ModelConfig, RopeStyle};
+use edgewise_llm::config::RopeStyle;
 use edgewise_llm::error::{Error, Result};
-use edgewise_llm::model::{Block, MAX_ROPE_POSITIONS, Model};
+use edgewise_llm::model::{Block, MAX_ROPE_POSITIONS, Model, attention_mask, rope_tables};
 
 /// What one block's linear layers saw on one sequence (all `(seq, width)`).
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl Tracer {
         let cfg = model.config();
         let device = model.device().clone();
         let n_pos = cfg.context_length.min(MAX_ROPE_POSITIONS);
-        let (cos, sin) = rope_tables(cfg, n_pos, &device)?;
+        let (cos, sin) = rope_tables(cfg.head_dim, n_pos, cfg.rope_theta, &device)?;
         Ok(Self {
             embed: named(model, "token_embd.weight")?,
             output_norm: named(model, "output_norm.weight")?,
@@ -164,7 +164,7 @@ impl Tracer {
         let qg = q.reshape((1, nkv, rep * seq, hd))?;
         let att = (qg.matmul(&k.t()?)? * scale)?
             .reshape((1, nkv, rep, seq, seq))?
-            .broadcast_add(&self.mask(seq)?)?
+            .broadcast_add(&attention_mask(seq, 0, self.sliding_window, &self.device)?)?
             .reshape((1, nkv, rep * seq, seq))?;
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         let attn_out = att
@@ -187,38 +187,6 @@ impl Tracer {
             },
         ))
     }
-
-    /// Causal (and windowed, when configured) additive mask `(seq, seq)`.
-    fn mask(&self, seq: usize) -> Result<Tensor> {
-        let window = self.sliding_window.unwrap_or(usize::MAX);
-        let data: Vec<f32> = (0..seq)
-            .flat_map(|i| {
-                (0..seq).map(move |j| {
-                    if j > i || i - j >= window {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
-        Ok(Tensor::from_vec(data, (seq, seq), &self.device)?)
-    }
-}
-
-/// Rotary tables `(n_pos, head_dim/2)` as the engine builds them.
-fn rope_tables(cfg: &ModelConfig, n_pos: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    let hd = cfg.head_dim;
-    #[allow(clippy::cast_precision_loss)]
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f32 / hd as f32))
-        .collect();
-    let inv = Tensor::from_vec(inv, (1, hd / 2), device)?;
-    #[allow(clippy::cast_precision_loss)]
-    let pos: Vec<f32> = (0..n_pos).map(|p| p as f32).collect();
-    let pos = Tensor::from_vec(pos, (n_pos, 1), device)?;
-    let freqs = pos.broadcast_mul(&inv)?;
-    Ok((freqs.cos()?, freqs.sin()?))
 }
 
 /// Σ over rows of `x²`, per column: `(n, w)` → `w` values.

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use edgewise_llm::config::{ModelConfig, RopeStyle};
 use edgewise_llm::error::{Error, Result};
-use edgewise_llm::model::Model;
+use edgewise_llm::model::{Model, attention_mask, rope_tables};
 
 /// Hyper-parameters of a distillation run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,7 +167,10 @@ impl Student {
             .map(|(i, (n, _))| (n.clone(), i))
             .collect();
         let cfg = model.config().clone();
-        let (cos, sin) = rope_tables(&cfg, &device)?;
+        let n_pos = cfg
+            .context_length
+            .min(edgewise_llm::model::MAX_ROPE_POSITIONS);
+        let (cos, sin) = rope_tables(cfg.head_dim, n_pos, cfg.rope_theta, &device)?;
         Ok(Self {
             config: cfg,
             params,
@@ -258,7 +261,7 @@ impl Student {
         let mut x = self.w(EMBED)?.index_select(&ids, 0)?; // (b·t, e)
         let cos = self.cos.narrow(0, 0, t)?;
         let sin = self.sin.narrow(0, 0, t)?;
-        let mask = causal_mask(t, cfg.sliding_window, &self.device)?;
+        let mask = attention_mask(t, 0, cfg.sliding_window, &self.device)?;
         #[allow(clippy::cast_precision_loss)]
         let scale = 1.0 / (hd as f64).sqrt();
         for l in 0..cfg.n_layer {
@@ -339,38 +342,6 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<Tens
             Tensor::cat(&[r0, r1], 3)?
         }
     })
-}
-
-fn rope_tables(cfg: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {
-    let hd = cfg.head_dim;
-    let n_pos = cfg
-        .context_length
-        .min(edgewise_llm::model::MAX_ROPE_POSITIONS);
-    #[allow(clippy::cast_precision_loss)]
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f32 / hd as f32))
-        .collect();
-    let inv = Tensor::from_vec(inv, (1, hd / 2), device)?;
-    #[allow(clippy::cast_precision_loss)]
-    let pos: Vec<f32> = (0..n_pos).map(|p| p as f32).collect();
-    let freqs = Tensor::from_vec(pos, (n_pos, 1), device)?.broadcast_mul(&inv)?;
-    Ok((freqs.cos()?, freqs.sin()?))
-}
-
-fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
-    let window = window.unwrap_or(usize::MAX);
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..t).map(move |j| {
-                if j > i || i - j >= window {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Tensor::from_vec(data, (t, t), device)?)
 }
 
 /// Teacher logits `(batch·seq, vocab)` for `windows` (no gradient).

@@ -680,21 +680,7 @@ impl Model {
 
     /// Additive attention mask `(seq, pos + seq)`: causal, and windowed when configured.
     fn mask(&self, seq: usize, pos: usize) -> Result<Tensor> {
-        let t = pos + seq;
-        let window = self.config.sliding_window.unwrap_or(usize::MAX);
-        let data: Vec<f32> = (0..seq)
-            .flat_map(|i| {
-                let qpos = pos + i;
-                (0..t).map(move |j| {
-                    if j > qpos || qpos - j >= window {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
-        Ok(Tensor::from_vec(data, (seq, t), &self.device)?)
+        attention_mask(seq, pos, self.config.sliding_window, &self.device)
     }
 }
 
@@ -747,7 +733,46 @@ pub fn clone_qtensor(q: &QTensor) -> Result<QTensor> {
     )?)
 }
 
-fn rope_tables(hd: usize, n_pos: usize, theta: f32, device: &Device) -> Result<(Tensor, Tensor)> {
+/// Additive attention mask `(seq, pos + seq)` for `seq` queries after `pos` cached
+/// positions: causal, and limited to the last `window` positions when given. The research
+/// pipeline's own forward passes use it too, so they mask exactly as the engine does.
+///
+/// # Errors
+/// Tensor errors.
+pub fn attention_mask(
+    seq: usize,
+    pos: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
+    let t = pos + seq;
+    let window = window.unwrap_or(usize::MAX);
+    let data: Vec<f32> = (0..seq)
+        .flat_map(|i| {
+            let qpos = pos + i;
+            (0..t).map(move |j| {
+                if j > qpos || qpos - j >= window {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(data, (seq, t), device)?)
+}
+
+/// Rotary tables `(n_pos, hd/2)` (cos, sin) for base `theta`, shared with the research
+/// pipeline's forward passes.
+///
+/// # Errors
+/// Tensor errors.
+pub fn rope_tables(
+    hd: usize,
+    n_pos: usize,
+    theta: f32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     #[allow(clippy::cast_precision_loss)]
     let inv: Vec<f32> = (0..hd / 2)
         .map(|i| 1.0 / theta.powf((2 * i) as f32 / hd as f32))
