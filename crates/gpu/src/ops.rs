@@ -39,20 +39,63 @@ fn state(ctx: &GpuContext, pos: usize, known: usize) -> Result<wgpu::Buffer> {
     ))
 }
 
-async fn run(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    step: &Step,
-    out: &wgpu::Buffer,
-    words: usize,
-) -> Result<Vec<u8>> {
-    let mut enc = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
-    kernels.record(&mut enc, &[step]);
-    ctx.queue.submit([enc.finish()]);
-    ctx.check(&format!("the `{}` kernel", step.shader.name()))?;
-    ctx.read(out, 0, (words * 4) as u64).await
+/// One kernel's dispatch over buffers of its own: built by a `prepare_*` function, run
+/// once by the matching one-shot function, or many times to time the kernel alone.
+#[derive(Debug)]
+pub struct Dispatch {
+    step: Step,
+    /// The buffers at bindings `0..`, in order.
+    buffers: Vec<wgpu::Buffer>,
+}
+
+impl Dispatch {
+    fn new(
+        ctx: &GpuContext,
+        k: &Kernels,
+        shader: Shader,
+        buffers: Vec<wgpu::Buffer>,
+        groups: u32,
+    ) -> Self {
+        let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
+        Self {
+            step: k.step(ctx, shader, &refs, groups),
+            buffers,
+        }
+    }
+
+    /// Records the dispatch `n` times into one compute pass, submits, and waits for the
+    /// device (a read-back of four bytes).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub async fn repeat(&self, ctx: &GpuContext, k: &Kernels, n: usize) -> Result<()> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
+        k.record(&mut enc, &vec![&self.step; n]);
+        ctx.queue.submit([enc.finish()]);
+        ctx.check(&format!("the `{}` kernel", self.step.shader.name()))?;
+        ctx.read(&self.buffers[0], 0, 4).await?;
+        Ok(())
+    }
+
+    /// The first `words` words of the buffer at `binding`.
+    async fn read(&self, ctx: &GpuContext, binding: usize, words: usize) -> Result<Vec<u8>> {
+        ctx.read(&self.buffers[binding], 0, (words * 4) as u64)
+            .await
+    }
+
+    /// Runs once and reads `words` words of the buffer at `binding`.
+    async fn run(
+        &self,
+        ctx: &GpuContext,
+        k: &Kernels,
+        binding: usize,
+        words: usize,
+    ) -> Result<Vec<u8>> {
+        self.repeat(ctx, k, 1).await?;
+        self.read(ctx, binding, words).await
+    }
 }
 
 /// Concatenated words of several matrices and each one's word offset.
@@ -82,6 +125,41 @@ fn consts(pieces: &[Option<&[f32]>]) -> (Vec<f32>, Vec<u32>) {
     (data, offs)
 }
 
+/// The `embed` dispatch for `token`; the row lands at binding 3.
+///
+/// # Errors
+/// Shapes that exceed `u32`.
+pub fn prepare_embed(
+    ctx: &GpuContext,
+    k: &Kernels,
+    table: &GpuWeights,
+    token: u32,
+) -> Result<Dispatch> {
+    let p = uniform(
+        ctx,
+        "embed",
+        &[
+            table.ty.id(),
+            u32_of(table.row_words(), "row")?,
+            u32_of(table.cols, "cols")?,
+        ],
+    );
+    let buffers = vec![
+        storage_u32(ctx, "table", &table.words),
+        storage_u32(ctx, "tokens", &[token]),
+        state(ctx, 0, 1)?,
+        scratch(ctx, "x", table.cols),
+        p,
+    ];
+    Ok(Dispatch::new(
+        ctx,
+        k,
+        Shader::Embed,
+        buffers,
+        groups_for(table.cols),
+    ))
+}
+
 /// Row `token` of `table`, dequantised (`embed` kernel).
 ///
 /// # Errors
@@ -92,26 +170,48 @@ pub async fn embed(
     table: &GpuWeights,
     token: u32,
 ) -> Result<Vec<f32>> {
-    let w = storage_u32(ctx, "table", &table.words);
-    let tokens = storage_u32(ctx, "tokens", &[token]);
-    let st = state(ctx, 0, 1)?;
-    let x = scratch(ctx, "x", table.cols);
+    let d = prepare_embed(ctx, k, table, token)?;
+    Ok(floats_of(&d.run(ctx, k, 3, table.cols).await?))
+}
+
+/// The `matvec_add` dispatch; the result lands at binding 3.
+///
+/// # Errors
+/// Shapes that exceed `u32`.
+pub fn prepare_matvec_add(
+    ctx: &GpuContext,
+    k: &Kernels,
+    w: &GpuWeights,
+    bias: Option<&[f32]>,
+    v: &[f32],
+    x: &[f32],
+) -> Result<Dispatch> {
+    let (c, offs) = consts(&[bias]);
     let p = uniform(
         ctx,
-        "embed",
+        "matvec_add",
         &[
-            table.ty.id(),
-            u32_of(table.row_words(), "row")?,
-            u32_of(table.cols, "cols")?,
+            w.ty.id(),
+            0,
+            u32_of(w.rows, "rows")?,
+            u32_of(w.cols, "cols")?,
+            offs[0],
         ],
     );
-    let step = k.step(
+    let buffers = vec![
+        storage_u32(ctx, "w", &w.words),
+        storage_f32(ctx, "consts", &c),
+        storage_f32(ctx, "v", v),
+        storage_f32(ctx, "x", x),
+        p,
+    ];
+    Ok(Dispatch::new(
         ctx,
-        Shader::Embed,
-        &[&w, &tokens, &st, &x, &p],
-        groups_for(table.cols),
-    );
-    Ok(floats_of(&run(ctx, k, &step, &x, table.cols).await?))
+        k,
+        Shader::MatvecAdd,
+        buffers,
+        groups_for(w.rows),
+    ))
 }
 
 /// `x + W v (+ b)` (`matvec_add` kernel).
@@ -126,29 +226,57 @@ pub async fn matvec_add(
     v: &[f32],
     x: &[f32],
 ) -> Result<Vec<f32>> {
-    let wb = storage_u32(ctx, "w", &w.words);
-    let (c, offs) = consts(&[bias]);
-    let cb = storage_f32(ctx, "consts", &c);
-    let vb = storage_f32(ctx, "v", v);
-    let xb = storage_f32(ctx, "x", x);
+    let d = prepare_matvec_add(ctx, k, w, bias, v, x)?;
+    Ok(floats_of(&d.run(ctx, k, 3, w.rows).await?))
+}
+
+/// The `gate_up` dispatch; the result lands at binding 3.
+///
+/// # Errors
+/// Shapes that exceed `u32`.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_gate_up(
+    ctx: &GpuContext,
+    k: &Kernels,
+    gate: &GpuWeights,
+    up: &GpuWeights,
+    biases: (Option<&[f32]>, Option<&[f32]>),
+    norm: &[f32],
+    eps: f32,
+    x: &[f32],
+) -> Result<Dispatch> {
+    let (words, woffs) = concat(&[gate, up]);
+    let (c, coffs) = consts(&[Some(norm), biases.0, biases.1]);
     let p = uniform(
         ctx,
-        "matvec_add",
+        "gate_up",
         &[
-            w.ty.id(),
-            0,
-            u32_of(w.rows, "rows")?,
-            u32_of(w.cols, "cols")?,
-            offs[0],
+            u32_of(x.len(), "n_embd")?,
+            u32_of(gate.rows, "n_ff")?,
+            gate.ty.id(),
+            up.ty.id(),
+            woffs[0],
+            woffs[1],
+            coffs[0],
+            eps.to_bits(),
+            coffs[1],
+            coffs[2],
         ],
     );
-    let step = k.step(
+    let buffers = vec![
+        storage_u32(ctx, "w", &words),
+        storage_f32(ctx, "consts", &c),
+        storage_f32(ctx, "x", x),
+        scratch(ctx, "act", gate.rows),
+        p,
+    ];
+    Ok(Dispatch::new(
         ctx,
-        Shader::MatvecAdd,
-        &[&wb, &cb, &vb, &xb, &p],
-        groups_for(w.rows),
-    );
-    Ok(floats_of(&run(ctx, k, &step, &xb, w.rows).await?))
+        k,
+        Shader::GateUp,
+        buffers,
+        groups_for(gate.rows),
+    ))
 }
 
 /// `silu(G h) · (U h)` with `h = rms_norm(x) · norm` (`gate_up` kernel).
@@ -166,35 +294,47 @@ pub async fn gate_up(
     eps: f32,
     x: &[f32],
 ) -> Result<Vec<f32>> {
-    let (words, woffs) = concat(&[gate, up]);
-    let wb = storage_u32(ctx, "w", &words);
-    let (c, coffs) = consts(&[Some(norm), biases.0, biases.1]);
-    let cb = storage_f32(ctx, "consts", &c);
-    let xb = storage_f32(ctx, "x", x);
-    let act = scratch(ctx, "act", gate.rows);
+    let d = prepare_gate_up(ctx, k, gate, up, biases, norm, eps, x)?;
+    Ok(floats_of(&d.run(ctx, k, 3, gate.rows).await?))
+}
+
+/// The `lm_head` dispatch; the logits land at binding 3.
+///
+/// # Errors
+/// Shapes that exceed `u32`.
+pub fn prepare_lm_head(
+    ctx: &GpuContext,
+    k: &Kernels,
+    w: &GpuWeights,
+    norm: &[f32],
+    eps: f32,
+    x: &[f32],
+) -> Result<Dispatch> {
     let p = uniform(
         ctx,
-        "gate_up",
+        "lm_head",
         &[
-            u32_of(x.len(), "n_embd")?,
-            u32_of(gate.rows, "n_ff")?,
-            gate.ty.id(),
-            up.ty.id(),
-            woffs[0],
-            woffs[1],
-            coffs[0],
+            u32_of(w.cols, "n_embd")?,
+            u32_of(w.rows, "rows")?,
+            w.ty.id(),
+            0,
             eps.to_bits(),
-            coffs[1],
-            coffs[2],
         ],
     );
-    let step = k.step(
+    let buffers = vec![
+        storage_u32(ctx, "w", &w.words),
+        storage_f32(ctx, "consts", norm),
+        storage_f32(ctx, "x", x),
+        scratch(ctx, "logits", w.rows),
+        p,
+    ];
+    Ok(Dispatch::new(
         ctx,
-        Shader::GateUp,
-        &[&wb, &cb, &xb, &act, &p],
-        groups_for(gate.rows),
-    );
-    Ok(floats_of(&run(ctx, k, &step, &act, gate.rows).await?))
+        k,
+        Shader::LmHead,
+        buffers,
+        groups_for(w.rows),
+    ))
 }
 
 /// `W (rms_norm(x) · norm)` (`lm_head` kernel).
@@ -209,28 +349,30 @@ pub async fn lm_head(
     eps: f32,
     x: &[f32],
 ) -> Result<Vec<f32>> {
-    let wb = storage_u32(ctx, "w", &w.words);
-    let cb = storage_f32(ctx, "consts", norm);
-    let xb = storage_f32(ctx, "x", x);
-    let logits = scratch(ctx, "logits", w.rows);
-    let p = uniform(
-        ctx,
-        "lm_head",
-        &[
-            u32_of(w.cols, "n_embd")?,
-            u32_of(w.rows, "rows")?,
-            w.ty.id(),
-            0,
-            eps.to_bits(),
-        ],
-    );
-    let step = k.step(
-        ctx,
-        Shader::LmHead,
-        &[&wb, &cb, &xb, &logits, &p],
-        groups_for(w.rows),
-    );
-    Ok(floats_of(&run(ctx, k, &step, &logits, w.rows).await?))
+    let d = prepare_lm_head(ctx, k, w, norm, eps, x)?;
+    Ok(floats_of(&d.run(ctx, k, 3, w.rows).await?))
+}
+
+/// The `argmax` dispatch; `preds` at binding 3, `tokens` at binding 1.
+///
+/// # Errors
+/// Shapes that exceed `u32`.
+pub fn prepare_argmax(
+    ctx: &GpuContext,
+    k: &Kernels,
+    logits: &[f32],
+    pos: usize,
+    known: usize,
+) -> Result<Dispatch> {
+    let p = uniform(ctx, "argmax", &[u32_of(logits.len(), "vocabulary")?]);
+    let buffers = vec![
+        storage_f32(ctx, "logits", logits),
+        storage_u32(ctx, "tokens", &vec![u32::MAX; pos + 2]),
+        state(ctx, pos, known)?,
+        storage_u32(ctx, "preds", &vec![u32::MAX; pos + 1]),
+        p,
+    ];
+    Ok(Dispatch::new(ctx, k, Shader::Argmax, buffers, 1))
 }
 
 /// What the `argmax` kernel writes: `(preds[pos], tokens[pos + 1])`.
@@ -244,14 +386,9 @@ pub async fn argmax(
     pos: usize,
     known: usize,
 ) -> Result<(u32, u32)> {
-    let lb = storage_f32(ctx, "logits", logits);
-    let tokens = storage_u32(ctx, "tokens", &vec![u32::MAX; pos + 2]);
-    let st = state(ctx, pos, known)?;
-    let preds = storage_u32(ctx, "preds", &vec![u32::MAX; pos + 1]);
-    let p = uniform(ctx, "argmax", &[u32_of(logits.len(), "vocabulary")?]);
-    let step = k.step(ctx, Shader::Argmax, &[&lb, &tokens, &st, &preds, &p], 1);
-    let pr = words_of(&run(ctx, k, &step, &preds, pos + 1).await?);
-    let tk = words_of(&ctx.read(&tokens, 0, ((pos + 2) * 4) as u64).await?);
+    let d = prepare_argmax(ctx, k, logits, pos, known)?;
+    let pr = words_of(&d.run(ctx, k, 3, pos + 1).await?);
+    let tk = words_of(&d.read(ctx, 1, pos + 2).await?);
     Ok((pr[pos], tk[pos + 1]))
 }
 
@@ -280,29 +417,15 @@ pub struct QkvInputs<'a> {
     pub rope: &'a [f32],
 }
 
-/// Runs `qkv` and returns `(q, k, v)` as the kernel leaves them: q in pair order, k (pair
-/// order) and v read from the cache at `pos`.
+/// The `qkv` dispatch; q lands at binding 3, the cache at binding 4.
 ///
 /// # Errors
-/// Device errors.
-pub async fn qkv(
-    ctx: &GpuContext,
-    k: &Kernels,
-    i: QkvInputs<'_>,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+/// Shapes that exceed `u32`.
+pub fn prepare_qkv(ctx: &GpuContext, k: &Kernels, i: QkvInputs<'_>) -> Result<Dispatch> {
     let [wq, wk, wv] = i.w;
     let (words, woffs) = concat(&i.w);
-    let wb = storage_u32(ctx, "w", &words);
     let (c, coffs) = consts(&[Some(i.norm), i.bias[0], i.bias[1], i.bias[2]]);
-    let cb = storage_f32(ctx, "consts", &c);
-    let xb = storage_f32(ctx, "x", i.x);
-    let q = scratch(ctx, "q", wq.rows);
-    let n_kv = wk.rows / i.head_dim;
-    let half = i.head_dim / 2;
-    let region = n_kv * i.max_ctx * half;
-    let kv = scratch(ctx, "kv", 2 * region);
-    let st = state(ctx, i.pos, i.pos + 1)?;
-    let rope = storage_f32(ctx, "rope", i.rope);
+    let region = wk.rows / i.head_dim * i.max_ctx * (i.head_dim / 2);
     let p = uniform(
         ctx,
         "qkv",
@@ -327,15 +450,42 @@ pub async fn qkv(
             i.eps.to_bits(),
         ],
     );
-    let threads = (wq.rows + 2 * wk.rows) / 2;
-    let step = k.step(
+    let buffers = vec![
+        storage_u32(ctx, "w", &words),
+        storage_f32(ctx, "consts", &c),
+        storage_f32(ctx, "x", i.x),
+        scratch(ctx, "q", wq.rows),
+        scratch(ctx, "kv", 2 * region),
+        state(ctx, i.pos, i.pos + 1)?,
+        storage_f32(ctx, "rope", i.rope),
+        p,
+    ];
+    Ok(Dispatch::new(
         ctx,
+        k,
         Shader::Qkv,
-        &[&wb, &cb, &xb, &q, &kv, &st, &rope, &p],
-        groups_for(threads),
-    );
-    let qv = floats_of(&run(ctx, k, &step, &q, wq.rows).await?);
-    let cache = words_of(&ctx.read(&kv, 0, (2 * region * 4) as u64).await?);
+        buffers,
+        groups_for((wq.rows + 2 * wk.rows) / 2),
+    ))
+}
+
+/// Runs `qkv` and returns `(q, k, v)` as the kernel leaves them: q in pair order, k (pair
+/// order) and v read from the cache at `pos`.
+///
+/// # Errors
+/// Device errors.
+pub async fn qkv(
+    ctx: &GpuContext,
+    k: &Kernels,
+    i: QkvInputs<'_>,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let [wq, wk, _] = i.w;
+    let n_kv = wk.rows / i.head_dim;
+    let half = i.head_dim / 2;
+    let region = n_kv * i.max_ctx * half;
+    let d = prepare_qkv(ctx, k, i)?;
+    let qv = floats_of(&d.run(ctx, k, 3, wq.rows).await?);
+    let cache = words_of(&d.read(ctx, 4, 2 * region).await?);
     let mut kk = Vec::with_capacity(wk.rows);
     let mut vv = Vec::with_capacity(wk.rows);
     for h in 0..n_kv {
@@ -376,6 +526,66 @@ pub fn pack_cache(
     words
 }
 
+/// The `attention` dispatch for the newest of `keys.len()` cached positions; the result
+/// lands at binding 4.
+///
+/// # Errors
+/// [`GpuError::InvalidArgument`] for an empty cache; shapes that exceed `u32`.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_attention(
+    ctx: &GpuContext,
+    k: &Kernels,
+    q: &[f32],
+    keys: &[Vec<f32>],
+    values: &[Vec<f32>],
+    n_head: usize,
+    n_kv: usize,
+    head_dim: usize,
+    window: usize,
+) -> Result<Dispatch> {
+    if keys.is_empty() {
+        return Err(GpuError::InvalidArgument(
+            "attention over an empty cache".into(),
+        ));
+    }
+    let max_ctx = keys.len() + 3;
+    let region = n_kv * max_ctx * head_dim / 2;
+    #[allow(clippy::cast_precision_loss)]
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let p = uniform(
+        ctx,
+        "attention",
+        &[
+            u32_of(n_head, "heads")?,
+            u32_of(n_kv, "kv heads")?,
+            u32_of(head_dim, "head_dim")?,
+            u32_of(max_ctx, "max_ctx")?,
+            u32_of(region, "cache")?,
+            u32_of(window, "window")?,
+            scale.to_bits(),
+        ],
+    );
+    let buffers = vec![
+        storage_f32(ctx, "q", q),
+        storage_u32(
+            ctx,
+            "kv",
+            &pack_cache(keys, values, n_kv, head_dim, max_ctx),
+        ),
+        state(ctx, keys.len() - 1, keys.len())?,
+        scratch(ctx, "scores", n_head * max_ctx),
+        scratch(ctx, "y", n_head * head_dim),
+        p,
+    ];
+    Ok(Dispatch::new(
+        ctx,
+        k,
+        Shader::Attention,
+        buffers,
+        u32_of(n_head, "heads")?,
+    ))
+}
+
 /// Runs `attention` for the newest of `keys.len()` cached positions.
 ///
 /// # Errors
@@ -392,42 +602,6 @@ pub async fn attention(
     head_dim: usize,
     window: usize,
 ) -> Result<Vec<f32>> {
-    if keys.is_empty() {
-        return Err(GpuError::InvalidArgument(
-            "attention over an empty cache".into(),
-        ));
-    }
-    let max_ctx = keys.len() + 3;
-    let region = n_kv * max_ctx * head_dim / 2;
-    let qb = storage_f32(ctx, "q", q);
-    let kv = storage_u32(
-        ctx,
-        "kv",
-        &pack_cache(keys, values, n_kv, head_dim, max_ctx),
-    );
-    let st = state(ctx, keys.len() - 1, keys.len())?;
-    let scores = scratch(ctx, "scores", n_head * max_ctx);
-    let y = scratch(ctx, "y", n_head * head_dim);
-    #[allow(clippy::cast_precision_loss)]
-    let scale = 1.0 / (head_dim as f32).sqrt();
-    let p = uniform(
-        ctx,
-        "attention",
-        &[
-            u32_of(n_head, "heads")?,
-            u32_of(n_kv, "kv heads")?,
-            u32_of(head_dim, "head_dim")?,
-            u32_of(max_ctx, "max_ctx")?,
-            u32_of(region, "cache")?,
-            u32_of(window, "window")?,
-            scale.to_bits(),
-        ],
-    );
-    let step = k.step(
-        ctx,
-        Shader::Attention,
-        &[&qb, &kv, &st, &scores, &y, &p],
-        u32_of(n_head, "heads")?,
-    );
-    Ok(floats_of(&run(ctx, k, &step, &y, n_head * head_dim).await?))
+    let d = prepare_attention(ctx, k, q, keys, values, n_head, n_kv, head_dim, window)?;
+    Ok(floats_of(&d.run(ctx, k, 4, n_head * head_dim).await?))
 }
