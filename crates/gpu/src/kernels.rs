@@ -7,9 +7,9 @@ use wgpu::util::DeviceExt as _;
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::shaders::Shader;
+use crate::shaders::{MATVEC_SLOTS, Shader};
 
-/// Threads per workgroup of the row-parallel kernels (the WGSL's `@workgroup_size(64)`).
+/// Threads per workgroup of the element-parallel kernels (`embed`'s `@workgroup_size(64)`).
 pub const WORKGROUP: u32 = 64;
 
 /// Sentinel for "no bias" in the kernels' parameters.
@@ -138,6 +138,21 @@ impl Kernels {
 #[must_use]
 pub fn groups_for(n: usize) -> u32 {
     u32::try_from(n.div_ceil(WORKGROUP as usize)).unwrap_or(u32::MAX)
+}
+
+/// Workgroups of a cooperative mat-vec kernel for `n` outputs, `per_slot` of them per slot
+/// (four rows for `matvec_add` and `lm_head`, two for `gate_up`, two rotary pairs for `qkv`).
+#[must_use]
+pub fn matvec_groups(n: usize, per_slot: usize) -> u32 {
+    u32::try_from(n.div_ceil(per_slot * MATVEC_SLOTS as usize)).unwrap_or(u32::MAX)
+}
+
+/// Workgroups of the `qkv` kernel: slots of two q pairs, then of two k pairs, then of two v
+/// pairs (adjacent rows).
+#[must_use]
+pub fn qkv_groups(q_rows: usize, kv_rows: usize) -> u32 {
+    let slots = (q_rows / 2).div_ceil(2) + 2 * (kv_rows / 2).div_ceil(2);
+    matvec_groups(slots, 1)
 }
 
 /// A uniform buffer of parameter words, padded to 16 bytes.

@@ -17,8 +17,8 @@ use edgewise_llm::model::Linear;
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kernels::{
-    Kernels, NO_BIAS, Step, bytes_u32, floats_of, groups_for, scratch, storage_f32, storage_u32,
-    uniform, words_of,
+    Kernels, NO_BIAS, Step, bytes_u32, floats_of, groups_for, matvec_groups, qkv_groups, scratch,
+    storage_f32, storage_u32, uniform, words_of,
 };
 use crate::layout::GpuWeights;
 use crate::rope::rope_table;
@@ -293,7 +293,7 @@ impl GpuModel {
                 ctx,
                 Shader::Qkv,
                 &[&w, &consts, &x, &q, &kv, &state, &rope, &qkv_p],
-                groups_for((nh + 2 * nkv) * hd / 2),
+                qkv_groups(nh * hd, nkv * hd),
             ));
             let att_p = uniform(
                 ctx,
@@ -329,7 +329,7 @@ impl GpuModel {
                 ctx,
                 Shader::MatvecAdd,
                 &[&w, &consts, &y, &x, &wo_p],
-                groups_for(e),
+                matvec_groups(e, 4),
             ));
             let gu_p = uniform(
                 ctx,
@@ -351,7 +351,7 @@ impl GpuModel {
                 ctx,
                 Shader::GateUp,
                 &[&w, &consts, &x, &act, &gu_p],
-                groups_for(ff),
+                matvec_groups(ff, 2),
             ));
             let down_p = uniform(
                 ctx,
@@ -368,7 +368,7 @@ impl GpuModel {
                 ctx,
                 Shader::MatvecAdd,
                 &[&w, &consts, &act, &x, &down_p],
-                groups_for(e),
+                matvec_groups(e, 4),
             ));
             keep.extend([w, consts, kv]);
         }
@@ -385,13 +385,21 @@ impl GpuModel {
                 eps,
             ],
         );
+        let head_groups = matvec_groups(vocab, 4);
+        let max_groups = ctx.limits().max_compute_workgroups_per_dimension;
+        if head_groups > max_groups {
+            return Err(GpuError::UnsupportedModel(format!(
+                "a vocabulary of {vocab} rows needs {head_groups} LM-head workgroups, over \
+                 this device's maxComputeWorkgroupsPerDimension of {max_groups}"
+            )));
+        }
         let argmax_p = uniform(ctx, "argmax", &[u32_of(vocab, "vocabulary")?]);
         let head = vec![
             kernels.step(
                 ctx,
                 Shader::LmHead,
                 &[head_buf_ref, &out_norm, &x, &logits, &head_p],
-                groups_for(vocab),
+                head_groups,
             ),
             kernels.step(
                 ctx,

@@ -5,8 +5,8 @@
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kernels::{
-    Kernels, NO_BIAS, Step, floats_of, groups_for, scratch, storage_f32, storage_u32, uniform,
-    words_of,
+    Kernels, NO_BIAS, Step, floats_of, groups_for, matvec_groups, qkv_groups, scratch, storage_f32,
+    storage_u32, uniform, words_of,
 };
 use crate::layout::GpuWeights;
 use crate::shaders::Shader;
@@ -210,7 +210,7 @@ pub fn prepare_matvec_add(
         k,
         Shader::MatvecAdd,
         buffers,
-        groups_for(w.rows),
+        matvec_groups(w.rows, 4),
     ))
 }
 
@@ -275,7 +275,7 @@ pub fn prepare_gate_up(
         k,
         Shader::GateUp,
         buffers,
-        groups_for(gate.rows),
+        matvec_groups(gate.rows, 2),
     ))
 }
 
@@ -333,7 +333,7 @@ pub fn prepare_lm_head(
         k,
         Shader::LmHead,
         buffers,
-        groups_for(w.rows),
+        matvec_groups(w.rows, 4),
     ))
 }
 
@@ -465,7 +465,7 @@ pub fn prepare_qkv(ctx: &GpuContext, k: &Kernels, i: QkvInputs<'_>) -> Result<Di
         k,
         Shader::Qkv,
         buffers,
-        groups_for((wq.rows + 2 * wk.rows) / 2),
+        qkv_groups(wq.rows, wk.rows),
     ))
 }
 

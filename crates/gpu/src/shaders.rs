@@ -7,7 +7,14 @@ const STATE: &str = include_str!("wgsl/state.wgsl");
 const F16: &str = include_str!("wgsl/f16.wgsl");
 const DEQUANT: &str = include_str!("wgsl/dequant.wgsl");
 const MATVEC: &str = include_str!("wgsl/matvec.wgsl");
-const NORM: &str = include_str!("wgsl/norm.wgsl");
+
+/// Threads per workgroup of the cooperative mat-vec kernels (`qkv`, `gate_up`,
+/// `matvec_add`, `lm_head`); `WG` in `matvec.wgsl`.
+pub const MATVEC_WG: u32 = 64;
+/// Neighbouring threads that share one row's words; `SPLIT` in `matvec.wgsl`.
+pub const MATVEC_SPLIT: u32 = 8;
+/// Slots (groups of four rows) per workgroup.
+pub const MATVEC_SLOTS: u32 = MATVEC_WG / MATVEC_SPLIT;
 
 /// One compute kernel of the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,8 +83,9 @@ impl Shader {
     fn pieces(self) -> &'static [&'static str] {
         match self {
             Self::Embed => &[STATE, F16, DEQUANT],
-            Self::Qkv | Self::GateUp | Self::LmHead => &[STATE, F16, DEQUANT, MATVEC, NORM],
-            Self::MatvecAdd => &[STATE, F16, DEQUANT, MATVEC],
+            Self::Qkv | Self::GateUp | Self::LmHead | Self::MatvecAdd => {
+                &[STATE, F16, DEQUANT, MATVEC]
+            }
             Self::Attention => &[STATE, F16],
             Self::Argmax | Self::Advance => &[STATE],
         }
@@ -87,6 +95,11 @@ impl Shader {
     #[must_use]
     pub fn source(self) -> String {
         let mut s = String::new();
+        if self.pieces().contains(&MATVEC) {
+            s.push_str(&format!(
+                "const WG: u32 = {MATVEC_WG}u;\nconst SPLIT: u32 = {MATVEC_SPLIT}u;\n"
+            ));
+        }
         for piece in self.pieces() {
             s.push_str(piece);
             s.push('\n');

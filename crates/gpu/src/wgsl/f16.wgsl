@@ -1,20 +1,15 @@
-// f16 <-> f32 in integer arithmetic. WGSL's pack_f16x2/unpack_f16x2 would do, but
-// wgpu allows them on lavapipe only with `shader-f16`, which the kernels never assume.
+// f16 <-> f32 in integer arithmetic. WGSL's pack2x16float/unpack2x16float would do, but
+// naga accepts them only with its FLOAT16_IN_FLOAT32 capability, which the kernels never
+// assume.
 
-// The f32 value of the f16 bits in the low 16 bits of h (exact).
+// The f32 value of the f16 bits in the low 16 bits of h (exact), without branches: the
+// exponent is rebased for normal numbers, infinities and NaNs keep the top exponent, and
+// subnormals are m · 2^-24.
 fn f16_to_f32(h: u32) -> f32 {
-    let sign = (h & 0x8000u) << 16u;
-    let e = (h >> 10u) & 0x1fu;
-    let m = h & 0x3ffu;
-    if (e == 0u) {
-        // Zero and subnormals: m · 2^-24.
-        let v = f32(m) * 5.9604644775390625e-8;
-        return select(v, -v, sign != 0u);
-    }
-    if (e == 31u) {
-        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
-    }
-    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+    let em = h & 0x7fffu;
+    let bits = (em << 13u) + select(0x38000000u, 0x70000000u, em >= 0x7c00u);
+    let v = select(bitcast<f32>(bits), f32(em) * 5.9604644775390625e-8, em < 0x400u);
+    return select(v, -v, (h & 0x8000u) != 0u);
 }
 
 // The f16 bits nearest to v (ties to even), as the host's `half` crate rounds.
@@ -54,7 +49,13 @@ fn f32_to_f16(v: f32) -> u32 {
 
 // The two f16 of a word, the low half first.
 fn unpack_f16x2(w: u32) -> vec2<f32> {
-    return vec2<f32>(f16_to_f32(w & 0xffffu), f16_to_f32(w >> 16u));
+    let h = vec2<u32>(w & 0xffffu, w >> 16u);
+    let em = h & vec2<u32>(0x7fffu);
+    let top = em >= vec2<u32>(0x7c00u);
+    let bits = (em << vec2<u32>(13u)) + select(vec2<u32>(0x38000000u), vec2<u32>(0x70000000u), top);
+    let sub = vec2<f32>(em) * 5.9604644775390625e-8;
+    let v = select(bitcast<vec2<f32>>(bits), sub, em < vec2<u32>(0x400u));
+    return select(v, -v, (h & vec2<u32>(0x8000u)) != vec2<u32>(0u));
 }
 
 // Two values as one word of f16, the first in the low half.

@@ -1,4 +1,5 @@
-// The LM head: the final RMSNorm folded into the vocabulary mat-vec.
+// The LM head: the final RMSNorm folded into the vocabulary mat-vec. Four rows per slot of
+// the cooperative mat-vec (matvec.wgsl), SLOTS * 4 rows per workgroup.
 
 struct Params {
     n_embd: u32,
@@ -17,19 +18,26 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-fn input(i: u32) -> f32 {
-    return x[i] * consts[p.norm_off + i];
+fn input(i: u32) -> vec2<f32> {
+    let v = x[i];
+    return vec2<f32>(v * consts[p.norm_off + i], v * v);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(local_invocation_index) tid: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
 ) {
-    let scale = inv_rms(tid, p.n_embd, p.eps);
-    let r = gid.x;
-    if (r >= p.rows) {
-        return;
+    let r = (wg.x * SLOTS + t / SPLIT) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let base = min(r, vec4<u32>(p.rows - 1u)) * row_words(p.ty, p.n_embd);
+    let acc = rows_dot(p.ty, base, p.n_embd, t);
+    let scale = inv_rms(t, p.n_embd, p.eps);
+    let y = slot_sum(acc, t) * scale;
+    if (t % SPLIT == 0u) {
+        for (var k = 0u; k < 4u; k++) {
+            if (r[k] < p.rows) {
+                logits[r[k]] = y[k];
+            }
+        }
     }
-    logits[r] = dot_row(p.ty, r * row_words(p.ty, p.n_embd), p.n_embd) * scale;
 }

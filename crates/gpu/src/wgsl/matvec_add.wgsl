@@ -1,4 +1,5 @@
-// Output projections with the residual add folded in: x[r] += (W v)[r] + b[r].
+// Output projections with the residual add folded in: x[r] += (W v)[r] + b[r]. Four rows
+// per slot of the cooperative mat-vec (matvec.wgsl), SLOTS * 4 rows per workgroup.
 
 struct Params {
     ty: u32,
@@ -17,19 +18,28 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-fn input(i: u32) -> f32 {
-    return v[i];
+fn input(i: u32) -> vec2<f32> {
+    return vec2<f32>(v[i], 0.0);
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
-    if (r >= p.rows) {
-        return;
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let r = (wg.x * SLOTS + t / SPLIT) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    // Rows past the end compute row rows - 1 again and are not written.
+    let base = p.off + min(r, vec4<u32>(p.rows - 1u)) * row_words(p.ty, p.cols);
+    let y = slot_sum(rows_dot(p.ty, base, p.cols, t), t);
+    if (t % SPLIT == 0u) {
+        for (var k = 0u; k < 4u; k++) {
+            if (r[k] < p.rows) {
+                var b = 0.0;
+                if (p.bias != 0xffffffffu) {
+                    b = consts[p.bias + r[k]];
+                }
+                x[r[k]] += y[k] + b;
+            }
+        }
     }
-    var y = dot_row(p.ty, p.off + r * row_words(p.ty, p.cols), p.cols);
-    if (p.bias != 0xffffffffu) {
-        y += consts[p.bias + r];
-    }
-    x[r] += y;
 }

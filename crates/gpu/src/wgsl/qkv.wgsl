@@ -1,6 +1,7 @@
 // Attention input: RMSNorm folded into the Q/K/V mat-vecs, RoPE on q and k, and the write
-// of this position's k and v into the f16 KV cache. One thread per pair of rows rotated
-// together (q, k) or per pair of adjacent rows (v), so a thread owns whole cache words.
+// of this position's k and v into the f16 KV cache. A slot of the cooperative mat-vec
+// (matvec.wgsl) takes two pairs of rows of one matrix: pairs rotated together (q, k) or
+// pairs of adjacent rows (v), so its lane 0 owns whole cache words.
 //
 // Queries and keys are stored in pair order (the two rotated dimensions next to each
 // other): attention only takes dot products between them, which the order does not change.
@@ -42,63 +43,84 @@ struct Params {
 
 const NO_BIAS: u32 = 0xffffffffu;
 
-fn input(i: u32) -> f32 {
-    return x[i] * consts[p.norm_off + i];
+fn input(i: u32) -> vec2<f32> {
+    let v = x[i];
+    return vec2<f32>(v * consts[p.norm_off + i], v * v);
 }
 
-// Row r of one projection of the normalised input (`scale` is 1 / rms).
-fn project(ty: u32, off: u32, bias: u32, r: u32, scale: f32) -> f32 {
-    var y = dot_row(ty, off + r * row_words(ty, p.n_embd), p.n_embd) * scale;
-    if (bias != NO_BIAS) {
-        y += consts[bias + r];
+// The two rows of pair u: rotated together for q and k (m < 2), adjacent for v.
+fn pair_rows(m: u32, u: u32) -> vec2<u32> {
+    if (m == 2u) {
+        return vec2<u32>(2u * u, 2u * u + 1u);
     }
-    return y;
+    let half = p.head_dim / 2u;
+    let i = u % half;
+    let a = (u / half) * p.head_dim + select(2u * i, i, p.halves == 1u);
+    return vec2<u32>(a, a + select(1u, half, p.halves == 1u));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(local_invocation_index) tid: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
 ) {
-    let scale = inv_rms(tid, p.n_embd, p.eps);
     let half = p.head_dim / 2u;
     let qp = p.q_rows / 2u;
     let kp = p.kv_rows / 2u;
-    let t = gid.x;
+    // Slots: two q pairs each, then two k pairs, then two v pairs.
+    let sq = (qp + 1u) / 2u;
+    let sk = (kp + 1u) / 2u;
+    let s = wg.x * SLOTS + t / SPLIT;
+    var m = 2u;
+    var u0 = 2u * (s - sq - sk);
+    if (s < sq) {
+        m = 0u;
+        u0 = 2u * s;
+    } else if (s < sq + sk) {
+        m = 1u;
+        u0 = 2u * (s - sq);
+    }
+    let np = select(kp, qp, m == 0u);
+    let ty = select(select(p.ty_v, p.ty_k, m == 1u), p.ty_q, m == 0u);
+    let off = select(select(p.off_v, p.off_k, m == 1u), p.off_q, m == 0u);
+    let bias = select(select(p.bias_v, p.bias_k, m == 1u), p.bias_q, m == 0u);
+    // A pair past the end computes the last pair again and is not written.
+    let ra = pair_rows(m, min(u0, np - 1u));
+    let rb = pair_rows(m, min(u0 + 1u, np - 1u));
+    let rows = vec4<u32>(ra, rb);
+    let acc = rows_dot(ty, off + rows * row_words(ty, p.n_embd), p.n_embd, t);
+    let scale = inv_rms(t, p.n_embd, p.eps);
+    var y = slot_sum(acc, t) * scale;
+    if (t % SPLIT != 0u) {
+        return;
+    }
+    if (bias != NO_BIAS) {
+        y += vec4<f32>(consts[bias + rows.x], consts[bias + rows.y], consts[bias + rows.z], consts[bias + rows.w]);
+    }
     let pos = state.pos;
-    if (t < qp + kp) {
-        let is_q = t < qp;
-        let u = select(t - qp, t, is_q);
+    for (var j = 0u; j < 2u; j++) {
+        let u = u0 + j;
+        if (u >= np) {
+            break;
+        }
         let head = u / half;
         let i = u % half;
-        let a = head * p.head_dim + select(2u * i, i, p.halves == 1u);
-        let b = a + select(1u, half, p.halves == 1u);
-        var ya: f32;
-        var yb: f32;
-        if (is_q) {
-            ya = project(p.ty_q, p.off_q, p.bias_q, a, scale);
-            yb = project(p.ty_q, p.off_q, p.bias_q, b, scale);
-        } else {
-            ya = project(p.ty_k, p.off_k, p.bias_k, a, scale);
-            yb = project(p.ty_k, p.off_k, p.bias_k, b, scale);
+        let ya = y[2u * j];
+        let yb = y[2u * j + 1u];
+        if (m == 2u) {
+            kv[p.v_region + (head * p.max_ctx + pos) * half + i] = pack_f16x2(vec2<f32>(ya, yb));
+            continue;
         }
         let r = 2u * (pos * half + i);
         let c = rope[r];
-        let s = rope[r + 1u];
-        let ra = ya * c - yb * s;
-        let rb = ya * s + yb * c;
-        if (is_q) {
+        let sn = rope[r + 1u];
+        let ra = ya * c - yb * sn;
+        let rb = ya * sn + yb * c;
+        if (m == 0u) {
             q[head * p.head_dim + 2u * i] = ra;
             q[head * p.head_dim + 2u * i + 1u] = rb;
         } else {
             kv[(head * p.max_ctx + pos) * half + i] = pack_f16x2(vec2<f32>(ra, rb));
         }
-    } else if (t < qp + 2u * kp) {
-        let u = t - qp - kp;
-        let head = u / half;
-        let i = u % half;
-        let va = project(p.ty_v, p.off_v, p.bias_v, 2u * u, scale);
-        let vb = project(p.ty_v, p.off_v, p.bias_v, 2u * u + 1u, scale);
-        kv[p.v_region + (head * p.max_ctx + pos) * half + i] = pack_f16x2(vec2<f32>(va, vb));
     }
 }
