@@ -1,7 +1,9 @@
 //! Each kernel timed alone on the shipped model's shapes (SmolLM2-135M: 576 wide, 9 query
 //! and 3 kv heads of 64, 1536 feed-forward, 49152 vocabulary), with random weights: one
-//! dispatch recorded REPEAT times into one submit, the best of five such submits, wall time
-//! per dispatch (on a shared machine the best is the least disturbed).
+//! dispatch recorded REPEAT times into one submit, the best of five such submits, per
+//! dispatch. On Linux the time is the process's CPU time (every thread's, from
+//! `/proc/self/task/*/schedstat`), which a busy machine disturbs less than wall time; on a
+//! software adapter such as lavapipe that is the kernels' own cost. Elsewhere, wall time.
 //!
 //! `cargo run --release -p edgewise-gpu --example kernel_time -- [REPEAT] [POSITION…]`
 //! (default 20 repeats; attention at positions 40 and 400).
@@ -42,15 +44,30 @@ fn weights(seed: u64, ty: GgmlDType, rows: usize, cols: usize) -> GpuWeights {
     GpuWeights::from_qtensor("w", &QTensor::quantize(&t, ty).unwrap()).unwrap()
 }
 
+/// Nanoseconds every thread of this process has run on a CPU, where Linux says.
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 /// Milliseconds per dispatch, the best of five submits of `n`.
 fn time(ctx: &GpuContext, k: &Kernels, d: &Dispatch, n: usize) -> f64 {
     block_on(d.repeat(ctx, k, 1)).unwrap();
     (0..5)
         .map(|_| {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_ns());
             block_on(d.repeat(ctx, k, n)).unwrap();
             #[allow(clippy::cast_precision_loss)]
-            let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+            let s = match (c, cpu_ns()) {
+                (Some(a), Some(b)) => (b - a) as f64 * 1e-9,
+                _ => t.elapsed().as_secs_f64(),
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let ms = s * 1e3 / n as f64;
             ms
         })
         .fold(f64::INFINITY, f64::min)

@@ -1,12 +1,20 @@
 //! Compiled pipelines of every kernel, and the small helpers that make their buffers and
 //! bind groups. Bindings are numbered in the order the WGSL declares them.
+//!
+//! The mat-vec kernels also come in one variant per weight type, compiled when first asked
+//! for: when every matrix a dispatch reads has the same type, its `switch` over types is
+//! decided at compile time, so the driver compiles only that type's code (on lavapipe the
+//! all-types modules are large enough to push other kernels out of its compiled-shader
+//! cache, recompiling them on every switch).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt as _;
 
 use crate::context::GpuContext;
-use crate::error::Result;
+use crate::error::{GpuError, Result};
+use crate::layout::WeightType;
 use crate::shaders::{MATVEC_SLOTS, Shader};
 
 /// Threads per workgroup of the element-parallel kernels (`embed`'s `@workgroup_size(64)`).
@@ -16,7 +24,7 @@ pub const WORKGROUP: u32 = 64;
 pub const NO_BIAS: u32 = u32::MAX;
 
 /// One compiled kernel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -24,6 +32,32 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    fn compile(ctx: &GpuContext, shader: Shader, ty: Option<WeightType>) -> Result<Self> {
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.source_for(ty).into()),
+            });
+        let pipeline = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.name()),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+        ctx.check(&format!("compiling the `{}` kernel", shader.name()))?;
+        let layout = pipeline.get_bind_group_layout(0);
+        Ok(Self {
+            pipeline,
+            layout,
+            name: shader.name(),
+        })
+    }
+
     /// A bind group with `buffers` at bindings `0..`.
     #[must_use]
     pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
@@ -48,60 +82,58 @@ impl Kernel {
 pub struct Step {
     /// Which kernel.
     pub shader: Shader,
+    /// Its compiled pipeline (a per-type variant for a mat-vec kernel when there is one).
+    pub pipeline: wgpu::ComputePipeline,
     /// Its buffers.
     pub bind: wgpu::BindGroup,
     /// Workgroups along x.
     pub groups: u32,
 }
 
-/// Every kernel, compiled once per device.
+/// Every kernel, compiled once per device; per-type variants compiled on first use.
 #[derive(Debug)]
 pub struct Kernels {
     kernels: HashMap<Shader, Kernel>,
+    typed: Mutex<HashMap<(Shader, WeightType), Arc<Kernel>>>,
 }
 
 impl Kernels {
-    /// Compiles every kernel.
+    /// Compiles every kernel (the variants that read any weight type).
     ///
     /// # Errors
     /// [`crate::GpuError::Reported`] when the device rejects a shader (with its message).
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let mut kernels = HashMap::new();
         for shader in Shader::ALL {
-            let module = ctx
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name()),
-                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-                });
-            let pipeline = ctx
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(shader.name()),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    cache: None,
-                });
-            ctx.check(&format!("compiling the `{}` kernel", shader.name()))?;
-            let layout = pipeline.get_bind_group_layout(0);
-            kernels.insert(
-                shader,
-                Kernel {
-                    pipeline,
-                    layout,
-                    name: shader.name(),
-                },
-            );
+            kernels.insert(shader, Kernel::compile(ctx, shader, None)?);
         }
-        Ok(Self { kernels })
+        Ok(Self {
+            kernels,
+            typed: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// The kernel for `shader`.
+    /// The kernel for `shader` (the variant for any weight type).
     #[must_use]
     pub fn get(&self, shader: Shader) -> &Kernel {
         &self.kernels[&shader]
+    }
+
+    /// The variant of a mat-vec kernel for weights of type `ty`, compiled on first use.
+    ///
+    /// # Errors
+    /// [`crate::GpuError::Reported`] when the device rejects it.
+    pub fn typed(&self, ctx: &GpuContext, shader: Shader, ty: WeightType) -> Result<Arc<Kernel>> {
+        let mut typed = self.typed.lock().map_err(|_| GpuError::Reported {
+            during: format!("compiling the `{}` kernel", shader.name()),
+            message: "the kernel cache was poisoned".to_owned(),
+        })?;
+        if let Some(k) = typed.get(&(shader, ty)) {
+            return Ok(Arc::clone(k));
+        }
+        let k = Arc::new(Kernel::compile(ctx, shader, Some(ty))?);
+        typed.insert((shader, ty), Arc::clone(&k));
+        Ok(k)
     }
 
     /// A step: `shader` over `buffers` in `groups` workgroups.
@@ -113,10 +145,39 @@ impl Kernels {
         buffers: &[&wgpu::Buffer],
         groups: u32,
     ) -> Step {
+        let k = self.get(shader);
         Step {
             shader,
-            bind: self.get(shader).bind(ctx, buffers),
+            pipeline: k.pipeline.clone(),
+            bind: k.bind(ctx, buffers),
             groups,
+        }
+    }
+
+    /// A step of a mat-vec kernel whose matrices have `types`: the variant for their type
+    /// when they all share one, else the variant for any type.
+    ///
+    /// # Errors
+    /// [`crate::GpuError::Reported`] when the device rejects the variant.
+    pub fn step_typed(
+        &self,
+        ctx: &GpuContext,
+        shader: Shader,
+        types: &[WeightType],
+        buffers: &[&wgpu::Buffer],
+        groups: u32,
+    ) -> Result<Step> {
+        match types.split_first() {
+            Some((&t, rest)) if shader.is_matvec() && rest.iter().all(|&u| u == t) => {
+                let k = self.typed(ctx, shader, t)?;
+                Ok(Step {
+                    shader,
+                    pipeline: k.pipeline.clone(),
+                    bind: k.bind(ctx, buffers),
+                    groups,
+                })
+            }
+            _ => Ok(self.step(ctx, shader, buffers, groups)),
         }
     }
 
@@ -127,7 +188,7 @@ impl Kernels {
             timestamp_writes: None,
         });
         for s in steps {
-            pass.set_pipeline(&self.get(s.shader).pipeline);
+            pass.set_pipeline(&s.pipeline);
             pass.set_bind_group(0, &s.bind, &[]);
             pass.dispatch_workgroups(s.groups, 1, 1);
         }

@@ -1,7 +1,10 @@
 //! GGUF → GPU re-layout: a quantized matrix's blocks as 4-byte words, one row after the
-//! other, so WGSL (which reads `array<u32>`) can address every block. The block contents
-//! are kept (f16 scales stay f16, nibbles stay nibbles): no weight is widened to f32.
-//! Word formats are described at the top of `wgsl/dequant.wgsl`.
+//! other, so WGSL (which reads the words four at a time, `array<vec4<u32>>`) can address
+//! every block. Each row starts on a 16-byte boundary; in a quantized row the blocks'
+//! scale words come first, then the blocks' quants, so one block's quants are one (Q4_0,
+//! Q4_1) or two (Q8_0) aligned 16-byte loads. The block contents are kept (f16 scales stay
+//! f16, nibbles stay nibbles): no weight is widened to f32. Word formats are described at
+//! the top of `wgsl/dequant.wgsl`.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
@@ -61,14 +64,25 @@ impl WeightType {
         }
     }
 
-    /// Words one row of `cols` weights takes on the GPU (`row_words` in the WGSL).
+    /// Words of a row's scales, before its quants: one per block, padded to a multiple of
+    /// four (0 for F32 and F16).
+    #[must_use]
+    pub fn scale_words(self, cols: usize) -> usize {
+        match self {
+            Self::F32 | Self::F16 => 0,
+            Self::Q4_0 | Self::Q4_1 | Self::Q8_0 => (cols / BLOCK).next_multiple_of(4),
+        }
+    }
+
+    /// Words one row of `cols` weights takes on the GPU (`row_words` in the WGSL): a
+    /// multiple of four, so every row starts on a 16-byte boundary.
     #[must_use]
     pub fn row_words(self, cols: usize) -> usize {
         match self {
-            Self::F32 => cols,
-            Self::F16 => cols / 2,
-            Self::Q4_0 | Self::Q4_1 => cols / BLOCK * 5,
-            Self::Q8_0 => cols / BLOCK * 9,
+            Self::F32 => cols.next_multiple_of(4),
+            Self::F16 => (cols / 2).next_multiple_of(4),
+            Self::Q4_0 | Self::Q4_1 => self.scale_words(cols) + cols / BLOCK * 4,
+            Self::Q8_0 => self.scale_words(cols) + cols / BLOCK * 8,
         }
     }
 
@@ -169,23 +183,32 @@ impl GpuWeights {
                 bytes.len()
             )));
         }
-        let words: Vec<u32> = match ty {
-            // These blocks are already whole words: F32, F16 pairs, and Q4_1's 20 bytes
-            // (f16 scale and minimum, then 16 bytes of nibbles).
-            WeightType::F32 | WeightType::F16 | WeightType::Q4_1 => {
-                bytes.chunks_exact(4).map(le32).collect()
+        let row_bytes = ty.row_bytes(cols);
+        let mut words = Vec::with_capacity(rows * ty.row_words(cols));
+        for row in bytes.chunks_exact(row_bytes) {
+            let start = words.len();
+            match ty {
+                WeightType::F32 | WeightType::F16 => words.extend(row.chunks_exact(4).map(le32)),
+                // Per block: the f16 scale (Q4_1: and the f16 minimum above it) as one word,
+                // then the quants (16 bytes of nibbles, or 32 signed bytes).
+                WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 => {
+                    let (block, scale) = match ty {
+                        WeightType::Q4_0 => (18, 2),
+                        WeightType::Q4_1 => (20, 4),
+                        _ => (34, 2),
+                    };
+                    let blocks = row.chunks_exact(block);
+                    words.extend(blocks.clone().map(
+                        |b| {
+                            if scale == 4 { le32(b) } else { le16(b) }
+                        },
+                    ));
+                    words.resize(start + ty.scale_words(cols), 0);
+                    words.extend(blocks.flat_map(|b| b[scale..].chunks_exact(4).map(le32)));
+                }
             }
-            // 18 and 34 bytes: the f16 scale gets a word of its own.
-            WeightType::Q4_0 | WeightType::Q8_0 => {
-                let block = if ty == WeightType::Q4_0 { 18 } else { 34 };
-                bytes
-                    .chunks_exact(block)
-                    .flat_map(|b| {
-                        std::iter::once(le16(&b[..2])).chain(b[2..].chunks_exact(4).map(le32))
-                    })
-                    .collect()
-            }
-        };
+            words.resize(start + ty.row_words(cols), 0);
+        }
         debug_assert_eq!(words.len(), rows * ty.row_words(cols));
         Ok(Self {
             ty,

@@ -20,7 +20,7 @@ use crate::kernels::{
     Kernels, NO_BIAS, Step, bytes_u32, floats_of, groups_for, matvec_groups, qkv_groups, scratch,
     storage_f32, storage_u32, uniform, words_of,
 };
-use crate::layout::GpuWeights;
+use crate::layout::{GpuWeights, WeightType};
 use crate::rope::rope_table;
 use crate::shaders::Shader;
 
@@ -95,8 +95,8 @@ fn check_size(ctx: &GpuContext, what: &str, bytes: u64) -> Result<()> {
 /// One layer's matrices re-laid and concatenated.
 struct LayerWeights {
     words: Vec<u32>,
-    /// `(type id, word offset)` of q, k, v, o, gate, up, down.
-    at: [(u32, u32); 7],
+    /// `(type, word offset)` of q, k, v, o, gate, up, down.
+    at: [(WeightType, u32); 7],
 }
 
 fn layer_weights(l: usize, lins: [&Linear; 7]) -> Result<LayerWeights> {
@@ -110,10 +110,10 @@ fn layer_weights(l: usize, lins: [&Linear; 7]) -> Result<LayerWeights> {
         "ffn_down",
     ];
     let mut words = Vec::new();
-    let mut at = [(0, 0); 7];
+    let mut at = [(WeightType::F32, 0); 7];
     for (i, lin) in lins.iter().enumerate() {
         let g = GpuWeights::from_qtensor(&format!("blk.{l}.{}.weight", NAMES[i]), lin.weight())?;
-        at[i] = (g.ty.id(), u32_of(words.len(), "weight offset")?);
+        at[i] = (g.ty, u32_of(words.len(), "weight offset")?);
         words.extend_from_slice(&g.words);
     }
     Ok(LayerWeights { words, at })
@@ -273,9 +273,9 @@ impl GpuModel {
                     u32_of(hd, "head_dim")?,
                     u32_of(nh * hd, "rows")?,
                     u32_of(nkv * hd, "rows")?,
-                    at[0].0,
-                    at[1].0,
-                    at[2].0,
+                    at[0].0.id(),
+                    at[1].0.id(),
+                    at[2].0.id(),
                     halves,
                     at[0].1,
                     at[1].1,
@@ -289,12 +289,13 @@ impl GpuModel {
                     eps,
                 ],
             );
-            body.push(kernels.step(
+            body.push(kernels.step_typed(
                 ctx,
                 Shader::Qkv,
+                &[at[0].0, at[1].0, at[2].0],
                 &[&w, &consts, &x, &q, &kv, &state, &rope, &qkv_p],
                 qkv_groups(nh * hd, nkv * hd),
-            ));
+            )?);
             let att_p = uniform(
                 ctx,
                 "attention",
@@ -318,27 +319,28 @@ impl GpuModel {
                 ctx,
                 "attn_output",
                 &[
-                    at[3].0,
+                    at[3].0.id(),
                     at[3].1,
                     u32_of(e, "rows")?,
                     u32_of(nh * hd, "cols")?,
                     bias[3],
                 ],
             );
-            body.push(kernels.step(
+            body.push(kernels.step_typed(
                 ctx,
                 Shader::MatvecAdd,
+                &[at[3].0],
                 &[&w, &consts, &y, &x, &wo_p],
                 matvec_groups(e, 4),
-            ));
+            )?);
             let gu_p = uniform(
                 ctx,
                 "gate_up",
                 &[
                     u32_of(e, "n_embd")?,
                     u32_of(ff, "n_ff")?,
-                    at[4].0,
-                    at[5].0,
+                    at[4].0.id(),
+                    at[5].0.id(),
                     at[4].1,
                     at[5].1,
                     ffn_norm,
@@ -347,29 +349,31 @@ impl GpuModel {
                     bias[5],
                 ],
             );
-            body.push(kernels.step(
+            body.push(kernels.step_typed(
                 ctx,
                 Shader::GateUp,
+                &[at[4].0, at[5].0],
                 &[&w, &consts, &x, &act, &gu_p],
                 matvec_groups(ff, 2),
-            ));
+            )?);
             let down_p = uniform(
                 ctx,
                 "ffn_down",
                 &[
-                    at[6].0,
+                    at[6].0.id(),
                     at[6].1,
                     u32_of(e, "rows")?,
                     u32_of(ff, "cols")?,
                     bias[6],
                 ],
             );
-            body.push(kernels.step(
+            body.push(kernels.step_typed(
                 ctx,
                 Shader::MatvecAdd,
+                &[at[6].0],
                 &[&w, &consts, &act, &x, &down_p],
                 matvec_groups(e, 4),
-            ));
+            )?);
             keep.extend([w, consts, kv]);
         }
 
@@ -395,12 +399,13 @@ impl GpuModel {
         }
         let argmax_p = uniform(ctx, "argmax", &[u32_of(vocab, "vocabulary")?]);
         let head = vec![
-            kernels.step(
+            kernels.step_typed(
                 ctx,
                 Shader::LmHead,
+                &[head_ty],
                 &[head_buf_ref, &out_norm, &x, &logits, &head_p],
                 head_groups,
-            ),
+            )?,
             kernels.step(
                 ctx,
                 Shader::Argmax,

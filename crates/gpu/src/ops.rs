@@ -8,7 +8,7 @@ use crate::kernels::{
     Kernels, NO_BIAS, Step, floats_of, groups_for, matvec_groups, qkv_groups, scratch, storage_f32,
     storage_u32, uniform, words_of,
 };
-use crate::layout::GpuWeights;
+use crate::layout::{GpuWeights, WeightType};
 use crate::shaders::Shader;
 
 /// Two f32 as one word of two f16 (the first in the low half), as `pack_f16x2` in `f16.wgsl`.
@@ -61,6 +61,22 @@ impl Dispatch {
             step: k.step(ctx, shader, &refs, groups),
             buffers,
         }
+    }
+
+    /// A mat-vec kernel's dispatch over matrices of `types` (see [`Kernels::step_typed`]).
+    fn typed(
+        ctx: &GpuContext,
+        k: &Kernels,
+        shader: Shader,
+        types: &[WeightType],
+        buffers: Vec<wgpu::Buffer>,
+        groups: u32,
+    ) -> Result<Self> {
+        let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
+        Ok(Self {
+            step: k.step_typed(ctx, shader, types, &refs, groups)?,
+            buffers,
+        })
     }
 
     /// Records the dispatch `n` times into one compute pass, submits, and waits for the
@@ -205,13 +221,14 @@ pub fn prepare_matvec_add(
         storage_f32(ctx, "x", x),
         p,
     ];
-    Ok(Dispatch::new(
+    Dispatch::typed(
         ctx,
         k,
         Shader::MatvecAdd,
+        &[w.ty],
         buffers,
         matvec_groups(w.rows, 4),
-    ))
+    )
 }
 
 /// `x + W v (+ b)` (`matvec_add` kernel).
@@ -270,13 +287,14 @@ pub fn prepare_gate_up(
         scratch(ctx, "act", gate.rows),
         p,
     ];
-    Ok(Dispatch::new(
+    Dispatch::typed(
         ctx,
         k,
         Shader::GateUp,
+        &[gate.ty, up.ty],
         buffers,
         matvec_groups(gate.rows, 2),
-    ))
+    )
 }
 
 /// `silu(G h) · (U h)` with `h = rms_norm(x) · norm` (`gate_up` kernel).
@@ -328,13 +346,14 @@ pub fn prepare_lm_head(
         scratch(ctx, "logits", w.rows),
         p,
     ];
-    Ok(Dispatch::new(
+    Dispatch::typed(
         ctx,
         k,
         Shader::LmHead,
+        &[w.ty],
         buffers,
         matvec_groups(w.rows, 4),
-    ))
+    )
 }
 
 /// `W (rms_norm(x) · norm)` (`lm_head` kernel).
@@ -460,13 +479,14 @@ pub fn prepare_qkv(ctx: &GpuContext, k: &Kernels, i: QkvInputs<'_>) -> Result<Di
         storage_f32(ctx, "rope", i.rope),
         p,
     ];
-    Ok(Dispatch::new(
+    Dispatch::typed(
         ctx,
         k,
         Shader::Qkv,
+        &[wq.ty, wk.ty, wv.ty],
         buffers,
         qkv_groups(wq.rows, wk.rows),
-    ))
+    )
 }
 
 /// Runs `qkv` and returns `(q, k, v)` as the kernel leaves them: q in pair order, k (pair

@@ -12,7 +12,7 @@ pub fn dequantize(w: &GpuWeights) -> Vec<f32> {
     for r in 0..w.rows {
         let row = &w.words[r * rw..(r + 1) * rw];
         for i in 0..w.cols {
-            out.push(deq(w.ty, row, i));
+            out.push(deq(w.ty, row, w.cols, i));
         }
     }
     out
@@ -26,7 +26,9 @@ fn f16_hi(word: u32) -> f32 {
     half::f16::from_bits((word >> 16) as u16).to_f32()
 }
 
-fn deq(ty: WeightType, row: &[u32], i: usize) -> f32 {
+fn deq(ty: WeightType, row: &[u32], cols: usize, i: usize) -> f32 {
+    let (blk, j) = (i / BLOCK, i % BLOCK);
+    let quants = &row[ty.scale_words(cols)..];
     match ty {
         WeightType::F32 => f32::from_bits(row[i]),
         WeightType::F16 => {
@@ -38,20 +40,16 @@ fn deq(ty: WeightType, row: &[u32], i: usize) -> f32 {
             }
         }
         WeightType::Q8_0 => {
-            let b = &row[(i / BLOCK) * 9..];
-            let j = i % BLOCK;
-            let byte = b[1 + j / 4].to_le_bytes()[j % 4];
-            f16_lo(b[0]) * f32::from(byte.cast_signed())
+            let byte = quants[blk * 8 + j / 4].to_le_bytes()[j % 4];
+            f16_lo(row[blk]) * f32::from(byte.cast_signed())
         }
         WeightType::Q4_0 | WeightType::Q4_1 => {
-            let b = &row[(i / BLOCK) * 5..];
-            let j = i % BLOCK;
-            let byte = b[1 + (j % 16) / 4].to_le_bytes()[j % 4];
+            let byte = quants[blk * 4 + (j % 16) / 4].to_le_bytes()[j % 4];
             let q = f32::from(if j < 16 { byte & 0xf } else { byte >> 4 });
             if ty == WeightType::Q4_0 {
-                f16_lo(b[0]) * (q - 8.0)
+                f16_lo(row[blk]) * (q - 8.0)
             } else {
-                f16_lo(b[0]) * q + f16_hi(b[0])
+                f16_lo(row[blk]) * q + f16_hi(row[blk])
             }
         }
     }

@@ -12,9 +12,11 @@ const MATVEC: &str = include_str!("wgsl/matvec.wgsl");
 /// `matvec_add`, `lm_head`); `WG` in `matvec.wgsl`.
 pub const MATVEC_WG: u32 = 64;
 /// Neighbouring threads that share one row's words; `SPLIT` in `matvec.wgsl`.
-pub const MATVEC_SPLIT: u32 = 8;
+pub const MATVEC_SPLIT: u32 = 4;
 /// Slots (groups of four rows) per workgroup.
 pub const MATVEC_SLOTS: u32 = MATVEC_WG / MATVEC_SPLIT;
+
+use crate::layout::WeightType;
 
 /// One compute kernel of the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,13 +93,29 @@ impl Shader {
         }
     }
 
-    /// The complete WGSL module; its entry point is `main`.
+    /// Whether the kernel multiplies weights through `matvec.wgsl` (and so has a variant
+    /// per weight type).
+    #[must_use]
+    pub fn is_matvec(self) -> bool {
+        self.pieces().contains(&MATVEC)
+    }
+
+    /// The complete WGSL module, for weights of any type; its entry point is `main`.
     #[must_use]
     pub fn source(self) -> String {
+        self.source_for(None)
+    }
+
+    /// The complete WGSL module; a mat-vec kernel's for weights of type `ty` only (every
+    /// matrix it reads must have that type) or, with `None`, of any type.
+    #[must_use]
+    pub fn source_for(self, ty: Option<WeightType>) -> String {
         let mut s = String::new();
-        if self.pieces().contains(&MATVEC) {
+        if self.is_matvec() {
+            let ty = ty.map_or(u32::MAX, WeightType::id);
             s.push_str(&format!(
-                "const WG: u32 = {MATVEC_WG}u;\nconst SPLIT: u32 = {MATVEC_SPLIT}u;\n"
+                "const WG: u32 = {MATVEC_WG}u;\nconst SPLIT: u32 = {MATVEC_SPLIT}u;\n\
+                 const TY: u32 = {ty}u;\n"
             ));
         }
         for piece in self.pieces() {

@@ -2,24 +2,36 @@
 //! module, with no optional capability (no f16, no subgroups), and every `.wgsl` file is
 //! part of some kernel.
 
-use edgewise_gpu::Shader;
+use edgewise_gpu::{Shader, WeightType};
+
+/// Every kernel's module, and every mat-vec kernel's per-type variants.
+fn modules() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in Shader::ALL {
+        out.push((s.name().to_owned(), s.source()));
+        if s.is_matvec() {
+            for ty in WeightType::ALL {
+                out.push((format!("{} for {ty:?}", s.name()), s.source_for(Some(ty))));
+            }
+        }
+    }
+    out
+}
 
 #[test]
 fn every_kernel_is_valid_wgsl_without_optional_capabilities() {
-    for s in Shader::ALL {
-        let src = s.source();
+    for (name, src) in modules() {
         let module = naga::front::wgsl::parse_str(&src)
-            .unwrap_or_else(|e| panic!("{}: {}", s.name(), e.emit_to_string(&src)));
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::empty(),
         )
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", s.name(), e.emit_to_string(&src)));
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         assert!(
             module.entry_points.iter().any(|e| e.name == "main"),
-            "{} has no `main` entry point",
-            s.name()
+            "{name} has no `main` entry point"
         );
     }
 }

@@ -7,7 +7,7 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read> state: State;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
@@ -19,5 +19,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= p.n_embd) {
         return;
     }
-    x[i] = deq(p.ty, tokens[state.pos] * p.row_words, i);
+    x[i] = deq(p.ty, tokens[state.pos] * p.row_words, p.n_embd, i);
 }

@@ -18,7 +18,7 @@ struct Params {
     pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> consts: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> act: array<f32>;
@@ -41,15 +41,16 @@ fn main(
     let u = p.off_u + rc * row_words(p.ty_u, p.n_embd);
     var acc: vec4<f32>;
     if (p.ty_g == p.ty_u) {
-        acc = rows_dot(p.ty_g, vec4<u32>(g.xy, u.xy), p.n_embd, t);
+        acc = rows_dot(p.ty_g, vec4<u32>(g.xy, u.xy), p.n_embd, t, true);
     } else {
-        let a = rows_dot(p.ty_g, g, p.n_embd, t);
+        let a = rows_dot(p.ty_g, g, p.n_embd, t, true);
+        // The second pass stages the same input again: count its squares once.
         sumsq = 0.0;
-        let b = rows_dot(p.ty_u, u, p.n_embd, t);
+        let b = rows_dot(p.ty_u, u, p.n_embd, t, false);
         acc = vec4<f32>(a.xy, b.xy);
     }
-    let scale = inv_rms(t, p.n_embd, p.eps);
-    let y = slot_sum(acc, t) * scale;
+    let s = slot_sum(acc, t);
+    let y = s.dots * inv_rms(s.sum, p.n_embd, p.eps);
     if (t % SPLIT == 0u) {
         for (var k = 0u; k < 2u; k++) {
             if (r[k] < p.n_ff) {

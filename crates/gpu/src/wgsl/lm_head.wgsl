@@ -12,7 +12,7 @@ struct Params {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> consts: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
@@ -30,9 +30,8 @@ fn main(
 ) {
     let r = (wg.x * SLOTS + t / SPLIT) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let base = min(r, vec4<u32>(p.rows - 1u)) * row_words(p.ty, p.n_embd);
-    let acc = rows_dot(p.ty, base, p.n_embd, t);
-    let scale = inv_rms(t, p.n_embd, p.eps);
-    let y = slot_sum(acc, t) * scale;
+    let s = slot_sum(rows_dot(p.ty, base, p.n_embd, t, true), t);
+    let y = s.dots * inv_rms(s.sum, p.n_embd, p.eps);
     if (t % SPLIT == 0u) {
         for (var k = 0u; k < 4u; k++) {
             if (r[k] < p.rows) {

@@ -12,7 +12,7 @@ struct Params {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> consts: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
@@ -30,7 +30,7 @@ fn main(
     let r = (wg.x * SLOTS + t / SPLIT) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     // Rows past the end compute row rows - 1 again and are not written.
     let base = p.off + min(r, vec4<u32>(p.rows - 1u)) * row_words(p.ty, p.cols);
-    let y = slot_sum(rows_dot(p.ty, base, p.cols, t), t);
+    let y = slot_sum(rows_dot(p.ty, base, p.cols, t, true), t).dots;
     if (t % SPLIT == 0u) {
         for (var k = 0u; k < 4u; k++) {
             if (r[k] < p.rows) {

@@ -32,7 +32,7 @@ struct Params {
     pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> consts: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> q: array<f32>;
@@ -88,9 +88,8 @@ fn main(
     let ra = pair_rows(m, min(u0, np - 1u));
     let rb = pair_rows(m, min(u0 + 1u, np - 1u));
     let rows = vec4<u32>(ra, rb);
-    let acc = rows_dot(ty, off + rows * row_words(ty, p.n_embd), p.n_embd, t);
-    let scale = inv_rms(t, p.n_embd, p.eps);
-    var y = slot_sum(acc, t) * scale;
+    let sums = slot_sum(rows_dot(ty, off + rows * row_words(ty, p.n_embd), p.n_embd, t, true), t);
+    var y = sums.dots * inv_rms(sums.sum, p.n_embd, p.eps);
     if (t % SPLIT != 0u) {
         return;
     }
