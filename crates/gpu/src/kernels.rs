@@ -195,6 +195,13 @@ impl Kernels {
     }
 }
 
+/// Words of one position of one kv head in the KV cache: `head_dim / 2` words of two f16,
+/// padded to a multiple of four so that every position starts on a 16-byte boundary.
+#[must_use]
+pub fn cache_row_words(head_dim: usize) -> usize {
+    (head_dim / 2).next_multiple_of(4)
+}
+
 /// Workgroups for `n` threads.
 #[must_use]
 pub fn groups_for(n: usize) -> u32 {

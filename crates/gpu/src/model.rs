@@ -17,8 +17,8 @@ use edgewise_llm::model::Linear;
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kernels::{
-    Kernels, NO_BIAS, Step, bytes_u32, floats_of, groups_for, matvec_groups, qkv_groups, scratch,
-    storage_f32, storage_u32, uniform, words_of,
+    Kernels, NO_BIAS, Step, bytes_u32, cache_row_words, floats_of, groups_for, matvec_groups,
+    qkv_groups, scratch, storage_f32, storage_u32, uniform, words_of,
 };
 use crate::layout::{GpuWeights, WeightType};
 use crate::rope::rope_table;
@@ -142,6 +142,11 @@ impl GpuModel {
                 "head size {hd} is odd; rotary pairs need an even head size"
             )));
         }
+        if hd > 256 {
+            return Err(GpuError::UnsupportedModel(format!(
+                "head size {hd} is over the attention kernel's 256"
+            )));
+        }
         let max_ctx = max_context.min(cfg.context_length);
         if max_ctx == 0 {
             return Err(GpuError::InvalidArgument(
@@ -256,8 +261,7 @@ impl GpuModel {
                 push_bias(&mut c, &b.w_down)?,
             ];
             let consts = storage_f32(ctx, &format!("blk.{l} constants"), &c);
-            let half = hd / 2;
-            let region = nkv * max_ctx * half;
+            let region = nkv * max_ctx * cache_row_words(hd);
             check_size(
                 ctx,
                 &format!("the KV cache of layer {l}"),

@@ -5,8 +5,8 @@
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kernels::{
-    Kernels, NO_BIAS, Step, floats_of, groups_for, matvec_groups, qkv_groups, scratch, storage_f32,
-    storage_u32, uniform, words_of,
+    Kernels, NO_BIAS, Step, cache_row_words, floats_of, groups_for, matvec_groups, qkv_groups,
+    scratch, storage_f32, storage_u32, uniform, words_of,
 };
 use crate::layout::{GpuWeights, WeightType};
 use crate::shaders::Shader;
@@ -444,7 +444,7 @@ pub fn prepare_qkv(ctx: &GpuContext, k: &Kernels, i: QkvInputs<'_>) -> Result<Di
     let [wq, wk, wv] = i.w;
     let (words, woffs) = concat(&i.w);
     let (c, coffs) = consts(&[Some(i.norm), i.bias[0], i.bias[1], i.bias[2]]);
-    let region = wk.rows / i.head_dim * i.max_ctx * (i.head_dim / 2);
+    let region = wk.rows / i.head_dim * i.max_ctx * cache_row_words(i.head_dim);
     let p = uniform(
         ctx,
         "qkv",
@@ -502,7 +502,8 @@ pub async fn qkv(
     let [wq, wk, _] = i.w;
     let n_kv = wk.rows / i.head_dim;
     let half = i.head_dim / 2;
-    let region = n_kv * i.max_ctx * half;
+    let row = cache_row_words(i.head_dim);
+    let region = n_kv * i.max_ctx * row;
     let d = prepare_qkv(ctx, k, i)?;
     let qv = floats_of(&d.run(ctx, k, 3, wq.rows).await?);
     let cache = words_of(&d.read(ctx, 4, 2 * region).await?);
@@ -510,7 +511,7 @@ pub async fn qkv(
     let mut vv = Vec::with_capacity(wk.rows);
     for h in 0..n_kv {
         for j in 0..half {
-            let at = (h * i.max_ctx + i.pos) * half + j;
+            let at = (h * i.max_ctx + i.pos) * row + j;
             let (a, b) = unpack_f16(cache[at]);
             kk.extend([a, b]);
             let (a, b) = unpack_f16(cache[region + at]);
@@ -521,7 +522,8 @@ pub async fn qkv(
 }
 
 /// The KV-cache words of one layer from per-position keys (pair order) and values:
-/// `[kv head][position][head_dim / 2]`, values after keys.
+/// `[kv head][position][cache_row_words(head_dim)]` (pairs of f16, zero-padded), values
+/// after keys.
 #[must_use]
 pub fn pack_cache(
     keys: &[Vec<f32>],
@@ -531,12 +533,13 @@ pub fn pack_cache(
     max_ctx: usize,
 ) -> Vec<u32> {
     let half = head_dim / 2;
-    let region = n_kv * max_ctx * half;
+    let row = cache_row_words(head_dim);
+    let region = n_kv * max_ctx * row;
     let mut words = vec![0u32; 2 * region];
     for (t, (kt, vt)) in keys.iter().zip(values).enumerate() {
         for h in 0..n_kv {
             for j in 0..half {
-                let at = (h * max_ctx + t) * half + j;
+                let at = (h * max_ctx + t) * row + j;
                 let d = h * head_dim + 2 * j;
                 words[at] = pack_f16(kt[d], kt[d + 1]);
                 words[region + at] = pack_f16(vt[d], vt[d + 1]);
@@ -569,7 +572,7 @@ pub fn prepare_attention(
         ));
     }
     let max_ctx = keys.len() + 3;
-    let region = n_kv * max_ctx * head_dim / 2;
+    let region = n_kv * max_ctx * cache_row_words(head_dim);
     #[allow(clippy::cast_precision_loss)]
     let scale = 1.0 / (head_dim as f32).sqrt();
     let p = uniform(

@@ -109,7 +109,7 @@ proptest! {
         types in (ty(), ty(), ty()),
         n_kv in 1usize..3,
         rep in 1usize..4,
-        head_dim in prop::sample::select(vec![2usize, 4, 8, 16]),
+        head_dim in prop::sample::select(vec![2usize, 4, 8, 16, 22, 64]),
         blocks in blocks(),
         halves in any::<bool>(),
         bias in any::<bool>(),
@@ -160,12 +160,13 @@ proptest! {
         assert_close("v", &vv, &want.v, 2e-3);
     }
 
-    /// Up to 70 cached positions, so the 64 threads of a head stride over the cache.
+    /// Up to 70 cached positions, so the 64 threads of a head stride over the cache; head
+    /// sizes from one 16-byte cache load (padded) to 16 of them.
     #[test]
     fn attention_matches_reference(
         n_kv in 1usize..3,
         rep in 1usize..4,
-        head_dim in prop::sample::select(vec![2usize, 4, 8, 16]),
+        head_dim in prop::sample::select(vec![2usize, 4, 8, 16, 22, 64, 128, 256]),
         len in 1usize..71,
         window in prop::option::of(1usize..80),
         seed in any::<u64>(),

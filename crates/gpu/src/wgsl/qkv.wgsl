@@ -5,8 +5,8 @@
 //
 // Queries and keys are stored in pair order (the two rotated dimensions next to each
 // other): attention only takes dot products between them, which the order does not change.
-// The cache is [kv head][position][head_dim / 2] words of two f16; values follow the keys
-// at word `v_region`.
+// The cache is [kv head][position][cache row] words of two f16, a cache row being
+// head_dim / 2 words padded to a multiple of 4; values follow the keys at word `v_region`.
 
 struct Params {
     n_embd: u32,
@@ -65,6 +65,7 @@ fn main(
     @builtin(local_invocation_index) t: u32,
 ) {
     let half = p.head_dim / 2u;
+    let row = (half + 3u) / 4u * 4u;
     let qp = p.q_rows / 2u;
     let kp = p.kv_rows / 2u;
     // Slots: two q pairs each, then two k pairs, then two v pairs.
@@ -107,7 +108,7 @@ fn main(
         let ya = y[2u * j];
         let yb = y[2u * j + 1u];
         if (m == 2u) {
-            kv[p.v_region + (head * p.max_ctx + pos) * half + i] = pack_f16x2(vec2<f32>(ya, yb));
+            kv[p.v_region + (head * p.max_ctx + pos) * row + i] = pack_f16x2(vec2<f32>(ya, yb));
             continue;
         }
         let r = 2u * (pos * half + i);
@@ -119,7 +120,7 @@ fn main(
             q[head * p.head_dim + 2u * i] = ra;
             q[head * p.head_dim + 2u * i + 1u] = rb;
         } else {
-            kv[(head * p.max_ctx + pos) * half + i] = pack_f16x2(vec2<f32>(ra, rb));
+            kv[(head * p.max_ctx + pos) * row + i] = pack_f16x2(vec2<f32>(ra, rb));
         }
     }
 }
