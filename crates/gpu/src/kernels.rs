@@ -1,11 +1,11 @@
 //! Compiled pipelines of every kernel, and the small helpers that make their buffers and
 //! bind groups. Bindings are numbered in the order the WGSL declares them.
 //!
-//! The mat-vec kernels also come in one variant per weight type, compiled when first asked
-//! for: when every matrix a dispatch reads has the same type, its `switch` over types is
-//! decided at compile time, so the driver compiles only that type's code (on lavapipe the
-//! all-types modules are large enough to push other kernels out of its compiled-shader
-//! cache, recompiling them on every switch).
+//! The mat-vec kernels come in one variant per weight type and one for any type, each
+//! compiled when first asked for: when every matrix a dispatch reads has the same type, its
+//! `switch` over types is decided at compile time, so the driver compiles only that type's
+//! code (on lavapipe the any-type modules are large enough to push other kernels out of its
+//! compiled-shader cache, recompiling them on every switch).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,75 +90,77 @@ pub struct Step {
     pub groups: u32,
 }
 
-/// Every kernel, compiled once per device; per-type variants compiled on first use.
+/// A kernel and, for a mat-vec kernel, the one weight type its variant reads.
+type Variant = (Shader, Option<WeightType>);
+
+/// Every kernel, compiled once per device: the element-wise and attention kernels when
+/// made, each mat-vec kernel's variants (per weight type, or for any type) on first use.
 #[derive(Debug)]
 pub struct Kernels {
-    kernels: HashMap<Shader, Kernel>,
-    typed: Mutex<HashMap<(Shader, WeightType), Arc<Kernel>>>,
+    compiled: Mutex<HashMap<Variant, Arc<Kernel>>>,
 }
 
 impl Kernels {
-    /// Compiles every kernel (the variants that read any weight type).
+    /// Compiles every kernel that is not a mat-vec kernel (those compile on first use).
     ///
     /// # Errors
     /// [`crate::GpuError::Reported`] when the device rejects a shader (with its message).
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let mut kernels = HashMap::new();
+        let k = Self {
+            compiled: Mutex::new(HashMap::new()),
+        };
         for shader in Shader::ALL {
-            kernels.insert(shader, Kernel::compile(ctx, shader, None)?);
+            if !shader.is_matvec() {
+                k.kernel(ctx, shader, None)?;
+            }
         }
-        Ok(Self {
-            kernels,
-            typed: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The kernel for `shader` (the variant for any weight type).
-    #[must_use]
-    pub fn get(&self, shader: Shader) -> &Kernel {
-        &self.kernels[&shader]
-    }
-
-    /// The variant of a mat-vec kernel for weights of type `ty`, compiled on first use.
-    ///
-    /// # Errors
-    /// [`crate::GpuError::Reported`] when the device rejects it.
-    pub fn typed(&self, ctx: &GpuContext, shader: Shader, ty: WeightType) -> Result<Arc<Kernel>> {
-        let mut typed = self.typed.lock().map_err(|_| GpuError::Reported {
-            during: format!("compiling the `{}` kernel", shader.name()),
-            message: "the kernel cache was poisoned".to_owned(),
-        })?;
-        if let Some(k) = typed.get(&(shader, ty)) {
-            return Ok(Arc::clone(k));
-        }
-        let k = Arc::new(Kernel::compile(ctx, shader, Some(ty))?);
-        typed.insert((shader, ty), Arc::clone(&k));
         Ok(k)
     }
 
-    /// A step: `shader` over `buffers` in `groups` workgroups.
-    #[must_use]
+    /// The kernel for `shader`: for a mat-vec kernel, its variant for weights of type `ty`
+    /// (`None`: of any type); compiled on first use.
+    ///
+    /// # Errors
+    /// [`crate::GpuError::Reported`] when the device rejects it.
+    pub fn kernel(
+        &self,
+        ctx: &GpuContext,
+        shader: Shader,
+        ty: Option<WeightType>,
+    ) -> Result<Arc<Kernel>> {
+        let key: Variant = (shader, ty.filter(|_| shader.is_matvec()));
+        let mut compiled = self.compiled.lock().map_err(|_| GpuError::Reported {
+            during: format!("compiling the `{}` kernel", shader.name()),
+            message: "the kernel cache was poisoned".to_owned(),
+        })?;
+        if let Some(k) = compiled.get(&key) {
+            return Ok(Arc::clone(k));
+        }
+        let k = Arc::new(Kernel::compile(ctx, key.0, key.1)?);
+        compiled.insert(key, Arc::clone(&k));
+        Ok(k)
+    }
+
+    /// A step: `shader` over `buffers` in `groups` workgroups (a mat-vec kernel's variant
+    /// for any weight type).
+    ///
+    /// # Errors
+    /// [`crate::GpuError::Reported`] when the device rejects the kernel.
     pub fn step(
         &self,
         ctx: &GpuContext,
         shader: Shader,
         buffers: &[&wgpu::Buffer],
         groups: u32,
-    ) -> Step {
-        let k = self.get(shader);
-        Step {
-            shader,
-            pipeline: k.pipeline.clone(),
-            bind: k.bind(ctx, buffers),
-            groups,
-        }
+    ) -> Result<Step> {
+        self.step_typed(ctx, shader, &[], buffers, groups)
     }
 
-    /// A step of a mat-vec kernel whose matrices have `types`: the variant for their type
-    /// when they all share one, else the variant for any type.
+    /// A step of a kernel whose matrices have `types`: for a mat-vec kernel, the variant
+    /// for their type when they all share one, else the variant for any type.
     ///
     /// # Errors
-    /// [`crate::GpuError::Reported`] when the device rejects the variant.
+    /// [`crate::GpuError::Reported`] when the device rejects the kernel.
     pub fn step_typed(
         &self,
         ctx: &GpuContext,
@@ -167,18 +169,17 @@ impl Kernels {
         buffers: &[&wgpu::Buffer],
         groups: u32,
     ) -> Result<Step> {
-        match types.split_first() {
-            Some((&t, rest)) if shader.is_matvec() && rest.iter().all(|&u| u == t) => {
-                let k = self.typed(ctx, shader, t)?;
-                Ok(Step {
-                    shader,
-                    pipeline: k.pipeline.clone(),
-                    bind: k.bind(ctx, buffers),
-                    groups,
-                })
-            }
-            _ => Ok(self.step(ctx, shader, buffers, groups)),
-        }
+        let ty = match types.split_first() {
+            Some((&t, rest)) if rest.iter().all(|&u| u == t) => Some(t),
+            _ => None,
+        };
+        let k = self.kernel(ctx, shader, ty)?;
+        Ok(Step {
+            shader,
+            pipeline: k.pipeline.clone(),
+            bind: k.bind(ctx, buffers),
+            groups,
+        })
     }
 
     /// Records `steps` into one compute pass.

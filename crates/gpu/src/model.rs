@@ -228,7 +228,7 @@ impl GpuModel {
                 ),
             ],
             groups_for(e),
-        )];
+        )?];
 
         #[allow(clippy::cast_precision_loss)]
         let scale = 1.0 / (hd as f32).sqrt();
@@ -318,7 +318,7 @@ impl GpuModel {
                 Shader::Attention,
                 &[&q, &kv, &state, &scores, &y, &att_p],
                 u32_of(nh, "heads")?,
-            ));
+            )?);
             let wo_p = uniform(
                 ctx,
                 "attn_output",
@@ -415,9 +415,9 @@ impl GpuModel {
                 Shader::Argmax,
                 &[&logits, &tokens, &state, &preds, &argmax_p],
                 1,
-            ),
+            )?,
         ];
-        let advance = kernels.step(ctx, Shader::Advance, &[&state], 1);
+        let advance = kernels.step(ctx, Shader::Advance, &[&state], 1)?;
         ctx.check("uploading the model")?;
         keep.extend([x, q, y, act, scores, rope, embed_buf, out_norm]);
         keep.extend(head_buf);

@@ -55,15 +55,11 @@ impl Dispatch {
         shader: Shader,
         buffers: Vec<wgpu::Buffer>,
         groups: u32,
-    ) -> Self {
-        let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
-        Self {
-            step: k.step(ctx, shader, &refs, groups),
-            buffers,
-        }
+    ) -> Result<Self> {
+        Self::typed(ctx, k, shader, &[], buffers, groups)
     }
 
-    /// A mat-vec kernel's dispatch over matrices of `types` (see [`Kernels::step_typed`]).
+    /// A dispatch over matrices of `types` (see [`Kernels::step_typed`]).
     fn typed(
         ctx: &GpuContext,
         k: &Kernels,
@@ -167,13 +163,7 @@ pub fn prepare_embed(
         scratch(ctx, "x", table.cols),
         p,
     ];
-    Ok(Dispatch::new(
-        ctx,
-        k,
-        Shader::Embed,
-        buffers,
-        groups_for(table.cols),
-    ))
+    Dispatch::new(ctx, k, Shader::Embed, buffers, groups_for(table.cols))
 }
 
 /// Row `token` of `table`, dequantised (`embed` kernel).
@@ -391,7 +381,7 @@ pub fn prepare_argmax(
         storage_u32(ctx, "preds", &vec![u32::MAX; pos + 1]),
         p,
     ];
-    Ok(Dispatch::new(ctx, k, Shader::Argmax, buffers, 1))
+    Dispatch::new(ctx, k, Shader::Argmax, buffers, 1)
 }
 
 /// What the `argmax` kernel writes: `(preds[pos], tokens[pos + 1])`.
@@ -600,13 +590,7 @@ pub fn prepare_attention(
         scratch(ctx, "y", n_head * head_dim),
         p,
     ];
-    Ok(Dispatch::new(
-        ctx,
-        k,
-        Shader::Attention,
-        buffers,
-        u32_of(n_head, "heads")?,
-    ))
+    Dispatch::new(ctx, k, Shader::Attention, buffers, u32_of(n_head, "heads")?)
 }
 
 /// Runs `attention` for the newest of `keys.len()` cached positions.
