@@ -13,10 +13,15 @@
 // greedy decoding gives the exact f32 path's ids (`ids_f32`: the GPU keeps activations in
 // f32 where the CPU path rounds them to 8 bits).
 //
+// Delivery (no WebGPU): the model is checked against its SHA-256 in models/index.json; an
+// interrupted download is retried and reported, a damaged cached copy is replaced, and a
+// server whose copy is damaged gets a message that says so after three tries.
+//
 // Prints (without asserting) load times and decode tokens/s for both backends.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -188,5 +193,78 @@ test('with WebGPU: auto times both, the whole forward pass on the GPU agrees wit
     await page.screenshot({ path: join(artifactsDir(), 'llm-webgpu.png'), fullPage: true });
   } finally {
     await browser.close();
+  }
+});
+
+/**
+ * A copy of the web bundle whose model files have one byte flipped: what a server with a
+ * damaged copy serves (the server refuses links that leave its root, so it is a copy).
+ * Returns its root and a cleanup function.
+ */
+function corruptBundle() {
+  const root = mkdtempSync(join(tmpdir(), 'edgewise-corrupt-'));
+  for (const name of readdirSync(paths.dist)) {
+    if (name !== 'models') cpSync(join(paths.dist, name), join(root, name), { recursive: true });
+  }
+  mkdirSync(join(root, 'models'));
+  for (const name of readdirSync(join(paths.dist, 'models'))) {
+    const bytes = readFileSync(join(paths.dist, 'models', name));
+    if (name.endsWith('.gguf')) bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(join(root, 'models', name), bytes);
+  }
+  return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+test('delivery: an interrupted download is retried, a corrupt cached copy replaced, a corrupt file explained', async () => {
+  const browser = await launchBrowser();
+  const bad = corruptBundle();
+  let badServer;
+  try {
+    const page = await browser.context.newPage();
+    let requests = 0;
+    await page.route('**/models/*.gguf', async (route) => {
+      requests += 1;
+      if (requests === 1) await route.abort('connectionreset');
+      else await route.continue();
+    });
+    await page.goto(server.url, { waitUntil: 'load' });
+    await openChat(page);
+    let notices = await page.locator('.chat-notice').allTextContents();
+    assert.equal(notices.length, 1, `expected one retry: ${notices.join(' | ')}`);
+    assert.match(notices[0], /download attempt 1 of 3 failed .*; retrying/);
+    const { ids } = await ask(page, fixture.prompt, fixture.new_tokens);
+    assert.deepEqual(ids, fixture.ids, 'the model loaded after a retry answers differently');
+
+    // Damage the cached copy in place: the next load must notice and download again.
+    await page.evaluate(async () => {
+      const cache = await caches.open('edgewise-models-v1');
+      for (const request of await cache.keys()) {
+        const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+        bytes[bytes.length >> 1] ^= 0xff;
+        await cache.put(request, new Response(bytes));
+      }
+    });
+    await page.reload({ waitUntil: 'load' });
+    await openChat(page);
+    notices = await page.locator('.chat-notice').allTextContents();
+    assert.equal(notices.length, 1, notices.join(' | '));
+    assert.match(notices[0], /cached copy was unusable .*does not match its SHA-256.*downloading the model again/);
+    assert.doesNotMatch(await page.locator('#llm-model').textContent(), /from the browser cache/);
+    await page.close();
+
+    badServer = await startServer({ root: bad.root });
+    const broken = await browser.context.newPage();
+    await broken.goto(badServer.url, { waitUntil: 'load' });
+    await broken.locator('#llm-open').click();
+    await broken.waitForFunction(() => document.querySelector('#panel-chat')?.dataset.state === 'error', null, {
+      timeout: LOAD_TIMEOUT,
+    });
+    const message = await broken.locator('#llm-message').textContent();
+    assert.match(message, /failed 3 times.*does not match its SHA-256.*cargo xtask web/, message);
+    assert.equal(await broken.locator('.chat-notice').count(), 2, 'two retries are reported before the error');
+  } finally {
+    await browser.close();
+    await badServer?.stop();
+    bad.remove();
   }
 });

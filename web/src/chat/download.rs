@@ -1,5 +1,6 @@
 //! Getting the model file into the LLM worker: the bundle's model index, the Cache API
-//! copy when a complete one is there, else a download with progress (then cached).
+//! copy when it passes the index's size and SHA-256, else a download with progress, checked
+//! the same way and retried when interrupted or corrupt (then cached).
 //! wasm32 only (it drives the browser's fetch and Cache API).
 
 use js_sys::Uint8Array;
@@ -16,6 +17,8 @@ use crate::worker_scope::post;
 const CACHE_NAME: &str = "edgewise-models-v1";
 /// Progress messages at most this often, in bytes.
 const PROGRESS_STEP: u64 = 1 << 22;
+/// Downloads tried before the worker gives up on a model file.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
 
 pub(super) fn js_err(e: &JsValue) -> String {
     e.as_string()
@@ -94,8 +97,10 @@ async fn read_body(
     Ok(bytes)
 }
 
-/// The model bytes: from the Cache API when a complete copy is there, else downloaded
-/// (and cached for next time). Returns the bytes and whether they came from the cache.
+/// The model bytes: from the Cache API when a copy there passes [`ModelEntry::verify`],
+/// else downloaded (up to [`DOWNLOAD_ATTEMPTS`] times, each checked the same way) and
+/// cached for next time. Returns the bytes and whether they came from the cache. What went
+/// wrong on the way is told to the page as [`FromLlm::Notice`].
 pub(super) async fn model_bytes(
     scope: &DedicatedWorkerGlobalScope,
     entry: &ModelEntry,
@@ -113,27 +118,42 @@ pub(super) async fn model_bytes(
         && let Ok(response) = hit.dyn_into::<Response>()
     {
         let bytes = read_body(scope, &response, Stage::Cache, entry.bytes).await?;
-        if bytes.len() as u64 == entry.bytes {
-            return Ok((bytes, true));
+        match entry.verify(&bytes) {
+            Ok(()) => return Ok((bytes, true)),
+            Err(why) => {
+                post(
+                    scope,
+                    &FromLlm::Notice(format!(
+                        "the cached copy was unusable ({why}); downloading the model again"
+                    )),
+                );
+                let _ = JsFuture::from(cache.delete_with_str(&url)).await;
+            }
         }
-        // A stale or truncated copy: replace it.
-        let _ = JsFuture::from(cache.delete_with_str(&url)).await;
     }
-    let response = fetch(scope, &url).await?;
-    if !response.ok() {
-        return Err(format!(
-            "{url}: HTTP {} ({GET_MODEL_HINT})",
-            response.status()
-        ));
-    }
-    let bytes = read_body(scope, &response, Stage::Download, entry.bytes).await?;
-    if bytes.len() as u64 != entry.bytes {
-        return Err(format!(
-            "{url} has {} bytes, {MODEL_INDEX} says {}",
-            bytes.len(),
-            entry.bytes
-        ));
-    }
+    let mut attempt = 1;
+    let bytes = loop {
+        let why = match download(scope, &url, entry).await {
+            Ok(bytes) => break bytes,
+            Err(Fatal(why)) => return Err(why),
+            Err(Retry(why)) => why,
+        };
+        if attempt == DOWNLOAD_ATTEMPTS {
+            return Err(format!(
+                "the model download failed {DOWNLOAD_ATTEMPTS} times; the last time: {why}. \
+                 Reload the page to try again; if it keeps failing, the server's copy is \
+                 damaged (rebuild the bundle with `cargo xtask web`)"
+            ));
+        }
+        attempt += 1;
+        post(
+            scope,
+            &FromLlm::Notice(format!(
+                "download attempt {} of {DOWNLOAD_ATTEMPTS} failed ({why}); retrying",
+                attempt - 1
+            )),
+        );
+    };
     if let Some(cache) = &cache {
         let array = Uint8Array::from(bytes.as_slice());
         if let Ok(copy) = Response::new_with_opt_buffer_source(Some(&array)) {
@@ -142,6 +162,36 @@ pub(super) async fn model_bytes(
         }
     }
     Ok((bytes, false))
+}
+
+/// Why one download attempt failed.
+enum Failure {
+    /// Worth another attempt (network error, interrupted or corrupted transfer).
+    Retry(String),
+    /// Another attempt would fail the same way (the file is not on the server).
+    Fatal(String),
+}
+use Failure::{Fatal, Retry};
+
+/// One download of `url`, checked against `entry`.
+async fn download(
+    scope: &DedicatedWorkerGlobalScope,
+    url: &str,
+    entry: &ModelEntry,
+) -> Result<Vec<u8>, Failure> {
+    let response = fetch(scope, url).await.map_err(Retry)?;
+    match response.status() {
+        200..=299 => {}
+        404 => {
+            return Err(Fatal(format!("{url}: HTTP 404 ({GET_MODEL_HINT})")));
+        }
+        status => return Err(Retry(format!("{url}: HTTP {status}"))),
+    }
+    let bytes = read_body(scope, &response, Stage::Download, entry.bytes)
+        .await
+        .map_err(Retry)?;
+    entry.verify(&bytes).map_err(Retry)?;
+    Ok(bytes)
 }
 
 pub(super) async fn model_index(

@@ -87,6 +87,8 @@ pub struct ChatPanel {
     answer: Option<Answer>,
     check: Option<GpuCheck>,
     message: Option<String>,
+    /// What went wrong and was handled while loading (retried downloads).
+    notices: Vec<String>,
     /// Answers completed so far (lets a test wait for the next one).
     answers: u32,
 }
@@ -112,6 +114,7 @@ impl Component for ChatPanel {
             answer: None,
             check: None,
             message: None,
+            notices: Vec::new(),
             answers: 0,
         }
     }
@@ -295,6 +298,7 @@ impl ChatPanel {
                 self.phase = Phase::Ready;
             }
             FromLlm::SelfTest(check) => self.check = Some(check),
+            FromLlm::Notice(n) => self.notices.push(n),
             FromLlm::Error(e) => {
                 self.message = Some(e);
                 self.phase = match self.phase {
@@ -335,6 +339,9 @@ impl ChatPanel {
                         { format!("{} ({}, {:.1} MB), loaded in {:.1} s{}", m.name, m.variant, mb(m.bytes),
                             load_ms / 1000.0, if *cached { " from the browser cache" } else { "" }) }
                     </p>
+                }
+                for n in &self.notices {
+                    <p class="chat-notice" role="status">{ n }</p>
                 }
                 if let Some((stage, done, total)) = self.progress {
                     <p class="chat-progress">

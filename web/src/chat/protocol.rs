@@ -212,6 +212,9 @@ pub enum FromLlm {
     },
     /// Result of `SelfTest`.
     SelfTest(GpuCheck),
+    /// Something went wrong and was handled (a corrupt cached copy, a retried download): a
+    /// sentence for the page.
+    Notice(String),
     /// Something failed (a sentence for the page).
     Error(String),
 }
