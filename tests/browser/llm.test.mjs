@@ -7,14 +7,21 @@
 // web/tests/llm_greedy.rs) and the panel reports the CPU backend; Stop ends a long
 // answer early; a reload takes the model from the Cache API.
 //
-// With --enable-unsafe-webgpu (a SwiftShader adapter headless): the panel reports the
-// WebGPU backend, the WGSL LM-head kernel matches the exact f32 product and candle's CPU
-// path, and greedy decoding gives the same ids.
+// With --enable-unsafe-webgpu (a SwiftShader adapter headless): `auto` times a decode step
+// on WebGPU and on the CPU and says which it kept; forced to WebGPU, the whole forward pass
+// runs on the GPU, agrees with the CPU path teacher-forced over the CPU's answer, and
+// greedy decoding gives the exact f32 path's ids (`ids_f32`: the GPU keeps activations in
+// f32 where the CPU path rounds them to 8 bits).
+//
+// Delivery (no WebGPU): the model is checked against its SHA-256 in models/index.json; an
+// interrupted download is retried and reported, a damaged cached copy is replaced, and a
+// server whose copy is damaged gets a message that says so after three tries.
 //
 // Prints (without asserting) load times and decode tokens/s for both backends.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -118,6 +125,7 @@ test('without WebGPU: loads on demand, greedy ids equal the native engine, CPU b
     const loadMs = await openChat(page);
     assert.equal(await chat(page).getAttribute('data-backend'), 'cpu');
     assert.match(await page.locator('#llm-backend').textContent(), /CPU/);
+    assert.match(await page.locator('#llm-backend-why').textContent(), /WebGPU cannot be used here/);
     assert.ok(requests.some((u) => u.endsWith('.gguf')), 'the model was not downloaded');
 
     const { ids, tokS, stats } = await ask(page, fixture.prompt, fixture.new_tokens);
@@ -141,40 +149,122 @@ test('without WebGPU: loads on demand, greedy ids equal the native engine, CPU b
   }
 });
 
-test('with WebGPU: GPU backend, the WGSL kernel matches the CPU, greedy ids equal', async () => {
+test('with WebGPU: auto times both, the whole forward pass on the GPU agrees with the CPU, greedy ids', async () => {
   const browser = await launchBrowser({ args: [...CHROMIUM_ARGS, '--enable-unsafe-webgpu'] });
   try {
     const { page, problems } = await openPage(browser.context);
     const loadMs = await openChat(page);
-    const backend = await chat(page).getAttribute('data-backend');
-    assert.equal(backend, 'webgpu', `WebGPU was not used: ${await page.locator('#llm-backend').textContent()}`);
+    const why = await page.locator('#llm-backend-why').textContent();
+    assert.match(why, /auto: one decode step took \d+ ms on WebGPU .* ms on the CPU/, `auto did not time both: ${why}`);
+    console.log(`# measured: auto on this browser${why}`);
+
+    await page.selectOption('#llm-backend-choice', 'webgpu');
+    await page.waitForFunction(
+      () => {
+        const el = document.querySelector('#panel-chat');
+        return el?.dataset.state === 'ready' && el.dataset.backend === 'webgpu';
+      },
+      null,
+      { timeout: LOAD_TIMEOUT },
+    );
+    assert.match(await page.locator('#llm-backend').textContent(), /whole forward pass on the GPU/);
 
     await page.locator('#llm-check').click();
-    await page.waitForFunction(() => (document.querySelector('#panel-chat')?.dataset.checkTop1 ?? '') !== '', null, {
+    await page.waitForFunction(() => (document.querySelector('#panel-chat')?.dataset.checkAgree ?? '') !== '', null, {
       timeout: LOAD_TIMEOUT,
     });
-    const attr = async (name) => await chat(page).getAttribute(`data-check-${name}`);
-    const check = {
-      max_abs_vs_f32: Number(await attr('f32')),
-      max_abs_vs_cpu: Number(await attr('cpu')),
-      top1_equal: (await attr('top1')) === 'true',
-    };
-    const timing = await page.locator('#llm-check-result').textContent();
-    // f32 accumulation in a different order than the f64 reference: tiny differences.
-    assert.ok(check.max_abs_vs_f32 <= 1e-3, `GPU vs exact f32: max |Δ| ${check.max_abs_vs_f32}`);
-    // candle's CPU path quantises the activations to 8 bits: bounded noise, same argmax.
-    assert.ok(check.max_abs_vs_cpu <= 1.0, `GPU vs CPU path: max |Δ| ${check.max_abs_vs_cpu}`);
-    assert.equal(check.top1_equal, true);
+    const attr = async (name) => Number(await chat(page).getAttribute(`data-check-${name}`));
+    const positions = await attr('positions');
+    const agree = await attr('agree');
+    const diff = await attr('logit-diff');
+    const result = await page.locator('#llm-check-result').textContent();
+    assert.equal(positions, 16, result);
+    // The CPU path rounds activations to 8 bits and the GPU does not: natively the two
+    // agree at 96.5% of 113 teacher-forced positions (docs/results/gpu.md), here 14 of 16
+    // on SwiftShader. The exact check is the greedy ids below, against the native f32 path.
+    assert.ok(agree >= 12, `GPU and CPU disagree too often: ${result}`);
+    assert.ok(diff <= 1.0, `GPU vs CPU logits: ${result}`);
 
     const { ids, tokS, stats } = await ask(page, fixture.prompt, fixture.new_tokens);
-    assert.deepEqual(ids, fixture.ids, `greedy ids differ from the native engine (${stats})`);
+    assert.deepEqual(ids, fixture.ids_f32, `greedy ids differ from the native exact-f32 path (${stats})`);
     console.log(`# measured: WebGPU (${await page.locator('#llm-backend').textContent()}) load ` +
-      `${(loadMs / 1000).toFixed(1)} s, decode ${tokS.toFixed(1)} tokens/s; LM-head kernel ` +
-      `max |Δ| ${check.max_abs_vs_f32.toExponential(2)} vs f32, ${check.max_abs_vs_cpu.toFixed(3)} vs CPU ` +
-      `(${timing.split('; ').pop()})`);
+      `${(loadMs / 1000).toFixed(1)} s, decode ${tokS.toFixed(1)} tokens/s; ${result}`);
     assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
     await page.screenshot({ path: join(artifactsDir(), 'llm-webgpu.png'), fullPage: true });
   } finally {
     await browser.close();
+  }
+});
+
+/**
+ * A copy of the web bundle whose model files have one byte flipped: what a server with a
+ * damaged copy serves (the server refuses links that leave its root, so it is a copy).
+ * Returns its root and a cleanup function.
+ */
+function corruptBundle() {
+  const root = mkdtempSync(join(tmpdir(), 'edgewise-corrupt-'));
+  for (const name of readdirSync(paths.dist)) {
+    if (name !== 'models') cpSync(join(paths.dist, name), join(root, name), { recursive: true });
+  }
+  mkdirSync(join(root, 'models'));
+  for (const name of readdirSync(join(paths.dist, 'models'))) {
+    const bytes = readFileSync(join(paths.dist, 'models', name));
+    if (name.endsWith('.gguf')) bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(join(root, 'models', name), bytes);
+  }
+  return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+test('delivery: an interrupted download is retried, a corrupt cached copy replaced, a corrupt file explained', async () => {
+  const browser = await launchBrowser();
+  const bad = corruptBundle();
+  let badServer;
+  try {
+    const page = await browser.context.newPage();
+    let requests = 0;
+    await page.route('**/models/*.gguf', async (route) => {
+      requests += 1;
+      if (requests === 1) await route.abort('connectionreset');
+      else await route.continue();
+    });
+    await page.goto(server.url, { waitUntil: 'load' });
+    await openChat(page);
+    let notices = await page.locator('.chat-notice').allTextContents();
+    assert.equal(notices.length, 1, `expected one retry: ${notices.join(' | ')}`);
+    assert.match(notices[0], /download attempt 1 of 3 failed .*; retrying/);
+    const { ids } = await ask(page, fixture.prompt, fixture.new_tokens);
+    assert.deepEqual(ids, fixture.ids, 'the model loaded after a retry answers differently');
+
+    // Damage the cached copy in place: the next load must notice and download again.
+    await page.evaluate(async () => {
+      const cache = await caches.open('edgewise-models-v1');
+      for (const request of await cache.keys()) {
+        const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+        bytes[bytes.length >> 1] ^= 0xff;
+        await cache.put(request, new Response(bytes));
+      }
+    });
+    await page.reload({ waitUntil: 'load' });
+    await openChat(page);
+    notices = await page.locator('.chat-notice').allTextContents();
+    assert.equal(notices.length, 1, notices.join(' | '));
+    assert.match(notices[0], /cached copy was unusable .*does not match its SHA-256.*downloading the model again/);
+    assert.doesNotMatch(await page.locator('#llm-model').textContent(), /from the browser cache/);
+    await page.close();
+
+    badServer = await startServer({ root: bad.root });
+    const broken = await browser.context.newPage();
+    await broken.goto(badServer.url, { waitUntil: 'load' });
+    await broken.locator('#llm-open').click();
+    await broken.waitForFunction(() => document.querySelector('#panel-chat')?.dataset.state === 'error', null, {
+      timeout: LOAD_TIMEOUT,
+    });
+    const message = await broken.locator('#llm-message').textContent();
+    assert.match(message, /failed 3 times.*does not match its SHA-256.*cargo xtask web/, message);
+    assert.equal(await broken.locator('.chat-notice').count(), 2, 'two retries are reported before the error');
+  } finally {
+    await browser.close();
+    await badServer?.stop();
+    bad.remove();
   }
 });

@@ -2,7 +2,10 @@
 //! same greedy tokens as the native engine. This test is where those expected ids come
 //! from: it runs the native `Engine` on the shipped model and checks the fixture
 //! `tests/browser/fixtures/llm-greedy.json` against it, so the fixture cannot drift from
-//! the engine. `EDGEWISE_WRITE_FIXTURE=1` rewrites the fixture instead (after a
+//! the engine. `ids` are the CPU path's (activations rounded to 8 bits, as ggml does),
+//! which the page's wasm CPU path must reproduce; `ids_f32` are the exact f32 path's
+//! (`Model::dequantized`, the same weights), which the page's WebGPU forward pass
+//! multiplies like and must reproduce. `EDGEWISE_WRITE_FIXTURE=1` rewrites the fixture instead (after a
 //! deliberate change of model or engine).
 //!
 //! Needs the shipped model (`cargo xtask setup`); fails with that instruction otherwise.
@@ -10,7 +13,7 @@
 use std::path::PathBuf;
 
 use edgewise_llm::model_cache::default_model_path;
-use edgewise_llm::{ChatMessage, Device, Engine, Sampler, Sampling, generate};
+use edgewise_llm::{ChatMessage, Device, Engine, Model, Sampler, Sampling, generate};
 use serde_json::{Value, json};
 
 const PROMPT: &str = "What is the capital of France?";
@@ -28,25 +31,32 @@ fn browser_fixture_matches_the_native_engine() {
         .tokenizer
         .apply_chat_template(&[ChatMessage::user(PROMPT)], true);
     let prompt = engine.tokenizer.encode(&text, true).expect("encode");
-    let mut sampler = Sampler::new(Sampling::Greedy, 0).expect("sampler");
-    let mut cache = engine.model.new_cache();
-    let (ids, _) = generate(
-        &engine.model,
-        &mut cache,
-        &prompt,
-        NEW_TOKENS,
-        &mut sampler,
-        &engine.tokenizer.stop_tokens(),
-        &mut |_| true,
-    )
-    .expect("generate");
-    let decoded = engine.tokenizer.decode(&ids, true).expect("decode");
+    let greedy = |m: &Model| {
+        let mut sampler = Sampler::new(Sampling::Greedy, 0).expect("sampler");
+        let mut cache = m.new_cache();
+        generate(
+            m,
+            &mut cache,
+            &prompt,
+            NEW_TOKENS,
+            &mut sampler,
+            &engine.tokenizer.stop_tokens(),
+            &mut |_| true,
+        )
+        .expect("generate")
+        .0
+    };
+    let ids = greedy(&engine.model);
+    let ids_f32 = greedy(&engine.model.dequantized().expect("dequantize"));
+    let decode = |ids: &[u32]| engine.tokenizer.decode(ids, true).expect("decode");
     let want = json!({
         "prompt": PROMPT,
         "new_tokens": NEW_TOKENS,
         "model": model.file_name().map(|n| n.to_string_lossy().into_owned()),
         "ids": ids,
-        "text": decoded,
+        "text": decode(&ids),
+        "ids_f32": ids_f32,
+        "text_f32": decode(&ids_f32),
     });
     let path = fixture_path();
     if std::env::var_os("EDGEWISE_WRITE_FIXTURE").is_some() {

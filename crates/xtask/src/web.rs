@@ -171,8 +171,9 @@ fn write_policy_index(staging: &Path) -> Result<()> {
 }
 
 /// Links the cached LLM model files into `models/` and writes `models/index.json`
-/// (`{"models": [{file, name, variant, bytes}]}`, the shipped Q4_1 model and any ECLD
-/// variant; the page picks the ECLD one when listed).
+/// (`{"models": [{file, name, variant, bytes, sha256}]}`, the shipped Q4_1 model and any
+/// ECLD variant; the page picks the ECLD one when listed and checks what it downloads, or
+/// finds in its cache, against `sha256`).
 fn stage_models(staging: &Path) -> Result<()> {
     let dir = staging.join(MODEL_DIR);
     fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
@@ -212,7 +213,11 @@ fn stage_models(staging: &Path) -> Result<()> {
         let bytes = fs::metadata(&to)
             .with_context(|| format!("could not stat {}", to.display()))?
             .len();
-        entries.push(ModelListing::new(&name, bytes));
+        entries.push(ModelListing::new(
+            &name,
+            bytes,
+            crate::model::sha256_file(&to)?,
+        ));
     }
     let path = dir.join("index.json");
     fs::write(&path, model_index_json(&entries))
@@ -236,10 +241,12 @@ struct ModelListing {
     name: String,
     variant: String,
     bytes: u64,
+    /// Lower-case hex SHA-256 of the file.
+    sha256: String,
 }
 
 impl ModelListing {
-    fn new(file: &str, bytes: u64) -> Self {
+    fn new(file: &str, bytes: u64, sha256: String) -> Self {
         let stem = file.strip_suffix(".gguf").unwrap_or(file);
         let variant = if file.to_lowercase().contains(ECLD_MARKER) {
             ECLD_MARKER.to_owned()
@@ -255,6 +262,7 @@ impl ModelListing {
             name,
             variant,
             bytes,
+            sha256,
         }
     }
 }
@@ -265,11 +273,12 @@ fn model_index_json(entries: &[ModelListing]) -> String {
         .iter()
         .map(|e| {
             format!(
-                "{{\"file\": {}, \"name\": {}, \"variant\": {}, \"bytes\": {}}}",
+                "{{\"file\": {}, \"name\": {}, \"variant\": {}, \"bytes\": {}, \"sha256\": {}}}",
                 quote(&e.file),
                 quote(&e.name),
                 quote(&e.variant),
-                e.bytes
+                e.bytes,
+                quote(&e.sha256)
             )
         })
         .collect();
@@ -369,15 +378,16 @@ mod tests {
     #[test]
     fn model_index_lists_variants() {
         assert_eq!(model_index_json(&[]), "{\"models\": []}\n");
-        let q = ModelListing::new("SmolLM2-135M-Instruct.Q4_1.gguf", 7);
+        let q = ModelListing::new("SmolLM2-135M-Instruct.Q4_1.gguf", 7, "ab".into());
         assert_eq!(q.name, "SmolLM2-135M-Instruct");
         assert_eq!(q.variant, "q4_1");
-        let e = ModelListing::new("SmolLM2-135M-ECLD.gguf", 5);
+        let e = ModelListing::new("SmolLM2-135M-ECLD.gguf", 5, "cd".into());
         assert_eq!(e.variant, ECLD_MARKER);
         assert_eq!(
             model_index_json(&[q]),
             "{\"models\": [{\"file\": \"SmolLM2-135M-Instruct.Q4_1.gguf\", \
-             \"name\": \"SmolLM2-135M-Instruct\", \"variant\": \"q4_1\", \"bytes\": 7}]}\n"
+             \"name\": \"SmolLM2-135M-Instruct\", \"variant\": \"q4_1\", \"bytes\": 7, \
+             \"sha256\": \"ab\"}]}\n"
         );
     }
 

@@ -2,17 +2,20 @@
 //!
 //! - [`protocol`]: the panel ↔ LLM-worker messages;
 //! - [`model_index`]: the model list the bundle ships and which model is loaded;
-//! - [`lm_head`]: the Q8_0 LM head's GPU layout and its CPU reference mat-vec;
-//! - `worker` and `gpu` (wasm32 only): the LLM worker (candle on the CPU, the LM head on
-//!   WebGPU when there is an adapter) and its WGSL kernel;
+//! - [`choice`]: which backend the visitor's choice leads to, and why;
+//! - `worker`, `download` and `backend` (wasm32 only): the LLM worker, how it gets the
+//!   model file, and where it runs the model (the whole forward pass on WebGPU through
+//!   `edgewise-gpu`, or candle on the wasm CPU path);
 //! - [`panel`]: the page side and view, one component that owns the worker.
 
-pub mod lm_head;
+pub mod choice;
 pub mod model_index;
 pub mod panel;
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
-mod gpu;
+mod backend;
+#[cfg(target_arch = "wasm32")]
+mod download;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;

@@ -2,6 +2,7 @@
 //! `cargo xtask web`) and which model the LLM worker loads from it.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 /// Path of the model list, relative to the page.
 pub const MODEL_INDEX: &str = "models/index.json";
@@ -21,6 +22,40 @@ pub struct ModelEntry {
     pub variant: String,
     /// Size of the file in bytes.
     pub bytes: u64,
+    /// Lower-case hex SHA-256 of the file: what a download or a cached copy is checked
+    /// against before it is used.
+    pub sha256: String,
+}
+
+impl ModelEntry {
+    /// Checks `bytes` against this entry's size and SHA-256.
+    ///
+    /// # Errors
+    /// A sentence naming the file, what was expected and what arrived.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), String> {
+        if bytes.len() as u64 != self.bytes {
+            return Err(format!(
+                "{} has {} bytes where {MODEL_INDEX} says {} (an interrupted or truncated transfer)",
+                self.file,
+                bytes.len(),
+                self.bytes
+            ));
+        }
+        let digest: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if digest != self.sha256 {
+            return Err(format!(
+                "{} does not match its SHA-256 in {MODEL_INDEX} (expected {}…, got {}…): the \
+                 bytes were corrupted on the way or the file was replaced",
+                self.file,
+                &self.sha256[..12],
+                &digest[..12]
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `models/index.json`.
@@ -38,10 +73,13 @@ impl ModelIndex {
     ///
     /// # Errors
     /// A message naming the problem when `text` is not `{"models": [{file, name, variant,
-    /// bytes}, ...]}`, or a file name is not a plain name (no `/`, `\` or `..`).
+    /// bytes, sha256}, ...]}`, a file name is not a plain name (no `/`, `\` or `..`), or a
+    /// digest is not 64 lower-case hex digits.
     pub fn parse(text: &str) -> Result<Self, String> {
         let index: Self = serde_json::from_str(text).map_err(|e| {
-            format!("{MODEL_INDEX} is not {{\"models\": [{{file, name, variant, bytes}}]}}: {e}")
+            format!(
+                "{MODEL_INDEX} is not {{\"models\": [{{file, name, variant, bytes, sha256}}]}}: {e}"
+            )
         })?;
         for m in &index.models {
             if m.file.is_empty()
@@ -52,6 +90,17 @@ impl ModelIndex {
                 return Err(format!(
                     "{MODEL_INDEX}: model file {:?} is not a plain file name",
                     m.file
+                ));
+            }
+            if m.sha256.len() != 64
+                || !m
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(format!(
+                    "{MODEL_INDEX}: the sha256 of {} is {:?}, expected 64 lower-case hex digits",
+                    m.file, m.sha256
                 ));
             }
         }
@@ -77,7 +126,27 @@ mod tests {
             name: file.into(),
             variant: variant.into(),
             bytes: 1,
+            sha256: "0".repeat(64),
         }
+    }
+
+    /// SHA-256 of `abc`.
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn verify_checks_size_then_digest() {
+        let e = ModelEntry {
+            bytes: 3,
+            sha256: ABC.into(),
+            ..entry("m.gguf", "q4_1")
+        };
+        assert_eq!(e.verify(b"abc"), Ok(()));
+        assert!(e.verify(b"ab").unwrap_err().contains("2 bytes where"));
+        let err = e.verify(b"abd").unwrap_err();
+        assert!(
+            err.contains("does not match its SHA-256") && err.contains("ba7816bf8f01"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -93,7 +162,10 @@ mod tests {
 
     #[test]
     fn index_parses_and_rejects_paths() {
-        let text = r#"{"models":[{"file":"m.gguf","name":"M","variant":"q4_1","bytes":5}]}"#;
+        let text = format!(
+            r#"{{"models":[{{"file":"m.gguf","name":"M","variant":"q4_1","bytes":5,"sha256":"{ABC}"}}]}}"#
+        );
+        let text = text.as_str();
         let index = ModelIndex::parse(text).unwrap();
         assert_eq!(index.models[0].bytes, 5);
         let bad = text.replace("m.gguf", "../m.gguf");
@@ -103,5 +175,13 @@ mod tests {
                 .contains("plain file name")
         );
         assert!(ModelIndex::parse("[]").unwrap_err().contains("models"));
+        let upper = text.replace(ABC, &ABC.to_uppercase());
+        assert!(
+            ModelIndex::parse(&upper)
+                .unwrap_err()
+                .contains("64 lower-case hex")
+        );
+        let unhashed = text.replace(&format!(",\"sha256\":\"{ABC}\""), "");
+        assert!(ModelIndex::parse(&unhashed).unwrap_err().contains("sha256"));
     }
 }

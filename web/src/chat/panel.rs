@@ -4,11 +4,11 @@
 //! terminated when the panel goes away. The state the browser tests read is mirrored in `data-*`
 //! attributes of `#panel-chat`.
 
-use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::model_index::ModelEntry;
-use super::protocol::{Backend, Decoding, FromLlm, KernelCheck, Stage, ToLlm};
+use super::protocol::{Backend, BackendChoice, Decoding, FromLlm, GpuCheck, Stage, ToLlm};
 use crate::channel::{Received, WorkerChannel};
 
 /// Default number of new tokens per answer.
@@ -66,6 +66,7 @@ pub enum ChatMsg {
     Send,
     Stop,
     Check,
+    Choose(String),
 }
 
 /// The chat panel component.
@@ -73,7 +74,9 @@ pub struct ChatPanel {
     worker: Option<LlmWorker>,
     phase: Phase,
     backend: Option<Backend>,
-    backend_note: String,
+    /// Why that backend (the choice, the measured comparison, or why not WebGPU).
+    backend_why: String,
+    choice: BackendChoice,
     progress: Option<(Stage, u64, u64)>,
     model: Option<(ModelEntry, f64, bool)>,
     prompt: String,
@@ -82,8 +85,10 @@ pub struct ChatPanel {
     output: String,
     live_ids: Vec<u32>,
     answer: Option<Answer>,
-    check: Option<KernelCheck>,
+    check: Option<GpuCheck>,
     message: Option<String>,
+    /// What went wrong and was handled while loading (retried downloads).
+    notices: Vec<String>,
     /// Answers completed so far (lets a test wait for the next one).
     answers: u32,
 }
@@ -97,7 +102,8 @@ impl Component for ChatPanel {
             worker: None,
             phase: Phase::Closed,
             backend: None,
-            backend_note: String::new(),
+            backend_why: String::new(),
+            choice: BackendChoice::default(),
             progress: None,
             model: None,
             prompt: "What is the capital of France?".to_owned(),
@@ -108,6 +114,7 @@ impl Component for ChatPanel {
             answer: None,
             check: None,
             message: None,
+            notices: Vec::new(),
             answers: 0,
         }
     }
@@ -171,6 +178,17 @@ impl Component for ChatPanel {
                     self.send(&ToLlm::SelfTest);
                 }
             }
+            ChatMsg::Choose(key) => {
+                if let Some(choice) = BackendChoice::from_key(&key) {
+                    self.choice = choice;
+                    // Before the model is loaded the choice goes with `Load`.
+                    if self.phase == Phase::Ready {
+                        self.phase = Phase::Loading;
+                        self.check = None;
+                        self.send(&ToLlm::UseBackend(choice));
+                    }
+                }
+            }
         }
         true
     }
@@ -189,13 +207,14 @@ impl Component for ChatPanel {
             <section id="panel-chat" class="panel panel-chat" aria-labelledby="chat-title"
                 data-state={self.phase.key()}
                 data-backend={self.backend.as_ref().map_or("", Backend::label)}
+                data-backend-choice={self.choice.key()}
                 data-ids={ids}
                 data-answers={self.answers.to_string()}
                 data-tok-s={self.answer.as_ref().map(|a| format!("{:.2}", a.tok_per_s)).unwrap_or_default()}
                 data-load-ms={self.model.as_ref().map(|m| format!("{:.0}", m.1)).unwrap_or_default()}
-                data-check-f32={self.check.as_ref().map(|c| c.max_abs_vs_f32.to_string()).unwrap_or_default()}
-                data-check-cpu={self.check.as_ref().map(|c| c.max_abs_vs_cpu.to_string()).unwrap_or_default()}
-                data-check-top1={self.check.as_ref().map(|c| c.top1_equal.to_string()).unwrap_or_default()}>
+                data-check-positions={self.check.as_ref().map(|c| c.positions.to_string()).unwrap_or_default()}
+                data-check-agree={self.check.as_ref().map(|c| c.agree.to_string()).unwrap_or_default()}
+                data-check-logit-diff={self.check.as_ref().map(|c| c.max_abs_logit_diff.to_string()).unwrap_or_default()}>
                 <h2 id="chat-title">{ "On-device LLM" }</h2>
                 if self.phase == Phase::Closed {
                     <p class="chat-intro">
@@ -229,10 +248,17 @@ impl ChatPanel {
 
     fn on_worker(&mut self, msg: FromLlm) {
         match msg {
-            FromLlm::Ready => self.send(&ToLlm::Load),
-            FromLlm::Backend { backend, note } => {
+            FromLlm::Ready => self.send(&ToLlm::Load {
+                backend: self.choice,
+            }),
+            FromLlm::Backend { backend, why } => {
                 self.backend = Some(backend);
-                self.backend_note = note;
+                self.backend_why = why;
+                self.progress = None;
+                // A switch of an already loaded model ends here.
+                if self.phase == Phase::Loading && self.model.is_some() {
+                    self.phase = Phase::Ready;
+                }
             }
             FromLlm::Progress { stage, done, total } => {
                 self.progress = Some((stage, done, total));
@@ -272,9 +298,11 @@ impl ChatPanel {
                 self.phase = Phase::Ready;
             }
             FromLlm::SelfTest(check) => self.check = Some(check),
+            FromLlm::Notice(n) => self.notices.push(n),
             FromLlm::Error(e) => {
                 self.message = Some(e);
                 self.phase = match self.phase {
+                    Phase::Loading if self.model.is_some() => Phase::Ready,
                     Phase::Loading => Phase::Failed,
                     Phase::Generating => Phase::Ready,
                     p => p,
@@ -287,8 +315,11 @@ impl ChatPanel {
         let backend = match &self.backend {
             None => "detecting…".to_owned(),
             Some(Backend::Cpu) => "CPU (WebAssembly SIMD)".to_owned(),
+            Some(Backend::WebGpu(name)) if name.is_empty() => {
+                "WebGPU: the whole forward pass on the GPU".to_owned()
+            }
             Some(Backend::WebGpu(name)) => {
-                format!("WebGPU ({name}): LM head on the GPU, transformer blocks on the CPU")
+                format!("WebGPU ({name}): the whole forward pass on the GPU")
             }
         };
         #[allow(clippy::cast_precision_loss)]
@@ -298,8 +329,8 @@ impl ChatPanel {
                 <p>
                     <span class="chat-label">{ "Backend: " }</span>
                     <span id="llm-backend">{ backend }</span>
-                    if !self.backend_note.is_empty() {
-                        <span class="chat-note">{ format!(" — WebGPU not used: {}", self.backend_note) }</span>
+                    if !self.backend_why.is_empty() {
+                        <span id="llm-backend-why" class="chat-note">{ format!(" — {}", self.backend_why) }</span>
                     }
                 </p>
                 if let Some((m, load_ms, cached)) = &self.model {
@@ -309,16 +340,24 @@ impl ChatPanel {
                             load_ms / 1000.0, if *cached { " from the browser cache" } else { "" }) }
                     </p>
                 }
+                for n in &self.notices {
+                    <p class="chat-notice" role="status">{ n }</p>
+                }
                 if let Some((stage, done, total)) = self.progress {
                     <p class="chat-progress">
                         <label for="llm-progress">{ match stage {
                             Stage::Download => "Downloading the model",
                             Stage::Cache => "Reading the cached model",
                             Stage::Build => "Building the model",
+                            Stage::Backend => "Setting up the backend (WebGPU upload; auto times both)",
                         } }</label>
-                        <progress id="llm-progress" max={total.max(1).to_string()}
-                            value={if stage == Stage::Build { total.to_string() } else { done.to_string() }} />
-                        { format!(" {:.1} / {:.1} MB", mb(done), mb(total)) }
+                        if stage == Stage::Backend {
+                            <progress id="llm-progress" />
+                        } else {
+                            <progress id="llm-progress" max={total.max(1).to_string()}
+                                value={if stage == Stage::Build { total.to_string() } else { done.to_string() }} />
+                            { format!(" {:.1} / {:.1} MB", mb(done), mb(total)) }
+                        }
                     </p>
                 } else if self.phase == Phase::Loading {
                     <p class="chat-progress">{ "Starting the LLM worker…" }</p>
@@ -360,9 +399,19 @@ impl ChatPanel {
                         onclick={link.callback(|_| ChatMsg::Send)}>{ "Send" }</button>
                     <button id="llm-stop" type="button" disabled={self.phase != Phase::Generating}
                         onclick={link.callback(|_| ChatMsg::Stop)}>{ "Stop" }</button>
+                    <label>{ "Backend " }
+                        <select id="llm-backend-choice" disabled={!matches!(self.phase, Phase::Ready | Phase::Closed)}
+                            onchange={link.callback(|e: Event| {
+                                ChatMsg::Choose(e.target_unchecked_into::<HtmlSelectElement>().value())
+                            })}>
+                            { for BackendChoice::ALL.into_iter().map(|c| html! {
+                                <option value={c.key()} selected={c == self.choice}>{ c.label() }</option>
+                            }) }
+                        </select>
+                    </label>
                     if matches!(self.backend, Some(Backend::WebGpu(_))) {
                         <button id="llm-check" type="button" disabled={!ready}
-                            onclick={link.callback(|_| ChatMsg::Check)}>{ "Check the GPU kernel" }</button>
+                            onclick={link.callback(|_| ChatMsg::Check)}>{ "Check the GPU against the CPU" }</button>
                     }
                 </div>
             </div>
@@ -382,10 +431,12 @@ impl ChatPanel {
                 }
                 if let Some(c) = &self.check {
                     <p id="llm-check-result">
-                        { format!("GPU kernel on the {}×{} LM head: max |Δ| {:.2e} vs exact f32, {:.3} vs the \
-                                   CPU path (8-bit activations), same top token: {}; {:.1} ms GPU vs {:.1} ms CPU",
-                            c.rows, c.cols, c.max_abs_vs_f32, c.max_abs_vs_cpu,
-                            if c.top1_equal { "yes" } else { "no" }, c.gpu_ms, c.cpu_ms) }
+                        { format!("GPU vs CPU, teacher-forced over the CPU's {}-token answer: same next token \
+                                   at {} of {} positions ({:.0} %); max |Δ logit| {:.3} at the last one (the CPU \
+                                   path rounds activations to 8 bits, the GPU keeps f32); {:.0} ms GPU (one \
+                                   submit) vs {:.0} ms CPU",
+                            c.positions, c.agree, c.positions, 100.0 * c.agreement(),
+                            c.max_abs_logit_diff, c.gpu_ms, c.cpu_ms) }
                     </p>
                 }
             </div>

@@ -14,11 +14,60 @@ pub enum Decoding {
     Sample { seed: u64 },
 }
 
+/// Which backend the visitor asked for (the panel's selector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BackendChoice {
+    /// Time one decode step on each and keep the faster (a software WebGPU adapter is
+    /// usually slower than the wasm CPU path; a real GPU is not).
+    #[default]
+    Auto,
+    /// The whole forward pass on WebGPU, whatever the adapter.
+    WebGpu,
+    /// The wasm CPU path.
+    Cpu,
+}
+
+impl BackendChoice {
+    /// Every choice, in the selector's order.
+    pub const ALL: [Self; 3] = [Self::Auto, Self::WebGpu, Self::Cpu];
+
+    /// The selector's option value (and `data-backend-choice`).
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::WebGpu => "webgpu",
+            Self::Cpu => "cpu",
+        }
+    }
+
+    /// The selector's option text.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Auto => "auto (the faster on this device)",
+            Self::WebGpu => "WebGPU",
+            Self::Cpu => "CPU (WebAssembly)",
+        }
+    }
+
+    /// The choice whose [`key`](Self::key) is `key`.
+    #[must_use]
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.key() == key)
+    }
+}
+
 /// Page → LLM worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToLlm {
-    /// Detect the backend, fetch (or take from the Cache API) and load the model.
-    Load,
+    /// Fetch (or take from the Cache API) and load the model, then set up `backend`.
+    Load {
+        /// The backend the visitor asked for.
+        backend: BackendChoice,
+    },
+    /// Switch the loaded model to another backend (nothing is downloaded again).
+    UseBackend(BackendChoice),
     /// Answer `prompt` as a single-turn chat.
     Generate {
         /// The user's message.
@@ -30,16 +79,17 @@ pub enum ToLlm {
     },
     /// Stop the running generation after the current token.
     Stop,
-    /// Check the WebGPU LM-head kernel against the CPU on the loaded model.
+    /// Check the WebGPU forward pass against the CPU path on the loaded model.
     SelfTest,
 }
 
-/// Where the decode-time matmuls run.
+/// Where the forward pass runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
     /// Everything on the CPU (wasm simd128).
     Cpu,
-    /// The LM head on WebGPU (adapter description), the blocks on the CPU.
+    /// The whole forward pass on WebGPU (adapter description); only token ids (and, when
+    /// sampling, the logits) come back.
     WebGpu(String),
 }
 
@@ -62,6 +112,8 @@ pub enum Stage {
     Cache,
     /// Parsing GGUF and building the model.
     Build,
+    /// Putting the model on WebGPU and, for `auto`, timing both backends.
+    Backend,
 }
 
 /// Why a generation ended.
@@ -75,23 +127,34 @@ pub enum Finish {
     Stopped,
 }
 
-/// The GPU kernel check, as measured on the loaded model's LM head.
+/// The GPU forward pass checked against the CPU path on the loaded model: a fixed chat
+/// prompt and the CPU's greedy answer to it, teacher-forced through both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KernelCheck {
-    /// Rows × columns of the head.
-    pub rows: u32,
-    /// Columns.
-    pub cols: u32,
-    /// max |GPU − exact f32 reference| over all rows.
-    pub max_abs_vs_f32: f32,
-    /// max |GPU − candle's quantised CPU path (Q8 activations)|.
-    pub max_abs_vs_cpu: f32,
-    /// Whether the argmax agrees with the CPU path.
-    pub top1_equal: bool,
-    /// Milliseconds for one GPU mat-vec (upload, dispatch, read back).
+pub struct GpuCheck {
+    /// Positions whose next-token prediction was compared (the answer's).
+    pub positions: u32,
+    /// Of those, how many the GPU and the CPU predict alike.
+    pub agree: u32,
+    /// max |GPU − CPU| over the logits after the last position. The CPU path quantizes
+    /// activations to 8 bits (as ggml does); the GPU multiplies them in f32, so the two
+    /// differ by that rounding, not by an error of either.
+    pub max_abs_logit_diff: f32,
+    /// Milliseconds for the GPU's teacher-forced pass (one submit).
     pub gpu_ms: f64,
-    /// Milliseconds for one CPU mat-vec (candle).
+    /// Milliseconds for the CPU's pass over the same positions.
     pub cpu_ms: f64,
+}
+
+impl GpuCheck {
+    /// The share of positions predicted alike.
+    #[must_use]
+    pub fn agreement(&self) -> f64 {
+        if self.positions == 0 {
+            0.0
+        } else {
+            f64::from(self.agree) / f64::from(self.positions)
+        }
+    }
 }
 
 /// LLM worker → page.
@@ -99,12 +162,13 @@ pub struct KernelCheck {
 pub enum FromLlm {
     /// The worker runs and waits for `Load`.
     Ready,
-    /// Backend chosen (with why the GPU is not used, if it is not).
+    /// Backend set up, and why this one.
     Backend {
-        /// What runs the decode.
+        /// What runs the forward pass.
         backend: Backend,
-        /// Why WebGPU is not used (or an empty string).
-        note: String,
+        /// Why this backend (the choice, a measured comparison, or why WebGPU cannot be
+        /// used), as a sentence.
+        why: String,
     },
     /// Load progress.
     Progress {
@@ -147,7 +211,10 @@ pub enum FromLlm {
         tok_per_s: f64,
     },
     /// Result of `SelfTest`.
-    SelfTest(KernelCheck),
+    SelfTest(GpuCheck),
+    /// Something went wrong and was handled (a corrupt cached copy, a retried download): a
+    /// sentence for the page.
+    Notice(String),
     /// Something failed (a sentence for the page).
     Error(String),
 }
@@ -168,5 +235,36 @@ mod tests {
         let back: FromLlm = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert_eq!(back, msg);
         assert_eq!(Backend::WebGpu("x".into()).label(), "webgpu");
+    }
+
+    #[test]
+    fn backend_choices_round_trip_through_their_keys() {
+        for c in BackendChoice::ALL {
+            assert_eq!(BackendChoice::from_key(c.key()), Some(c));
+        }
+        assert_eq!(BackendChoice::from_key("gpu"), None);
+        assert_eq!(BackendChoice::default(), BackendChoice::Auto);
+    }
+
+    #[test]
+    fn gpu_check_agreement_is_a_share() {
+        let c = GpuCheck {
+            positions: 8,
+            agree: 6,
+            max_abs_logit_diff: 0.1,
+            gpu_ms: 1.0,
+            cpu_ms: 1.0,
+        };
+        assert!((c.agreement() - 0.75).abs() < 1e-12);
+        assert!(
+            GpuCheck {
+                positions: 0,
+                agree: 0,
+                ..c
+            }
+            .agreement()
+            .abs()
+                < 1e-12
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The in-page LLM's dedicated web worker (started only when the chat panel opens).
 //!
-//! On `Load` it looks for WebGPU, reads `models/index.json`, takes the model (the ECLD
-//! variant when shipped) from the Cache API or downloads it with progress and caches it,
-//! and builds the candle engine. On `Generate` it streams tokens to the page, yielding to
-//! the event loop after each one so `Stop` is heard. What runs where: the transformer
-//! blocks on the CPU (candle, wasm simd128); the LM head (the largest single mat-vec of
-//! a decode step) on WebGPU when an adapter exists and the head is Q8_0, else on the CPU.
+//! On `Load` it reads `models/index.json`, takes the model (the ECLD variant when shipped)
+//! from the Cache API or downloads it with progress ([`download`](super::download)), builds
+//! the candle engine, and sets up the backend the visitor chose ([`backend`](super::backend),
+//! [`choice`](super::choice)): the whole forward pass on WebGPU, or candle on the wasm CPU
+//! path. On `Generate` it streams tokens to the page, yielding to the event loop after each
+//! one so `Stop` is heard.
 //!
 //! Started by the `edgewise-llm-worker` binary, which `www/llm-worker.js` loads as a
 //! module worker; talks [`ToLlm`] / [`FromLlm`] through [`crate::worker_scope`]. wasm32
@@ -15,35 +15,38 @@ use std::cell::{Cell, RefCell};
 use std::io::Cursor;
 use std::rc::Rc;
 
-use candle_core::quantized::GgmlDType;
+use edgewise_gpu::GpuModel;
 use edgewise_llm::{ChatMessage, Device, Engine, Sampler, Sampling, StreamDecoder};
-use js_sys::{Promise, Uint8Array};
-use wasm_bindgen::JsCast as _;
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
-use web_sys::{Cache, DedicatedWorkerGlobalScope, ReadableStreamDefaultReader, Response};
+use web_sys::DedicatedWorkerGlobalScope;
 
-use super::gpu::{Gpu, LmHead};
-use super::lm_head::{Q8Gpu, max_abs_diff};
-use super::model_index::{GET_MODEL_HINT, MODEL_INDEX, ModelEntry, ModelIndex};
-use super::protocol::{Backend, Decoding, Finish, FromLlm, KernelCheck, Stage, ToLlm};
+use super::backend::{self, Runner};
+use super::choice;
+use super::download;
+use super::model_index::{GET_MODEL_HINT, ModelEntry};
+use super::protocol::{Backend, BackendChoice, Decoding, Finish, FromLlm, GpuCheck, Stage, ToLlm};
 use crate::worker_scope;
 
-/// Cache API store of model files (bump the suffix to drop old entries' format).
-const CACHE_NAME: &str = "edgewise-models-v1";
-/// Progress messages at most this often, in bytes.
-const PROGRESS_STEP: u64 = 1 << 22;
-/// The prompt of the kernel self-check.
+/// The prompt of the GPU check and of `auto`'s timing.
 const CHECK_PROMPT: &str = "What is the capital of France?";
-
-struct Loaded {
-    engine: Engine,
-    head: Option<LmHead>,
-}
+/// Answer tokens the GPU check compares.
+const CHECK_TOKENS: usize = 16;
+/// Prompt tokens before `auto` times a decode step.
+const TIMING_PROMPT_TOKENS: usize = 8;
 
 struct State {
     scope: DedicatedWorkerGlobalScope,
     model: RefCell<Option<Rc<Loaded>>>,
+    /// Whether the model came from the Cache API.
+    from_cache: Cell<bool>,
+    /// The model on WebGPU, once set up (taken out while a job uses it).
+    gpu: RefCell<Option<GpuModel>>,
+    /// Why WebGPU cannot run the model, once that is known.
+    gpu_error: RefCell<Option<String>>,
+    /// Whether generations run on the GPU.
+    use_gpu: Cell<bool>,
     busy: Cell<bool>,
     stop: Cell<bool>,
 }
@@ -67,167 +70,20 @@ impl State {
     }
 }
 
-fn js_err(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
+struct Loaded {
+    engine: Engine,
+    entry: ModelEntry,
 }
 
-async fn fetch(state: &State, url: &str) -> Result<Response, String> {
-    let response = JsFuture::from(state.scope.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("could not fetch {url}: {}", js_err(&e)))?;
-    response
-        .dyn_into::<Response>()
-        .map_err(|_| format!("{url}: not a response"))
-}
-
-/// Reads a response body to the end, reporting progress.
-async fn read_body(
-    state: &State,
-    response: &Response,
-    stage: Stage,
-    total: u64,
-) -> Result<Vec<u8>, String> {
-    let body = response
-        .body()
-        .ok_or_else(|| "the model response has no body".to_owned())?;
-    let reader: ReadableStreamDefaultReader = body
-        .get_reader()
-        .dyn_into()
-        .map_err(|_| "the model body has no default reader".to_owned())?;
-    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut reported = 0u64;
-    state.post(&FromLlm::Progress {
-        stage,
-        done: 0,
-        total,
-    });
-    loop {
-        let chunk = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| format!("reading the model failed: {}", js_err(&e)))?;
-        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
-            .map(|d| d.is_truthy())
-            .unwrap_or(true);
-        if done {
-            break;
-        }
-        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value"))
-            .map_err(|_| "a model chunk has no value".to_owned())?;
-        let array: Uint8Array = value
-            .dyn_into()
-            .map_err(|_| "a model chunk is not bytes".to_owned())?;
-        let start = bytes.len();
-        bytes.resize(start + array.length() as usize, 0);
-        array.copy_to(&mut bytes[start..]);
-        let done = bytes.len() as u64;
-        if done - reported >= PROGRESS_STEP {
-            reported = done;
-            state.post(&FromLlm::Progress { stage, done, total });
-        }
-    }
-    state.post(&FromLlm::Progress {
-        stage,
-        done: bytes.len() as u64,
-        total,
-    });
-    Ok(bytes)
-}
-
-/// The model bytes: from the Cache API when a complete copy is there, else downloaded
-/// (and cached for next time). Returns the bytes and whether they came from the cache.
-async fn model_bytes(state: &State, entry: &ModelEntry) -> Result<(Vec<u8>, bool), String> {
-    let url = format!("models/{}", entry.file);
-    let cache: Option<Cache> = match state.scope.caches() {
-        Ok(storage) => JsFuture::from(storage.open(CACHE_NAME))
-            .await
-            .ok()
-            .and_then(|c| c.dyn_into().ok()),
-        Err(_) => None,
-    };
-    if let Some(cache) = &cache
-        && let Ok(hit) = JsFuture::from(cache.match_with_str(&url)).await
-        && let Ok(response) = hit.dyn_into::<Response>()
-    {
-        let bytes = read_body(state, &response, Stage::Cache, entry.bytes).await?;
-        if bytes.len() as u64 == entry.bytes {
-            return Ok((bytes, true));
-        }
-        // A stale or truncated copy: replace it.
-        let _ = JsFuture::from(cache.delete_with_str(&url)).await;
-    }
-    let response = fetch(state, &url).await?;
-    if !response.ok() {
-        return Err(format!(
-            "{url}: HTTP {} ({GET_MODEL_HINT})",
-            response.status()
-        ));
-    }
-    let bytes = read_body(state, &response, Stage::Download, entry.bytes).await?;
-    if bytes.len() as u64 != entry.bytes {
-        return Err(format!(
-            "{url} has {} bytes, {MODEL_INDEX} says {}",
-            bytes.len(),
-            entry.bytes
-        ));
-    }
-    if let Some(cache) = &cache {
-        let array = Uint8Array::from(bytes.as_slice());
-        if let Ok(copy) = Response::new_with_opt_buffer_source(Some(&array)) {
-            // Best effort: a full quota only means downloading again next time.
-            let _ = JsFuture::from(cache.put_with_str(&url, &copy)).await;
-        }
-    }
-    Ok((bytes, false))
-}
-
-async fn model_index(state: &State) -> Result<Option<ModelEntry>, String> {
-    let response = fetch(state, MODEL_INDEX).await?;
-    if response.status() == 404 {
-        return Ok(None);
-    }
-    if !response.ok() {
-        return Err(format!("{MODEL_INDEX}: HTTP {}", response.status()));
-    }
-    let text = JsFuture::from(response.text().map_err(|e| js_err(&e))?)
-        .await
-        .map_err(|e| format!("{MODEL_INDEX}: {}", js_err(&e)))?
-        .as_string()
-        .unwrap_or_default();
-    Ok(ModelIndex::parse(&text)?.pick().cloned())
-}
-
-/// The LM head on the GPU, or why not.
-async fn gpu_head(engine: &Engine) -> Result<LmHead, String> {
-    let gpu = Gpu::detect().await?;
-    let output = engine.model.output();
-    let weight = output.weight();
-    if weight.dtype() != GgmlDType::Q8_0 || output.bias().is_some() {
-        return Err(format!(
-            "the WebGPU kernel handles a bias-free Q8_0 LM head; this model's is {:?}",
-            weight.dtype()
-        ));
-    }
-    let (rows, cols) = weight
-        .shape()
-        .dims2()
-        .map_err(|e| format!("LM head shape: {e}"))?;
-    let raw = weight.data().map_err(|e| format!("LM head bytes: {e}"))?;
-    let q = Q8Gpu::from_gguf_bytes(&raw, rows, cols)?;
-    LmHead::new(gpu, &q).await
-}
-
-async fn load(state: Rc<State>) -> Result<(), String> {
-    let t0 = state.now_ms();
-    let Some(entry) = model_index(&state).await? else {
+/// The model file, read and built into the CPU engine (always: it also holds the
+/// tokenizer, and is the fallback).
+async fn load_model(state: &State) -> Result<Option<Loaded>, String> {
+    let Some(entry) = download::model_index(&state.scope).await? else {
         state.post(&FromLlm::NoModel(GET_MODEL_HINT.to_owned()));
-        return Ok(());
+        return Ok(None);
     };
-    let (bytes, from_cache) = model_bytes(&state, &entry).await?;
+    let (bytes, from_cache) = download::model_bytes(&state.scope, &entry).await?;
+    state.from_cache.set(from_cache);
     state.post(&FromLlm::Progress {
         stage: Stage::Build,
         done: 0,
@@ -236,43 +92,107 @@ async fn load(state: Rc<State>) -> Result<(), String> {
     state.yield_now().await;
     let engine = Engine::from_gguf(&mut Cursor::new(bytes), &entry.file, &Device::Cpu)
         .map_err(|e| format!("{}: {e}", entry.file))?;
-    let (head, backend, note) = match gpu_head(&engine).await {
-        Ok(head) => {
-            let name = head.adapter().to_owned();
-            (Some(head), Backend::WebGpu(name), String::new())
+    Ok(Some(Loaded { engine, entry }))
+}
+
+/// The loaded model, or the error a request before `Load` gets.
+fn loaded(state: &State) -> Result<Rc<Loaded>, String> {
+    state
+        .model
+        .borrow()
+        .clone()
+        .ok_or_else(|| "the model is not loaded yet".to_owned())
+}
+
+/// The chat-template token ids of a single user message.
+fn chat_ids(engine: &Engine, prompt: &str) -> Result<Vec<u32>, String> {
+    let tok = &engine.tokenizer;
+    tok.encode(
+        &tok.apply_chat_template(&[ChatMessage::user(prompt)], true),
+        true,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Sets up the backend `choice` leads to (putting the model on WebGPU the first time it is
+/// needed; for `auto`, timing a decode step on each) and tells the page which and why.
+async fn use_backend(state: &State, m: &Loaded, choice: BackendChoice) -> Result<(), String> {
+    state.post(&FromLlm::Progress {
+        stage: Stage::Backend,
+        done: 0,
+        total: 0,
+    });
+    state.yield_now().await;
+    if choice != BackendChoice::Cpu
+        && state.gpu.borrow().is_none()
+        && state.gpu_error.borrow().is_none()
+    {
+        match backend::gpu_model(&m.engine).await {
+            Ok(g) => *state.gpu.borrow_mut() = Some(g),
+            Err(e) => *state.gpu_error.borrow_mut() = Some(e),
         }
-        Err(why) => (None, Backend::Cpu, why),
+    }
+    let mut slot = state.gpu.take();
+    let timed = match (&mut slot, choice) {
+        (Some(gpu), BackendChoice::Auto) => time_both(state, m, gpu).await,
+        _ => Ok(None),
     };
-    *state.model.borrow_mut() = Some(Rc::new(Loaded { engine, head }));
-    state.post(&FromLlm::Backend { backend, note });
-    state.post(&FromLlm::Loaded {
-        model: entry,
-        load_ms: state.now_ms() - t0,
-        from_cache,
+    let adapter = slot.as_ref().map(|g| g.context().adapter().name.clone());
+    let backend = slot.as_ref().map(backend::gpu_backend);
+    *state.gpu.borrow_mut() = slot;
+    let gpu_error = state.gpu_error.borrow().clone().unwrap_or_default();
+    let offered = adapter.as_deref().ok_or(gpu_error.as_str());
+    let (use_gpu, why) = choice::decide(choice, offered, timed?);
+    state.use_gpu.set(use_gpu);
+    state.post(&FromLlm::Backend {
+        backend: if use_gpu {
+            backend.unwrap_or(Backend::Cpu)
+        } else {
+            Backend::Cpu
+        },
+        why,
     });
     Ok(())
 }
 
-/// Logits of the last of `tokens` (the LM head on the GPU when there is one).
-async fn step(
+/// Milliseconds per decode step on the GPU and on the CPU, after a short prompt.
+async fn time_both(
+    state: &State,
     m: &Loaded,
-    tokens: &[u32],
-    cache: &mut edgewise_llm::KvCache,
-) -> Result<Vec<f32>, String> {
-    let model = &m.engine.model;
-    match &m.head {
-        Some(head) => {
-            let h: Vec<f32> = model
-                .forward_hidden(tokens, cache)
-                .and_then(|t| Ok(t.to_vec1()?))
-                .map_err(|e| e.to_string())?;
-            head.matvec(&h).await
-        }
-        None => model
-            .forward(tokens, cache)
-            .and_then(|t| Ok(t.to_vec1()?))
-            .map_err(|e| e.to_string()),
+    gpu: &mut GpuModel,
+) -> Result<Option<(f64, f64)>, String> {
+    let ids = chat_ids(&m.engine, CHECK_PROMPT)?;
+    let prompt = &ids[..ids.len().min(TIMING_PROMPT_TOKENS)];
+    let now = || state.now_ms();
+    let gpu_ms = backend::time_decode(&mut Runner::gpu(gpu), prompt, &now).await?;
+    let cpu_ms = backend::time_decode(&mut Runner::cpu(&m.engine.model), prompt, &now).await?;
+    Ok(Some((gpu_ms, cpu_ms)))
+}
+
+async fn load(state: Rc<State>, choice: BackendChoice) -> Result<(), String> {
+    let t0 = state.now_ms();
+    let fresh = state.model.borrow().is_none();
+    if fresh {
+        let Some(m) = load_model(&state).await? else {
+            return Ok(());
+        };
+        *state.model.borrow_mut() = Some(Rc::new(m));
     }
+    let m = loaded(&state)?;
+    use_backend(&state, &m, choice).await?;
+    if fresh {
+        state.post(&FromLlm::Loaded {
+            model: m.entry.clone(),
+            load_ms: state.now_ms() - t0,
+            from_cache: state.from_cache.get(),
+        });
+    }
+    Ok(())
+}
+
+async fn switch(state: Rc<State>, choice: BackendChoice) -> Result<(), String> {
+    let m = loaded(&state)?;
+    use_backend(&state, &m, choice).await
 }
 
 async fn generate(
@@ -281,14 +201,28 @@ async fn generate(
     max_tokens: u32,
     decoding: Decoding,
 ) -> Result<(), String> {
-    let m = state
-        .model
-        .borrow()
-        .clone()
-        .ok_or_else(|| "the model is not loaded yet".to_owned())?;
-    let tok = &m.engine.tokenizer;
-    let text = tok.apply_chat_template(&[ChatMessage::user(&prompt)], true);
-    let ids = tok.encode(&text, true).map_err(|e| e.to_string())?;
+    let m = loaded(&state)?;
+    let mut slot = state.gpu.take();
+    let runner = match (&mut slot, state.use_gpu.get()) {
+        (Some(gpu), true) => Runner::gpu(gpu),
+        _ => Runner::cpu(&m.engine.model),
+    };
+    let result = answer(&state, &m.engine, runner, &prompt, max_tokens, decoding).await;
+    *state.gpu.borrow_mut() = slot;
+    result
+}
+
+/// Streams the answer to `prompt` from `runner` to the page.
+async fn answer(
+    state: &State,
+    engine: &Engine,
+    mut runner: Runner<'_>,
+    prompt: &str,
+    max_tokens: u32,
+    decoding: Decoding,
+) -> Result<(), String> {
+    let tok = &engine.tokenizer;
+    let ids = chat_ids(engine, prompt)?;
     let sampling = match decoding {
         Decoding::Greedy => (Sampling::Greedy, 0),
         Decoding::Sample { seed } => (
@@ -303,14 +237,12 @@ async fn generate(
     let mut sampler = Sampler::new(sampling.0, sampling.1).map_err(|e| e.to_string())?;
     let stops = tok.stop_tokens();
     let mut decoder = StreamDecoder::default();
-    let mut cache = m.engine.model.new_cache();
     let t0 = state.now_ms();
-    let mut logits = step(&m, &ids, &mut cache).await?;
+    let mut next = runner.step(&ids, &mut sampler).await?;
     let prefill_ms = state.now_ms() - t0;
     let t_first = state.now_ms();
     let mut out: Vec<u32> = Vec::new();
     let finish = loop {
-        let next = sampler.sample(&logits).map_err(|e| e.to_string())?;
         if stops.contains(&next) {
             break Finish::EndOfTurn;
         }
@@ -324,7 +256,7 @@ async fn generate(
         if state.stop.get() {
             break Finish::Stopped;
         }
-        logits = step(&m, &[next], &mut cache).await?;
+        next = runner.step(&[next], &mut sampler).await?;
     };
     let decode_s = (state.now_ms() - t_first) / 1000.0;
     // Tokens after the first, over the time spent producing them.
@@ -344,56 +276,72 @@ async fn generate(
     Ok(())
 }
 
-/// The WebGPU LM head against the exact f32 reference and candle's CPU path, on the
-/// hidden state of [`CHECK_PROMPT`].
+/// The WebGPU forward pass against the CPU path: [`CHECK_PROMPT`] and the CPU's greedy
+/// answer to it, teacher-forced through the GPU in one submit.
 async fn self_test(state: Rc<State>) -> Result<(), String> {
-    let m = state
-        .model
-        .borrow()
-        .clone()
-        .ok_or_else(|| "the model is not loaded yet".to_owned())?;
-    let head = m
-        .head
-        .as_ref()
-        .ok_or_else(|| "no WebGPU LM head on this browser".to_owned())?;
-    let model = &m.engine.model;
-    let tok = &m.engine.tokenizer;
-    let ids = tok
-        .encode(
-            &tok.apply_chat_template(&[ChatMessage::user(CHECK_PROMPT)], true),
-            true,
-        )
-        .map_err(|e| e.to_string())?;
-    let mut cache = model.new_cache();
-    let hidden = model
-        .forward_hidden(&ids, &mut cache)
-        .map_err(|e| e.to_string())?;
-    let h: Vec<f32> = hidden.to_vec1().map_err(|e| e.to_string())?;
+    let m = loaded(&state)?;
+    let mut slot = state.gpu.take();
+    let result = match &mut slot {
+        Some(gpu) => check_gpu(&state, &m.engine, gpu).await,
+        None => Err("WebGPU is not set up in this browser; there is nothing to check".to_owned()),
+    };
+    *state.gpu.borrow_mut() = slot;
+    state.post(&FromLlm::SelfTest(result?));
+    Ok(())
+}
+
+async fn check_gpu(state: &State, engine: &Engine, gpu: &mut GpuModel) -> Result<GpuCheck, String> {
+    let prompt = chat_ids(engine, CHECK_PROMPT)?;
+    let stops = engine.tokenizer.stop_tokens();
+    let model = &engine.model;
     let t0 = state.now_ms();
-    let cpu: Vec<f32> = model
-        .output()
-        .forward(&hidden.unsqueeze(0).map_err(|e| e.to_string())?)
-        .and_then(|t| Ok(t.squeeze(0)?.to_vec1()?))
-        .map_err(|e| e.to_string())?;
+    let mut cache = model.new_cache();
+    let mut logits = Runner::cpu_logits(model, &prompt, &mut cache)?;
+    let mut answer = Vec::new();
+    // The logits the answer's last token was chosen from (after prompt + answer[..n-1]).
+    let mut last = Vec::new();
+    while answer.len() < CHECK_TOKENS {
+        let next = edgewise_llm::sampling::greedy(&logits);
+        if stops.contains(&next) {
+            break;
+        }
+        answer.push(next);
+        last = std::mem::take(&mut logits);
+        if answer.len() < CHECK_TOKENS {
+            logits = Runner::cpu_logits(model, &[next], &mut cache)?;
+        }
+    }
     let cpu_ms = state.now_ms() - t0;
+    if answer.is_empty() {
+        return Err("the CPU path ended its answer at once; nothing to compare".to_owned());
+    }
+    let mut input = prompt.clone();
+    input.extend_from_slice(&answer[..answer.len() - 1]);
+    gpu.reset();
     let t1 = state.now_ms();
-    let gpu = head.matvec(&h).await?;
+    let preds = gpu
+        .prefill_all_async(&input)
+        .await
+        .map_err(|e| e.to_string())?;
     let gpu_ms = state.now_ms() - t1;
-    let weight = model.output().weight();
-    let (rows, cols) = weight.shape().dims2().map_err(|e| e.to_string())?;
-    let raw = weight.data().map_err(|e| e.to_string())?;
-    let exact = Q8Gpu::from_gguf_bytes(&raw, rows, cols)?.matvec_reference(&h);
-    let argmax = |v: &[f32]| edgewise_llm::sampling::greedy(v);
-    state.post(&FromLlm::SelfTest(KernelCheck {
-        rows: u32::try_from(rows).unwrap_or(u32::MAX),
-        cols: u32::try_from(cols).unwrap_or(u32::MAX),
-        max_abs_vs_f32: max_abs_diff(&gpu, &exact),
-        max_abs_vs_cpu: max_abs_diff(&gpu, &cpu),
-        top1_equal: argmax(&gpu) == argmax(&cpu),
+    let gpu_logits = gpu.logits_async().await.map_err(|e| e.to_string())?;
+    gpu.reset();
+    let agree = preds[prompt.len() - 1..]
+        .iter()
+        .zip(&answer)
+        .filter(|(p, a)| p == a)
+        .count();
+    let max_abs_logit_diff = gpu_logits
+        .iter()
+        .zip(&last)
+        .fold(0f32, |m, (g, c)| m.max((g - c).abs()));
+    Ok(GpuCheck {
+        positions: u32::try_from(answer.len()).unwrap_or(u32::MAX),
+        agree: u32::try_from(agree).unwrap_or(u32::MAX),
+        max_abs_logit_diff,
         gpu_ms,
         cpu_ms,
-    }));
-    Ok(())
+    })
 }
 
 /// Runs `job` unless another is running; reports its error.
@@ -419,7 +367,8 @@ where
 
 fn handle(state: &Rc<State>, msg: ToLlm) {
     match msg {
-        ToLlm::Load => run_exclusive(state, load(Rc::clone(state))),
+        ToLlm::Load { backend } => run_exclusive(state, load(Rc::clone(state), backend)),
+        ToLlm::UseBackend(choice) => run_exclusive(state, switch(Rc::clone(state), choice)),
         ToLlm::Generate {
             prompt,
             max_tokens,
@@ -442,6 +391,10 @@ pub fn start() -> Result<(), JsValue> {
     let state = Rc::new(State {
         scope: scope.clone(),
         model: RefCell::new(None),
+        from_cache: Cell::new(false),
+        gpu: RefCell::new(None),
+        gpu_error: RefCell::new(None),
+        use_gpu: Cell::new(false),
         busy: Cell::new(false),
         stop: Cell::new(false),
     });
