@@ -196,8 +196,8 @@ mod gpu {
     }
 
     /// `--backend auto`: a hardware adapter that can run the model, else the CPU. A
-    /// software adapter (lavapipe, SwiftShader) is passed over: it is about a hundred
-    /// times slower than the CPU engine.
+    /// software adapter (lavapipe, SwiftShader) is passed over: it is about ten times
+    /// slower than the CPU engine (lavapipe, docs/results/gpu.md).
     pub(super) fn open_auto(engine: &Engine) -> Result<(Box<dyn Session + '_>, String)> {
         let cpu = |why: String| -> Result<(Box<dyn Session + '_>, String)> {
             Ok((Box::new(CpuSession::new(engine)), why))
