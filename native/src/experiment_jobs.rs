@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use edgewise_rl::experiment::ExperimentPlan;
 
 use crate::experiment_cell::{CellState, inspect};
-use crate::experiment_plan::{Cell, command_line, plan_argv};
+use crate::experiment_plan::{Cell, arm_config, command_line, plan_argv};
 
 /// Environment every cell process runs with: one thread.
 pub const ONE_THREAD: [(&str, &str); 1] = [("RAYON_NUM_THREADS", "1")];
@@ -36,11 +36,15 @@ pub fn run_cells(
     out: &Path,
     jobs: usize,
 ) -> anyhow::Result<()> {
-    let pending: VecDeque<Cell> = todo
+    let mut pending: Vec<Cell> = todo
         .iter()
         .filter(|c| !matches!(inspect(out, &c.id, plan_hash), CellState::Done { .. }))
         .cloned()
         .collect();
+    // Longest first (the control's extra epochs make its cells the slowest), so that with
+    // several jobs no long cell starts last and runs alone; results do not depend on it.
+    pending.sort_by_key(|c| std::cmp::Reverse(arm_config(plan, c.arm).epochs));
+    let pending: VecDeque<Cell> = pending.into();
     let skipped = todo.len() - pending.len();
     if skipped > 0 {
         println!(
