@@ -39,6 +39,13 @@ import ray
 
 CRASH_ONCE_VAR = "EDGEWISE_CRASH_ONCE"
 ONE_THREAD = {"RAYON_NUM_THREADS": "1"}
+# glibc allocator settings a cell runs with unless the node sets GLIBC_TUNABLES itself
+# (as `edgewise experiment --jobs` does, native/src/experiment_jobs.rs MALLOC_TUNABLES):
+# about a third less CPU time, identical results.
+MALLOC_TUNABLES = {
+    "GLIBC_TUNABLES":
+        "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824",
+}
 TASK_PREFIX = "edgewise-cell:"
 
 
@@ -113,7 +120,7 @@ def run_cell(binary, plan: list[str], cell_id: str, extra_env: dict,
         else:
             exe = Path(binary)
         out = scratch / "out"
-        env = {**os.environ, **ONE_THREAD, **extra_env}
+        env = {**MALLOC_TUNABLES, **os.environ, **ONE_THREAD, **extra_env}
         proc = subprocess.run(
             [str(exe), "experiment", *plan, "--cell", cell_id, "--out", str(out)],
             capture_output=True, text=True, env=env, timeout=timeout, check=False)

@@ -1,5 +1,6 @@
-//! One cell of an experiment: train one algorithm on one seed and population, evaluate
-//! the policy on the held-out scenarios, and store the result.
+//! One cell of an experiment: train one arm on one seed on the population mix, evaluate
+//! the policy on the held-out seeds of every evaluation scenario and population, and
+//! store the result.
 //!
 //! A cell lives in `OUT/cells/ID/`: `policy.json` (the exported policy) and `cell.json`
 //! (its [`Run`], the plan hash and the policy's SHA-256). Both are written into a
@@ -19,13 +20,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use edgewise_atomic_file::write as write_atomic;
 use edgewise_env::EpisodeInfo;
-use edgewise_rl::experiment::ExperimentPlan;
+use edgewise_rl::experiment::{Arm, ExperimentPlan};
 use edgewise_rl::{Ppo, WmConfig, cpu_device};
 use mec::{Catalogue, EpisodeMetrics, Policy, SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::experiment_plan::{Cell, ppo_config, scenarios};
+use crate::experiment_plan::{Cell, Scenarios, arm_config, scenarios};
 use crate::learned::{LearnedPolicy, MEC_ENV};
 
 /// Directory under `--out` holding one directory per finished cell.
@@ -40,14 +41,16 @@ pub const CRASH_ONCE_VAR: &str = "EDGEWISE_CRASH_ONCE";
 const CRASH_EXIT_STATUS: i32 = 86;
 
 const FORMAT: &str = "edgewise-experiment-cell";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+/// Scenario name → population → metrics per held-out seed.
+pub type Evaluation = BTreeMap<String, BTreeMap<usize, Vec<EpisodeMetrics>>>;
 
 /// One training run and its evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
-    pub algo: String,
+    pub arm: Arm,
     pub seed: u64,
-    pub train_population: usize,
     /// `(env_steps, mean training episode return)` per iteration with finished episodes.
     pub curve: Vec<(u64, f64)>,
     /// `(env_steps, world-model validation error)` (WM-PPO only).
@@ -55,8 +58,8 @@ pub struct Run {
     pub wall_s: f64,
     /// The policy file, relative to the experiment's output directory.
     pub policy: String,
-    /// Evaluation population → metrics per held-out seed.
-    pub eval: BTreeMap<usize, Vec<EpisodeMetrics>>,
+    /// Evaluation scenario → population → metrics per held-out seed.
+    pub eval: Evaluation,
 }
 
 /// `cell.json`.
@@ -264,57 +267,53 @@ fn evaluate(
     Ok(mec::run_episode(&mut sim, policy))
 }
 
-/// Evaluate `policy` at every evaluation population on every held-out seed.
+/// Evaluate the policies `make(seed)` builds at every evaluation scenario and population
+/// of the plan, one fresh policy per held-out seed.
 ///
 /// # Errors
 /// When a simulator cannot be built.
 pub fn evaluate_all(
-    policy: &mut dyn Policy,
     plan: &ExperimentPlan,
-    configs: &BTreeMap<usize, SimConfig>,
+    configs: &Scenarios,
     cat: &Catalogue,
-) -> anyhow::Result<BTreeMap<usize, Vec<EpisodeMetrics>>> {
-    let mut eval = BTreeMap::new();
-    for &n in &plan.eval_populations {
-        let v = plan
-            .eval_seeds
-            .iter()
-            .map(|&s| evaluate(policy, &configs[&n], cat, s))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        eval.insert(n, v);
+    make: &mut dyn FnMut(u64) -> Box<dyn Policy>,
+) -> anyhow::Result<Evaluation> {
+    let mut eval = Evaluation::new();
+    for name in &plan.eval_scenarios {
+        let per_pop = eval.entry(name.clone()).or_default();
+        for &n in &plan.eval_populations {
+            let cfg = &configs[name][&n];
+            let v = plan
+                .eval_seeds
+                .iter()
+                .map(|&s| evaluate(make(s).as_mut(), cfg, cat, s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            per_pop.insert(n, v);
+        }
     }
     Ok(eval)
 }
 
-/// Evaluate a baseline at every population on every held-out seed (each seed with its
-/// own scenario-seeded baseline, so random policies draw alike wherever they run).
+/// Evaluate a baseline (or the planner) at every evaluation scenario and population on
+/// every held-out seed (each seed with its own scenario-seeded policy, so random policies
+/// draw alike wherever they run).
 ///
 /// # Errors
 /// When a simulator cannot be built.
 pub fn evaluate_baseline(
     kind: mec::PolicyKind,
     plan: &ExperimentPlan,
-    configs: &BTreeMap<usize, SimConfig>,
+    configs: &Scenarios,
     cat: &Catalogue,
-) -> anyhow::Result<BTreeMap<usize, Vec<EpisodeMetrics>>> {
-    let mut per_pop = BTreeMap::new();
-    for (&n, cfg) in configs {
-        let v = plan
-            .eval_seeds
-            .iter()
-            .map(|&s| evaluate(mec::scenario_baseline(kind, s).as_mut(), cfg, cat, s))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        per_pop.insert(n, v);
-    }
-    Ok(per_pop)
+) -> anyhow::Result<Evaluation> {
+    evaluate_all(plan, configs, cat, &mut |s| mec::scenario_baseline(kind, s))
 }
 
-/// Train the cell's algorithm and evaluate its greedy policy; returns the run and the
-/// policy file's bytes.
+/// Train the cell's arm on the population mix and evaluate its greedy policy; returns
+/// the run and the policy file's bytes.
 fn train_and_evaluate(plan: &ExperimentPlan, cell: &Cell) -> anyhow::Result<(Run, Vec<u8>)> {
     let cat = Catalogue::default_catalogue();
     let configs = scenarios(plan)?;
-    let pop = cell.train_population;
     let t0 = Instant::now();
     let bar = crate::logging::bar(
         plan.env_steps,
@@ -322,17 +321,29 @@ fn train_and_evaluate(plan: &ExperimentPlan, cell: &Cell) -> anyhow::Result<(Run
     );
     bar.set_message(cell.id.clone());
     let device = cpu_device();
-    let mut env = mec::MecVecEnv::new(&configs[&pop], &cat, plan.num_envs, cell.seed)?;
-    let config = ppo_config(plan);
-    let mut ppo = match cell.algo.as_str() {
-        "ppo" => Ppo::new(config, &env, &device, cell.seed)?,
-        "wm-ppo" => Ppo::with_world_model(config, WmConfig::default(), &env, &device, cell.seed)?,
-        other => bail!("cell {}: unknown algorithm {other:?}", cell.id),
+    let train = &configs[&plan.train_scenario];
+    let mut env = crate::mec_env::training_env(
+        &plan.train_populations,
+        plan.num_envs,
+        cell.seed,
+        &cat,
+        &|n| Ok(train[&n].clone()),
+    )?;
+    let config = arm_config(plan, cell.arm);
+    let mut ppo = match cell.arm {
+        Arm::Ppo | Arm::PpoEqualGrad => Ppo::new(config, env.as_ref(), &device, cell.seed)?,
+        Arm::WmPpo => Ppo::with_world_model(
+            config,
+            WmConfig::default(),
+            env.as_ref(),
+            &device,
+            cell.seed,
+        )?,
     };
     let (mut curve, mut wm_error) = (Vec::new(), Vec::new());
     let mut episodes: Vec<EpisodeInfo> = Vec::new();
     while ppo.env_steps() < plan.env_steps {
-        let s = ppo.iterate(&mut env)?;
+        let s = ppo.iterate(env.as_mut())?;
         ppo.drain_finished(&mut episodes);
         if s.mean_return.is_finite() {
             curve.push((s.env_steps, s.mean_return));
@@ -345,16 +356,22 @@ fn train_and_evaluate(plan: &ExperimentPlan, cell: &Cell) -> anyhow::Result<(Run
     bar.finish_and_clear();
     let wall_s = t0.elapsed().as_secs_f64();
     let mut file = ppo.policy();
-    file.meta.insert("algo".into(), cell.algo.clone().into());
+    file.meta.insert("algo".into(), cell.arm.algo().into());
+    file.meta.insert("arm".into(), cell.arm.as_str().into());
     file.meta.insert("env".into(), MEC_ENV.into());
-    file.meta.insert("devices".into(), pop.into());
+    file.meta.insert(
+        "train_devices".into(),
+        plan.train_populations.clone().into(),
+    );
+    file.meta
+        .insert("train_scenario".into(), plan.train_scenario.clone().into());
     let policy = file.to_bytes();
-    let mut learned = LearnedPolicy::new(cell.id.clone(), file);
-    let eval = evaluate_all(&mut learned, plan, &configs, &cat)?;
+    let eval = evaluate_all(plan, &configs, &cat, &mut |_| {
+        Box::new(LearnedPolicy::new(cell.id.clone(), file.clone()))
+    })?;
     let run = Run {
-        algo: cell.algo.clone(),
+        arm: cell.arm,
         seed: cell.seed,
-        train_population: pop,
         curve,
         wm_error,
         wall_s,

@@ -1,23 +1,20 @@
 //! What an `edgewise experiment` runs, as independent cells.
 //!
 //! The plan comes from a preset plus overrides ([`PlanArgs`]). It splits into cells, one
-//! per training run (algorithm × training seed × training population), each trained and
-//! evaluated in its own process and stamped with [`plan_hash`], a digest of everything
-//! that determines a cell's result. The plan can be written back as command-line
-//! arguments ([`plan_argv`]), which is how child processes, cluster tasks and error
-//! messages name the same plan.
+//! per training run (arm × training seed; every run trains on the whole population mix),
+//! each trained and evaluated in its own process and stamped with [`plan_hash`], a digest
+//! of everything that determines a cell's result. The plan can be written back as
+//! command-line arguments ([`plan_argv`]), which is how child processes, cluster tasks
+//! and error messages name the same plan.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use edgewise_rl::experiment::{ExperimentPlan, Preset};
+use edgewise_rl::experiment::{Arm, ExperimentPlan, Preset};
 use edgewise_rl::{PpoConfig, WmConfig};
 use mec::{Catalogue, SimConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-/// The learned algorithms every plan trains, in cell order.
-pub const ALGOS: [&str; 2] = ["ppo", "wm-ppo"];
 
 /// First held-out evaluation seed of `--eval-seeds N` (seeds 10000, 10001, …).
 const EVAL_SEED_BASE: u64 = 10_000;
@@ -25,7 +22,7 @@ const EVAL_SEED_BASE: u64 = 10_000;
 /// The arguments that choose the plan: a preset and optional overrides.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// Experiment size: quick (minutes) or full (hours).
+    /// Experiment size: quick (under half an hour on 2 cores) or full (hours).
     #[arg(long, value_parser = parse_preset)]
     pub preset: Preset,
     /// Override: number of training seeds (1..=N).
@@ -34,12 +31,25 @@ pub struct PlanArgs {
     /// Override: real environment steps per training run.
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Override: populations to train on (comma-separated).
+    /// Override: the arms to train (comma-separated: ppo, wm-ppo, ppo-eqgrad).
+    #[arg(long, value_delimiter = ',', value_parser = parse_arm)]
+    pub arms: Option<Vec<Arm>>,
+    /// Override: the population mix every run trains on, one population per parallel
+    /// environment (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub train_populations: Option<Vec<usize>>,
-    /// Override: populations to evaluate on (comma-separated).
+    /// Override: parallel environments per training run (at least the mix's size).
+    #[arg(long)]
+    pub envs: Option<usize>,
+    /// Override: the scenario preset trained on.
+    #[arg(long)]
+    pub train_scenario: Option<String>,
+    /// Override: populations to evaluate at (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub populations: Option<Vec<usize>>,
+    /// Override: scenario presets to evaluate on (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
     /// Override: number of held-out evaluation seeds.
     #[arg(long)]
     pub eval_seeds: Option<u64>,
@@ -49,8 +59,12 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse::<Preset>().map_err(|e| e.to_string())
 }
 
+fn parse_arm(s: &str) -> Result<Arm, String> {
+    s.parse::<Arm>().map_err(|e| e.to_string())
+}
+
 impl PlanArgs {
-    /// The preset's plan with the overrides applied, validated.
+    /// The preset's plan with the overrides applied, validated (scenario names included).
     ///
     /// # Errors
     /// When the resulting plan is invalid (naming the field).
@@ -62,16 +76,29 @@ impl PlanArgs {
         if let Some(s) = self.steps {
             plan.env_steps = s;
         }
+        if let Some(a) = &self.arms {
+            plan.arms.clone_from(a);
+        }
         if let Some(p) = &self.train_populations {
             plan.train_populations.clone_from(p);
         }
+        if let Some(n) = self.envs {
+            plan.num_envs = n;
+        }
+        if let Some(s) = &self.train_scenario {
+            plan.train_scenario.clone_from(s);
+        }
         if let Some(p) = &self.populations {
             plan.eval_populations.clone_from(p);
+        }
+        if let Some(s) = &self.scenarios {
+            plan.eval_scenarios.clone_from(s);
         }
         if let Some(n) = self.eval_seeds {
             plan.eval_seeds = (0..n).map(|i| EVAL_SEED_BASE + i).collect();
         }
         plan.validate().context("invalid experiment arguments")?;
+        scenarios(&plan).context("invalid experiment arguments")?;
         Ok(plan)
     }
 }
@@ -82,30 +109,40 @@ impl PlanArgs {
 #[must_use]
 pub fn plan_argv(plan: &ExperimentPlan) -> Vec<String> {
     let preset = plan.preset.plan();
-    let join = |v: &[usize]| {
+    fn join<T: ToString>(v: &[T]) -> String {
         v.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",")
-    };
+    }
     let mut argv = vec!["--preset".to_owned(), plan.preset.to_string()];
+    let mut add = |flag: &str, value: String| argv.extend([flag.to_owned(), value]);
     if plan.seeds != preset.seeds {
-        argv.extend(["--seeds".to_owned(), plan.seeds.len().to_string()]);
+        add("--seeds", plan.seeds.len().to_string());
     }
     if plan.env_steps != preset.env_steps {
-        argv.extend(["--steps".to_owned(), plan.env_steps.to_string()]);
+        add("--steps", plan.env_steps.to_string());
+    }
+    if plan.arms != preset.arms {
+        add("--arms", join(&plan.arms));
     }
     if plan.train_populations != preset.train_populations {
-        argv.extend([
-            "--train-populations".to_owned(),
-            join(&plan.train_populations),
-        ]);
+        add("--train-populations", join(&plan.train_populations));
+    }
+    if plan.num_envs != preset.num_envs {
+        add("--envs", plan.num_envs.to_string());
+    }
+    if plan.train_scenario != preset.train_scenario {
+        add("--train-scenario", plan.train_scenario.clone());
     }
     if plan.eval_populations != preset.eval_populations {
-        argv.extend(["--populations".to_owned(), join(&plan.eval_populations)]);
+        add("--populations", join(&plan.eval_populations));
+    }
+    if plan.eval_scenarios != preset.eval_scenarios {
+        add("--scenarios", join(&plan.eval_scenarios));
     }
     if plan.eval_seeds != preset.eval_seeds {
-        argv.extend(["--eval-seeds".to_owned(), plan.eval_seeds.len().to_string()]);
+        add("--eval-seeds", plan.eval_seeds.len().to_string());
     }
     argv
 }
@@ -119,34 +156,29 @@ pub fn command_line(plan: &ExperimentPlan, extra: &[&str]) -> String {
     words.join(" ")
 }
 
-/// One training run of a plan.
+/// One training run of a plan: one arm on one seed, on the whole population mix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cell {
     /// Position in [`cells`] (what `--shard I/N` selects by).
     pub index: usize,
-    /// `ALGO-nPOP-sSEED`: names the cell's directory and its policy file.
+    /// `ARM-sSEED`: names the cell's directory and its policy file.
     pub id: String,
-    pub algo: String,
+    pub arm: Arm,
     pub seed: u64,
-    pub train_population: usize,
 }
 
-/// Every training run of `plan`, in a fixed order: training population, then seed, then
-/// algorithm.
+/// Every training run of `plan`, in a fixed order: seed, then arm.
 #[must_use]
 pub fn cells(plan: &ExperimentPlan) -> Vec<Cell> {
     let mut out = Vec::new();
-    for &pop in &plan.train_populations {
-        for &seed in &plan.seeds {
-            for algo in ALGOS {
-                out.push(Cell {
-                    index: out.len(),
-                    id: format!("{algo}-n{pop}-s{seed}"),
-                    algo: algo.to_owned(),
-                    seed,
-                    train_population: pop,
-                });
-            }
+    for &seed in &plan.seeds {
+        for &arm in &plan.arms {
+            out.push(Cell {
+                index: out.len(),
+                id: format!("{arm}-s{seed}"),
+                arm,
+                seed,
+            });
         }
     }
     out
@@ -201,32 +233,44 @@ impl Shard {
     }
 }
 
-/// The MEC scenario of a population: the default scenario with `devices` devices.
+/// The MEC scenario `name` (a simulator preset) with `devices` devices.
 ///
 /// # Errors
-/// When the scenario does not validate.
-pub fn scenario(devices: usize) -> anyhow::Result<SimConfig> {
-    let cfg = SimConfig {
-        devices,
-        ..SimConfig::default()
-    };
-    cfg.validate().context("MEC scenario")?;
+/// When there is no such preset or the scenario does not validate.
+pub fn scenario(name: &str, devices: usize) -> anyhow::Result<SimConfig> {
+    let mut cfg = mec::preset(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cfg.devices = devices;
+    cfg.validate()
+        .with_context(|| format!("MEC scenario {name:?} with {devices} devices"))?;
     Ok(cfg)
 }
 
-/// Every population of the plan (training and evaluation), sorted, with its scenario.
+/// Scenario name → population → configuration.
+pub type Scenarios = BTreeMap<String, BTreeMap<usize, SimConfig>>;
+
+/// Every scenario a plan runs: the training scenario at each population of the mix and
+/// every evaluation scenario at each evaluation population.
 ///
 /// # Errors
-/// When a scenario does not validate.
-pub fn scenarios(plan: &ExperimentPlan) -> anyhow::Result<BTreeMap<usize, SimConfig>> {
-    let mut pops = plan.eval_populations.clone();
-    pops.extend(&plan.train_populations);
-    pops.into_iter()
-        .map(|n| scenario(n).map(|c| (n, c)))
-        .collect()
+/// When a scenario is unknown or does not validate.
+pub fn scenarios(plan: &ExperimentPlan) -> anyhow::Result<Scenarios> {
+    let mut out = Scenarios::new();
+    let mut add = |name: &str, pops: &[usize]| -> anyhow::Result<()> {
+        for &n in pops {
+            let cfg = scenario(name, n)?;
+            out.entry(name.to_owned()).or_default().insert(n, cfg);
+        }
+        Ok(())
+    };
+    add(&plan.train_scenario, &plan.train_populations)?;
+    for name in &plan.eval_scenarios {
+        add(name, &plan.eval_populations)?;
+    }
+    Ok(out)
 }
 
-/// The learner's configuration for a plan's training runs.
+/// The base learner configuration of a plan's training runs (each arm derives its own
+/// with [`arm_config`]).
 #[must_use]
 pub fn ppo_config(plan: &ExperimentPlan) -> PpoConfig {
     PpoConfig {
@@ -235,32 +279,40 @@ pub fn ppo_config(plan: &ExperimentPlan) -> PpoConfig {
     }
 }
 
+/// The learner configuration of `arm` in `plan`.
+#[must_use]
+pub fn arm_config(plan: &ExperimentPlan, arm: Arm) -> PpoConfig {
+    arm.ppo_config(&ppo_config(plan), &WmConfig::default())
+}
+
 /// Everything that determines a cell's result, hashed.
 #[derive(Serialize)]
 struct HashInput<'a> {
     format: &'static str,
     version: u32,
     plan: &'a ExperimentPlan,
-    algos: [&'static str; 2],
-    ppo: PpoConfig,
+    arms: Vec<(Arm, PpoConfig)>,
     wm: WmConfig,
-    scenarios: BTreeMap<usize, SimConfig>,
+    scenarios: Scenarios,
     catalogue: Catalogue,
 }
 
-/// Hex SHA-256 of the plan together with the learner, world-model and scenario
-/// configurations and the catalogue it runs on: two cells with the same hash were
-/// trained and evaluated alike.
+/// Hex SHA-256 of the plan together with each arm's learner configuration, the
+/// world-model configuration, the scenario configurations and the catalogue it runs on:
+/// two cells with the same hash were trained and evaluated alike.
 ///
 /// # Errors
-/// When a scenario does not validate.
+/// When a scenario is unknown or does not validate.
 pub fn plan_hash(plan: &ExperimentPlan) -> anyhow::Result<String> {
     let input = HashInput {
         format: "edgewise-experiment-plan",
-        version: 1,
+        version: 2,
         plan,
-        algos: ALGOS,
-        ppo: ppo_config(plan),
+        arms: plan
+            .arms
+            .iter()
+            .map(|&a| (a, arm_config(plan, a)))
+            .collect(),
         wm: WmConfig::default(),
         scenarios: scenarios(plan)?,
         catalogue: Catalogue::default_catalogue(),
@@ -279,8 +331,12 @@ mod tests {
             preset,
             seeds: None,
             steps: None,
+            arms: None,
             train_populations: None,
+            envs: None,
+            train_scenario: None,
             populations: None,
+            scenarios: None,
             eval_seeds: None,
         }
     }
@@ -290,7 +346,11 @@ mod tests {
         let mut a = args(Preset::Quick);
         a.seeds = Some(2);
         a.steps = Some(1024);
+        a.arms = Some(vec![Arm::WmPpo, Arm::Ppo]);
         a.train_populations = Some(vec![10, 20]);
+        a.envs = Some(2);
+        a.train_scenario = Some("bursty".into());
+        a.scenarios = Some(vec!["edge-load".into()]);
         a.eval_seeds = Some(3);
         let plan = a.plan().unwrap();
         let argv = plan_argv(&plan);
@@ -313,27 +373,42 @@ mod tests {
     }
 
     #[test]
+    fn unknown_scenarios_and_small_batches_are_refused_by_name() {
+        let mut a = args(Preset::Quick);
+        a.scenarios = Some(vec!["default".into(), "stormy".into()]);
+        let err = format!("{:#}", a.plan().unwrap_err());
+        assert!(err.contains("stormy") && err.contains("bursty"), "{err}");
+        let mut a = args(Preset::Quick);
+        a.envs = Some(2);
+        let err = format!("{:#}", a.plan().unwrap_err());
+        assert!(err.contains("train_populations"), "{err}");
+    }
+
+    /// One cell per arm and seed (not per training population): the control arm is in
+    /// every preset, and every cell trains on the mix.
+    #[test]
     fn cells_and_shards_partition_the_plan() {
         let mut a = args(Preset::Quick);
         a.seeds = Some(3);
-        a.train_populations = Some(vec![10, 50]);
         let plan = a.plan().unwrap();
         let all = cells(&plan);
-        assert_eq!(all.len(), ALGOS.len() * 3 * 2);
-        assert_eq!(all[0].id, "ppo-n10-s1");
-        assert_eq!(all[1].id, "wm-ppo-n10-s1");
+        assert_eq!(all.len(), Arm::ALL.len() * 3);
+        let ids: Vec<&str> = all.iter().take(4).map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["ppo-s1", "wm-ppo-s1", "ppo-eqgrad-s1", "ppo-s2"]);
         let mut seen: Vec<usize> = (0..3)
             .flat_map(|i| Shard { index: i, count: 3 }.select(&all))
             .map(|c| c.index)
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..all.len()).collect::<Vec<_>>());
-        assert!(find_cell(&plan, "ppo-n50-s3").is_ok());
-        let err = find_cell(&plan, "ppo-n20-s1").unwrap_err().to_string();
+        assert!(find_cell(&plan, "ppo-eqgrad-s3").is_ok());
+        let err = find_cell(&plan, "ppo-n50-s1").unwrap_err().to_string();
         assert!(
-            err.contains("ppo-n10-s1") && err.contains("--list-cells"),
+            err.contains("ppo-s1") && err.contains("--list-cells"),
             "{err}"
         );
+        assert_eq!(Preset::Quick.plan().seeds.len(), 5);
+        assert_eq!(cells(&Preset::Quick.plan()).len(), 15);
     }
 
     #[test]
@@ -345,14 +420,42 @@ mod tests {
         }
     }
 
+    /// Training runs on the default scenario at each population of the mix; evaluation
+    /// covers the bursty scenario too, with its own configuration.
+    #[test]
+    fn scenarios_cover_the_mix_and_both_evaluation_scenarios() {
+        let plan = Preset::Quick.plan();
+        let s = scenarios(&plan).unwrap();
+        assert_eq!(s.keys().collect::<Vec<_>>(), ["bursty", "default"]);
+        for (name, pops) in &s {
+            assert_eq!(pops.keys().copied().collect::<Vec<_>>(), [10, 20, 50, 100]);
+            for (&n, cfg) in pops {
+                assert_eq!(cfg.devices, n);
+                assert_eq!(*cfg, scenario(name, n).unwrap());
+            }
+        }
+        assert_ne!(s["bursty"][&50], s["default"][&50]);
+        assert!(s["bursty"][&50].bursts.factor > 1.0);
+        assert_eq!(
+            arm_config(&plan, Arm::PpoEqualGrad).epochs,
+            3 * arm_config(&plan, Arm::Ppo).epochs
+        );
+    }
+
     #[test]
     fn the_hash_follows_the_plan() {
         let quick = Preset::Quick.plan();
         let h = plan_hash(&quick).unwrap();
         assert_eq!(h.len(), 64);
         assert_eq!(h, plan_hash(&quick).unwrap());
-        let mut other = quick;
+        let mut other = quick.clone();
         other.env_steps += 1;
+        assert_ne!(h, plan_hash(&other).unwrap());
+        let mut other = quick.clone();
+        other.eval_scenarios.pop();
+        assert_ne!(h, plan_hash(&other).unwrap());
+        let mut other = quick;
+        other.arms.pop();
         assert_ne!(h, plan_hash(&other).unwrap());
     }
 }

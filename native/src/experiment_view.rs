@@ -5,19 +5,23 @@ use edgewise_rl::experiment::Interval;
 
 /// A learning curve: `(env_steps, value)` points.
 pub type Curve = Vec<(u64, f64)>;
-/// One algorithm's curves over seeds.
+/// One arm's curves over seeds.
 pub type AlgoCurves = (String, Vec<Curve>);
-/// Per training population: per-algorithm curves and reference lines (name, value).
-pub type PopCurves = (usize, Vec<AlgoCurves>, Vec<(String, f64)>);
+/// Per policy, per evaluation population, the mean latency interval.
+pub type LatencySeries = Vec<(String, Vec<(usize, Interval)>)>;
 
 /// What the plots need.
 pub struct View {
-    /// Learning curves per training population.
-    pub curves: Vec<PopCurves>,
-    /// WM-PPO validation-error curves per training population.
-    pub wm_error: Vec<(usize, Vec<Curve>)>,
-    /// Policy → per evaluation population, mean latency interval.
-    pub latency: Vec<(String, Vec<(usize, Interval)>)>,
+    /// What the runs trained on, for the learning-curve title (e.g. "10/20/50/100 devices").
+    pub trained_on: String,
+    /// Learning curves per arm (one curve per seed).
+    pub curves: Vec<AlgoCurves>,
+    /// Reference lines on the learning-curve plot: name and episode return.
+    pub refs: Vec<(String, f64)>,
+    /// WM-PPO validation-error curves, one per seed.
+    pub wm_error: Vec<Curve>,
+    /// Per evaluation scenario: policy → per evaluation population, mean latency.
+    pub latency: Vec<(String, LatencySeries)>,
     /// Real environment steps per run.
     pub env_steps: u64,
 }

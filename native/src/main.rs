@@ -15,6 +15,7 @@ mod generate;
 mod learned;
 mod llm_options;
 mod logging;
+mod mec_env;
 mod plots;
 mod rollout_clock;
 mod serve;

@@ -11,16 +11,20 @@ use edgewise_rl::experiment::{Interval, band};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::experiment_view::{AlgoCurves, Curve, View};
+use crate::experiment_view::{AlgoCurves, Curve, LatencySeries, View};
 
 const FONT: &str = "sans-serif";
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(127, 127, 127),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 fn register_font() -> anyhow::Result<()> {
@@ -68,19 +72,21 @@ fn grid(max: u64, points: u64) -> Vec<u64> {
 pub fn write_all(dir: &Path, view: &View) -> anyhow::Result<Vec<PathBuf>> {
     register_font()?;
     let mut out = Vec::new();
-    for (pop, algos, refs) in &view.curves {
-        let path = dir.join(format!("learning_curves_n{pop}.png"));
-        learning_curves(&path, *pop, algos, refs, view.env_steps)?;
+    let path = dir.join("learning_curves.png");
+    learning_curves(
+        &path,
+        &view.trained_on,
+        &view.curves,
+        &view.refs,
+        view.env_steps,
+    )?;
+    out.push(path);
+    for (scenario, series) in &view.latency {
+        let path = dir.join(format!("latency_{scenario}.png"));
+        latency(&path, scenario, series)?;
         out.push(path);
     }
-    let path = dir.join("latency_by_population.png");
-    latency(&path, &view.latency)?;
-    out.push(path);
-    if view
-        .wm_error
-        .iter()
-        .any(|(_, c)| c.iter().any(|v| !v.is_empty()))
-    {
+    if view.wm_error.iter().any(|c| !c.is_empty()) {
         let path = dir.join("wm_error.png");
         wm_error(&path, &view.wm_error, view.env_steps)?;
         out.push(path);
@@ -111,7 +117,7 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 #[allow(clippy::cast_precision_loss)]
 fn learning_curves(
     path: &Path,
-    pop: usize,
+    trained_on: &str,
     algos: &[AlgoCurves],
     refs: &[(String, f64)],
     env_steps: u64,
@@ -132,7 +138,7 @@ fn learning_curves(
     draw_atomic(path, (900, 560), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("Training return, {pop} devices (mean and 95% CI over seeds)"),
+                format!("Training return, {trained_on} (mean and 95% CI over seeds)"),
                 (FONT, 22),
             )
             .margin(12)
@@ -180,7 +186,7 @@ fn learning_curves(
                 });
         }
         for (j, (name, v)) in refs.iter().enumerate() {
-            let c = PALETTE[(j + 2) % PALETTE.len()];
+            let c = PALETTE[(j + algos.len()) % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(
                     [(0.0, *v), (env_steps as f64, *v)],
@@ -203,7 +209,7 @@ fn learning_curves(
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn latency(path: &Path, series: &[(String, Vec<(usize, Interval)>)]) -> anyhow::Result<()> {
+fn latency(path: &Path, scenario: &str, series: &LatencySeries) -> anyhow::Result<()> {
     let pops: Vec<usize> = series
         .first()
         .map(|s| s.1.iter().map(|p| p.0).collect())
@@ -216,7 +222,10 @@ fn latency(path: &Path, series: &[(String, Vec<(usize, Interval)>)]) -> anyhow::
     let n = pops.len().max(1) as f64;
     draw_atomic(path, (900, 560), |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Mean query latency per population (95% CI)", (FONT, 22))
+            .caption(
+                format!("Mean query latency, {scenario} scenario (95% CI)"),
+                (FONT, 22),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -285,15 +294,10 @@ fn latency(path: &Path, series: &[(String, Vec<(usize, Interval)>)]) -> anyhow::
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn wm_error(path: &Path, per_pop: &[(usize, Vec<Curve>)], env_steps: u64) -> anyhow::Result<()> {
+fn wm_error(path: &Path, curves: &[Curve], env_steps: u64) -> anyhow::Result<()> {
     let g = grid(env_steps, 40);
-    let bands: Vec<(usize, Vec<(u64, Interval)>)> =
-        per_pop.iter().map(|(p, cs)| (*p, band(cs, &g))).collect();
-    let (_, hi) = bounds(
-        bands
-            .iter()
-            .flat_map(|(_, b)| b.iter().map(|(_, i)| i.mean + i.half_width)),
-    );
+    let b = band(curves, &g);
+    let (_, hi) = bounds(b.iter().map(|(_, i)| i.mean + i.half_width));
     let hi = hi.min(3.0);
     draw_atomic(path, (900, 500), |root| {
         let mut chart = ChartBuilder::on(root)
@@ -313,21 +317,17 @@ fn wm_error(path: &Path, per_pop: &[(usize, Vec<Curve>)], env_steps: u64) -> any
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        for (k, (pop, b)) in bands.iter().enumerate() {
-            let c = PALETTE[k % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    b.iter()
-                        .filter(|(_, i)| i.mean.is_finite())
-                        .map(|(s, i)| (*s as f64, i.mean.min(hi))),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("{pop} devices"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-        }
+        let c = PALETTE[1];
+        chart
+            .draw_series(LineSeries::new(
+                b.iter()
+                    .filter(|(_, i)| i.mean.is_finite())
+                    .map(|(s, i)| (*s as f64, i.mean.min(hi))),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label("WM-PPO")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
             .configure_series_labels()
             .label_font((FONT, 14))

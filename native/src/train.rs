@@ -23,7 +23,6 @@ use anyhow::{Context, bail};
 use edgewise_atomic_file::write as write_atomic;
 use edgewise_env::{EpisodeInfo, VecEnv};
 use edgewise_rl::cartpole::CartPoleVecEnv;
-use edgewise_rl::mixed_env::MixedVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::{GruWmConfig, IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
 
@@ -369,18 +368,7 @@ fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
             .with_context(|| format!("MEC scenario with {devices} devices"))?;
         Ok(config)
     };
-    if let [n] = pops.as_slice() {
-        let env = mec::MecVecEnv::new(&scenario(*n)?, &catalogue, envs, args.seed)?;
-        return Ok(Box::new(env));
-    }
-    let parts = (0..envs)
-        .map(|i| -> anyhow::Result<Box<dyn VecEnv>> {
-            let env =
-                mec::MecVecEnv::new(&scenario(pops[i % pops.len()])?, &catalogue, 1, args.seed)?;
-            Ok(Box::new(env))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Box::new(MixedVecEnv::new(parts)?))
+    crate::mec_env::training_env(pops, envs, args.seed, &catalogue, &scenario)
 }
 
 fn csv_row(s: &IterationStats, split: Option<Split>) -> String {

@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use crate::cli::{edgewise_bin, stderr, stdout};
 
-/// The tiny plan: the quick preset cut to 2 seeds × 1 training population × 1024 steps,
-/// evaluated on 2 populations × 2 held-out seeds (4 cells of seconds each).
+/// The tiny plan: the quick preset (3 arms, default and bursty evaluation) cut to 2 seeds
+/// × 1024 steps on a mix of 10 and 20 devices, evaluated at 10 and 20 devices × 2
+/// held-out seeds (6 cells of seconds each).
 pub const TINY: [&str; 12] = [
     "--preset",
     "quick",
@@ -19,15 +20,22 @@ pub const TINY: [&str; 12] = [
     "--steps",
     "1024",
     "--train-populations",
-    "10",
+    "10,20",
     "--populations",
     "10,20",
     "--eval-seeds",
     "2",
 ];
 
-/// The tiny plan's cells, in order.
-pub const TINY_CELLS: [&str; 4] = ["ppo-n10-s1", "wm-ppo-n10-s1", "ppo-n10-s2", "wm-ppo-n10-s2"];
+/// The tiny plan's cells, in order (seed, then arm).
+pub const TINY_CELLS: [&str; 6] = [
+    "ppo-s1",
+    "wm-ppo-s1",
+    "ppo-eqgrad-s1",
+    "ppo-s2",
+    "wm-ppo-s2",
+    "ppo-eqgrad-s2",
+];
 
 /// A fresh scratch directory for one test.
 ///

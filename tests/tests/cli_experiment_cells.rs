@@ -3,7 +3,7 @@
 //! missing cell and a cell of another plan, naming it and the command that re-runs it;
 //! a cell that crashes is re-run and the result is unchanged.
 //!
-//! All on the tiny plan (`edgewise_tests::experiment::TINY`, 4 cells).
+//! All on the tiny plan (`edgewise_tests::experiment::TINY`, 6 cells).
 
 use std::process::Command;
 
@@ -44,7 +44,7 @@ fn shards_and_merge_equal_the_single_run() {
     let o = experiment(&sharded, &["--shard", "0/2"], &[]);
     ok(&o);
     assert!(
-        stdout(&o).contains("ppo-n10-s1, ppo-n10-s2"),
+        stdout(&o).contains("ppo-s1, ppo-eqgrad-s1, wm-ppo-s2"),
         "{}",
         stdout(&o)
     );
@@ -56,6 +56,7 @@ fn shards_and_merge_equal_the_single_run() {
     ok(&experiment(&sharded, &["--merge"], &[]));
 
     assert_same_experiment(&single, &sharded);
+    assert_plan_shape(&single);
     let policies = files(&single, "policies");
     assert_eq!(policies.len(), CELLS.len());
     for id in CELLS {
@@ -66,22 +67,23 @@ fn shards_and_merge_equal_the_single_run() {
     }
     for f in [
         "report.md",
-        "latency_by_population.png",
-        "learning_curves_n10.png",
+        "latency_default.png",
+        "latency_bursty.png",
+        "learning_curves.png",
     ] {
         assert!(sharded.join(f).exists(), "{f}");
     }
 
     // A cell already there for this plan is kept, not retrained.
-    let cell_json = sharded.join("cells/ppo-n10-s1/cell.json");
+    let cell_json = sharded.join("cells/ppo-s1/cell.json");
     let before = std::fs::read(&cell_json).unwrap();
-    let o = experiment(&sharded, &["--cell", "ppo-n10-s1"], &[]);
+    let o = experiment(&sharded, &["--cell", "ppo-s1"], &[]);
     ok(&o);
     assert!(stdout(&o).contains("kept"), "{}", stdout(&o));
     assert_eq!(std::fs::read(&cell_json).unwrap(), before);
 
     // A cell of another plan (other steps) is refused by name.
-    let other_plan = ["--steps", "512", "--cell", "wm-ppo-n10-s1"];
+    let other_plan = ["--steps", "512", "--cell", "wm-ppo-s1"];
     let o = Command::new(edgewise_bin())
         .arg("experiment")
         .args(&TINY[..4])
@@ -92,26 +94,26 @@ fn shards_and_merge_equal_the_single_run() {
         .output()
         .unwrap();
     ok(&o);
-    let target = sharded.join("cells/wm-ppo-n10-s1");
+    let target = sharded.join("cells/wm-ppo-s1");
     std::fs::remove_dir_all(&target).unwrap();
-    std::fs::rename(other.join("cells/wm-ppo-n10-s1"), &target).unwrap();
+    std::fs::rename(other.join("cells/wm-ppo-s1"), &target).unwrap();
     // A missing cell is named with the command that re-runs it.
-    std::fs::remove_dir_all(sharded.join("cells/ppo-n10-s2")).unwrap();
+    std::fs::remove_dir_all(sharded.join("cells/ppo-s2")).unwrap();
     let o = experiment(&sharded, &["--merge", "--force"], &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("2 of 4 cells are not ready"), "{err}");
+    assert!(err.contains("2 of 6 cells are not ready"), "{err}");
     assert!(
-        err.contains("cell wm-ppo-n10-s1 in") && err.contains("another plan"),
+        err.contains("cell wm-ppo-s1 in") && err.contains("another plan"),
         "{err}"
     );
     assert!(
-        err.contains("cell ppo-n10-s2 is missing") && err.contains("--cell ppo-n10-s2 --out"),
+        err.contains("cell ppo-s2 is missing") && err.contains("--cell ppo-s2 --out"),
         "{err}"
     );
 
     // Re-running the two cells as the message says restores the same results.
-    for id in ["wm-ppo-n10-s1", "ppo-n10-s2"] {
+    for id in ["wm-ppo-s1", "ppo-s2"] {
         let o = experiment(&sharded, &["--cell", id], &[]);
         ok(&o);
     }
@@ -120,29 +122,125 @@ fn shards_and_merge_equal_the_single_run() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// What issue 16 asks of the experiment, checked on a finished tiny run: every run trains
+/// on the population mix (one population per parallel environment) and is evaluated on
+/// the default and the bursty scenario; the equal-gradient-steps control is an arm beside
+/// PPO and WM-PPO; the baselines include the planner; the report gives steps to 95% of
+/// PPO's final return with bootstrap intervals and a verdict per paper claim.
+fn assert_plan_shape(dir: &std::path::Path) {
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        results["plan"]["train_populations"],
+        serde_json::json!([10, 20])
+    );
+    assert_eq!(
+        results["plan"]["eval_scenarios"],
+        serde_json::json!(["default", "bursty"])
+    );
+    let runs = results["runs"].as_array().unwrap();
+    let arms: Vec<&str> = runs.iter().map(|r| r["arm"].as_str().unwrap()).collect();
+    assert_eq!(
+        arms,
+        ["ppo", "wm-ppo", "ppo-eqgrad", "ppo", "wm-ppo", "ppo-eqgrad"]
+    );
+    for run in runs {
+        for scenario in ["default", "bursty"] {
+            for n in ["10", "20"] {
+                assert_eq!(
+                    run["eval"][scenario][n].as_array().map(Vec::len),
+                    Some(2),
+                    "{scenario} {n}"
+                );
+            }
+        }
+    }
+    let steps: Vec<(u64, u64)> = results["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["actor_critic_steps"].as_u64().unwrap(),
+                a["world_model_steps"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(16, 0), (16, 32), (48, 0)], "equal gradient steps");
+    for b in [
+        "greedy",
+        "oracle",
+        "always-local",
+        "always-offload",
+        "random",
+        "planner",
+    ] {
+        assert!(
+            results["baselines"][b]["bursty"]["20"].is_array(),
+            "baseline {b} on the bursty scenario"
+        );
+    }
+    let policy: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("policies/ppo-eqgrad-s1.json")).unwrap())
+            .unwrap();
+    assert_eq!(policy["meta"]["train_devices"], serde_json::json!([10, 20]));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in [
+        "steps to 95% of PPO's final return",
+        "### `bursty` scenario",
+        "| devices | ppo | wm-ppo | ppo-eqgrad | greedy | oracle | always-local | always-offload | random | planner |",
+        "| +15.8% final reward over PPO |",
+        "| latency 12–30% below the best fixed baseline",
+        "equal-gradient-steps",
+    ] {
+        assert!(report.contains(needle), "{needle:?} missing:\n{report}");
+    }
+}
+
+/// The quick preset as a cluster driver sees it: 5 seeds × 3 arms, every cell on the mix.
+#[test]
+fn the_quick_preset_lists_every_arm_on_the_mix() {
+    let listed = Command::new(edgewise_bin())
+        .args(["experiment", "--preset", "quick", "--list-cells"])
+        .output()
+        .unwrap();
+    ok(&listed);
+    let lines: Vec<Value> = stdout(&listed)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 15);
+    for (i, l) in lines.iter().enumerate() {
+        let (seed, arm) = (i / 3 + 1, ["ppo", "wm-ppo", "ppo-eqgrad"][i % 3]);
+        assert_eq!(l["id"], format!("{arm}-s{seed}"));
+        assert_eq!(l["arm"], arm);
+        assert_eq!(l["train_populations"], serde_json::json!([10, 20, 50, 100]));
+    }
+}
+
 /// A cell process that crashes leaves no cell behind; the run says which cell failed and
 /// how to re-run it, and re-running the experiment trains only that cell.
 #[test]
 fn a_crashed_cell_is_rerun_and_changes_nothing() {
     let dir = scratch("experiment-crash");
     let (out, marker) = (dir.join("out"), dir.join("crashed"));
-    let crash = format!("wm-ppo-n10-s2:{}", marker.display());
+    let crash = format!("wm-ppo-s2:{}", marker.display());
     let env = [("EDGEWISE_CRASH_ONCE", crash.as_str())];
     let o = experiment(&out, &["--jobs", "2"], &env);
     assert!(!o.status.success(), "the crash must fail the run");
     assert!(marker.exists());
     let err = stderr(&o);
     assert!(
-        err.contains("1 of 4 cells failed") && err.contains("--cell wm-ppo-n10-s2 --out"),
+        err.contains("1 of 6 cells failed") && err.contains("--cell wm-ppo-s2 --out"),
         "{err}"
     );
-    assert!(!out.join("cells/wm-ppo-n10-s2").exists());
+    assert!(!out.join("cells/wm-ppo-s2").exists());
     assert!(!out.join("report.md").exists());
 
     let o = experiment(&out, &[], &env);
     ok(&o);
     assert!(
-        stdout(&o).contains("3 of 4 cells already done"),
+        stdout(&o).contains("5 of 6 cells already done"),
         "{}",
         stdout(&o)
     );
@@ -166,7 +264,7 @@ fn bad_cell_and_shard_arguments_are_named() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("no cell \"ppo-n50-s1\"") && err.contains("ppo-n10-s1"),
+        err.contains("no cell \"ppo-n50-s1\"") && err.contains("ppo-s1"),
         "{err}"
     );
     let o = experiment(&dir, &["--shard", "2/2"], &[]);
@@ -175,7 +273,7 @@ fn bad_cell_and_shard_arguments_are_named() {
     let o = experiment(&dir, &["--merge"], &[]);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("4 of 4 cells are not ready"),
+        stderr(&o).contains("6 of 6 cells are not ready"),
         "{}",
         stderr(&o)
     );

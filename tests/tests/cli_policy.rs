@@ -209,6 +209,10 @@ fn tiny_experiment_writes_report_plots_and_policies() {
         "4",
         "--populations",
         "4,6",
+        "--arms",
+        "ppo,wm-ppo",
+        "--scenarios",
+        "default",
         "--eval-seeds",
         "2",
     ]);
@@ -218,7 +222,7 @@ fn tiny_experiment_writes_report_plots_and_policies() {
         "wm-ppo",
         "always-offload",
         "oracle",
-        "### 6 devices",
+        "### `default`, 6 devices",
         "Beside the paper",
         "±",
     ] {
@@ -227,15 +231,11 @@ fn tiny_experiment_writes_report_plots_and_policies() {
             "{needle} missing from report:\n{report}"
         );
     }
-    for f in [
-        "learning_curves_n4.png",
-        "latency_by_population.png",
-        "wm_error.png",
-    ] {
+    for f in ["learning_curves.png", "latency_default.png", "wm_error.png"] {
         let bytes = std::fs::read(out.join(f)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{f} is not a PNG");
     }
-    assert!(out.join("policies/wm-ppo-n4-s2.json").is_file());
+    assert!(out.join("policies/wm-ppo-s2.json").is_file());
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["runs"].as_array().unwrap().len(), 4);

@@ -29,7 +29,7 @@ const RAY_ENV: [(&str, &str); 2] = [
     ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"),
     ("RAY_USAGE_STATS_ENABLED", "0"),
 ];
-const CRASHING_CELL: &str = "wm-ppo-n10-s2";
+const CRASHING_CELL: &str = "wm-ppo-s2";
 
 /// A running single-node cluster; stopped when dropped.
 struct Cluster {
