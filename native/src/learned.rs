@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use edgewise_policy::{PolicyFile, PolicyScratch};
 use edgewise_rng::Rng;
-use mec::{Action, Policy, Simulator};
+use mec::{Action, InOrder, Policy, Simulator};
 
 /// Value of `meta.env` for policies trained on the MEC simulator.
 pub const MEC_ENV: &str = "mec";
@@ -24,6 +24,8 @@ pub struct LearnedPolicy {
     probs: Vec<f32>,
     scratch: PolicyScratch,
     sampler: Option<Rng>,
+    /// Set for a policy trained with sequential decisions (`PolicyFile::decides_in_order`).
+    in_order: Option<InOrder>,
 }
 
 impl LearnedPolicy {
@@ -32,12 +34,13 @@ impl LearnedPolicy {
     pub fn new(name: String, file: PolicyFile) -> Self {
         Self {
             name,
-            file,
             obs: Vec::new(),
             actions: Vec::new(),
             probs: Vec::new(),
             scratch: PolicyScratch::default(),
             sampler: None,
+            in_order: file.decides_in_order().then(InOrder::default),
+            file,
         }
     }
 
@@ -117,25 +120,42 @@ impl Policy for LearnedPolicy {
     }
 
     fn decide(&mut self, sim: &Simulator, actions: &mut [Action]) {
-        let n = sim.num_devices();
-        self.obs.resize(n * mec::OBS_DIM, 0.0);
-        self.actions.resize(n, 0);
-        sim.observe(&mut self.obs);
-        match &mut self.sampler {
-            None => self
-                .file
-                .greedy_batch(&self.obs, &mut self.actions, &mut self.scratch),
+        let Self {
+            file,
+            obs,
+            actions: chosen,
+            probs,
+            scratch,
+            sampler,
+            in_order,
+            ..
+        } = self;
+        // One row (sequential decisions) or every device at once.
+        let mut choose = |rows: &[f32], out: &mut [u32]| match sampler {
+            None => file.greedy_batch(rows, out, scratch),
             Some(rng) => {
-                let na = self.file.num_actions;
-                self.probs.resize(n * na, 0.0);
-                self.file
-                    .act_batch(&self.obs, &mut self.probs, &mut self.scratch);
-                for (a, p) in self.actions.iter_mut().zip(self.probs.chunks_exact(na)) {
+                let na = file.num_actions;
+                probs.resize(out.len() * na, 0.0);
+                file.act_batch(rows, probs, scratch);
+                for (a, p) in out.iter_mut().zip(probs.chunks_exact(na)) {
                     *a = u32::try_from(rng.categorical(p)).unwrap_or(0);
                 }
             }
+        };
+        if let Some(in_order) = in_order {
+            let mut one = [0u32];
+            in_order.decide(sim, actions, |_, row| {
+                choose(row, &mut one);
+                Action::from_index(one[0])
+            });
+            return;
         }
-        for (dst, &a) in actions.iter_mut().zip(&self.actions) {
+        let n = sim.num_devices();
+        obs.resize(n * mec::OBS_DIM, 0.0);
+        chosen.resize(n, 0);
+        sim.observe(obs);
+        choose(obs, chosen);
+        for (dst, &a) in actions.iter_mut().zip(chosen.iter()) {
             *dst = Action::from_index(a);
         }
     }

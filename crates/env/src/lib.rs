@@ -100,14 +100,16 @@ pub trait VecEnv {
 ///
 /// The observations [`VecEnv::step`] and [`VecEnv::reset`] write are those of the plain
 /// protocol (nothing committed yet), i.e. what the first agent in the order sees.
-/// Learners may batch across environments by position in the order.
+/// Learners may batch across environments by position in the order. The methods take
+/// `&mut self` so that a batch of batches (a population mix) can reach its parts through
+/// [`VecEnv::as_sequential`].
 pub trait SequentialVecEnv: VecEnv {
     /// The agents of environment `env` that decide in the current step, in the order
     /// they decide (written into `order`, replacing its contents).
-    fn decision_order(&self, env: usize, order: &mut Vec<usize>);
+    fn decision_order(&mut self, env: usize, order: &mut Vec<usize>);
     /// Write the observation (`obs_dim` values) of agent `agent` of environment `env`,
     /// given what was committed so far in this step.
-    fn observe_agent(&self, env: usize, agent: usize, obs: &mut [f32]);
+    fn observe_agent(&mut self, env: usize, agent: usize, obs: &mut [f32]);
     /// Announce agent `agent`'s action for this step; the observations of agents after
     /// it reflect it.
     ///

@@ -25,6 +25,7 @@ mod commitments;
 mod config;
 mod error;
 mod exogenous;
+mod in_order;
 mod knobs;
 mod metrics;
 mod observation;
@@ -43,6 +44,7 @@ pub use config::{
 };
 pub use error::{ConfigError, MecError};
 pub use exogenous::{mean_query_accuracy, query_accuracy};
+pub use in_order::InOrder;
 pub use knobs::{KNOBS, Knob, KnobUnit};
 pub use metrics::{EpisodeMetrics, quality_deficits};
 pub use observation::{OBS_DIM, OBS_FEATURES, symexp, symlog};

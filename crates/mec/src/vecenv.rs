@@ -192,11 +192,11 @@ impl VecEnv for MecVecEnv {
 }
 
 impl SequentialVecEnv for MecVecEnv {
-    fn decision_order(&self, env: usize, order: &mut Vec<usize>) {
+    fn decision_order(&mut self, env: usize, order: &mut Vec<usize>) {
         self.sims[env].broadcast_order(order);
     }
 
-    fn observe_agent(&self, env: usize, agent: usize, obs: &mut [f32]) {
+    fn observe_agent(&mut self, env: usize, agent: usize, obs: &mut [f32]) {
         self.sims[env].observe_device(agent, obs);
     }
 

@@ -45,9 +45,17 @@
 //! other `format` or `version` with [`PolicyError`]; `meta` is free-form and optional,
 //! but the trainers of edgewise always write `algo`, `env` (`"cartpole"` or `"mec"`),
 //! `obs_dim`, `env_steps` and `seed`, and readers that run a policy on a specific
-//! environment check `env`/`obs_dim` (see [`PolicyFile::meta_str`]).
+//! environment check `env`/`obs_dim` (see [`PolicyFile::meta_str`]). A policy trained
+//! with sequential decisions says so with `"decisions": "sequential"` ([`DECISIONS_KEY`]):
+//! its runners let the deciding agents act one after another, each observing what the
+//! ones before it committed, as in training; without the key agents decide all at once.
 
 use serde::{Deserialize, Serialize};
+
+/// The `meta` key that says how the agents of one environment took turns in training.
+pub const DECISIONS_KEY: &str = "decisions";
+/// [`DECISIONS_KEY`]'s value for one-after-another decisions in a broadcast order.
+pub const SEQUENTIAL: &str = "sequential";
 
 /// The value of the `format` field.
 pub const FORMAT: &str = "edgewise-policy";
@@ -312,6 +320,13 @@ impl PolicyFile {
     #[must_use]
     pub fn meta_str(&self, key: &str) -> Option<&str> {
         self.meta.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    /// Whether the policy was trained deciding one agent after another
+    /// ([`DECISIONS_KEY`] is [`SEQUENTIAL`]).
+    #[must_use]
+    pub fn decides_in_order(&self) -> bool {
+        self.meta_str(DECISIONS_KEY) == Some(SEQUENTIAL)
     }
 
     /// Index of the largest value of a row (the first on ties; 0 for an empty row).

@@ -58,6 +58,7 @@ pub mod normalize;
 pub mod ppo;
 pub mod response_model;
 mod rollout;
+mod sequential;
 pub mod wm_ppo;
 
 pub use burn;

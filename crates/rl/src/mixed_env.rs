@@ -6,8 +6,11 @@
 //! sizes and pads each environment to the largest agent count: padding agents observe
 //! zeros, earn nothing and are never active ([`VecEnv::active_agents`]), so they stay out
 //! of the policy loss, the advantage statistics and the observation statistics.
+//!
+//! When every part offers sequential decisions, so does the mix: environment `i` forwards
+//! to its part's own environment, and padding agents never appear in a decision order.
 
-use edgewise_env::{EpisodeInfo, VecEnv};
+use edgewise_env::{EpisodeInfo, SequentialVecEnv, VecEnv};
 
 /// Batches of environments with equal observation and action sizes but any agent count,
 /// stepped together; each environment's rows are padded to the largest agent count.
@@ -131,6 +134,21 @@ impl MixedVecEnv {
             .collect()
     }
 
+    /// The part holding mixed environment `env`, and `env`'s index within it.
+    fn locate(&mut self, env: usize) -> (&mut dyn SequentialVecEnv, usize) {
+        let part = self
+            .parts
+            .iter_mut()
+            .rfind(|p| p.first_env <= env)
+            .expect("environment index within the batch");
+        let local = env - part.first_env;
+        let seq = part
+            .env
+            .as_sequential()
+            .expect("as_sequential checked every part");
+        (seq, local)
+    }
+
     /// Copy a part's per-agent rows (`width` values per agent) into the padded layout.
     fn scatter<T: Copy>(&self, part: &Part, src: &[T], dst: &mut [T], width: usize, pad: T) {
         let a = part.env.agents_per_env();
@@ -227,6 +245,35 @@ impl VecEnv for MixedVecEnv {
                 info.env += p.first_env;
             }
         }
+    }
+
+    fn as_sequential(&mut self) -> Option<&mut dyn SequentialVecEnv> {
+        if self
+            .parts
+            .iter_mut()
+            .all(|p| p.env.as_sequential().is_some())
+        {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+impl SequentialVecEnv for MixedVecEnv {
+    fn decision_order(&mut self, env: usize, order: &mut Vec<usize>) {
+        let (seq, local) = self.locate(env);
+        seq.decision_order(local, order);
+    }
+
+    fn observe_agent(&mut self, env: usize, agent: usize, obs: &mut [f32]) {
+        let (seq, local) = self.locate(env);
+        seq.observe_agent(local, agent, obs);
+    }
+
+    fn commit(&mut self, env: usize, agent: usize, action: u32) {
+        let (seq, local) = self.locate(env);
+        seq.commit(local, agent, action);
     }
 }
 

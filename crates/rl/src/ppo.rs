@@ -31,6 +31,7 @@ use crate::gru_world_model::{GruWmConfig, WorldModelTrainer};
 use crate::model::ActorCritic;
 use crate::normalize::{ObsNormalizer, RewardScaler};
 use crate::rollout::Rollout;
+use crate::sequential::{Decision, decide_in_order};
 use crate::wm_ppo::{WmAssist, WmConfig};
 use edgewise_rng::Rng;
 
@@ -89,6 +90,14 @@ pub struct PpoConfig {
     pub hidden: Vec<usize>,
     /// Adam ε. Default 1e-5.
     pub adam_epsilon: f32,
+    /// Where the environment offers it ([`VecEnv::as_sequential`]), let the deciding
+    /// agents of an environment act one after another in its broadcast order, each
+    /// observing what the agents before it committed, instead of all at once from one
+    /// shared state (where agents that see the same state choose alike and herd).
+    /// Default true; a configuration or checkpoint written before the field existed
+    /// reads as false (the all-at-once protocol it was trained with).
+    #[serde(default)]
+    pub sequential_decisions: bool,
 }
 
 impl Default for PpoConfig {
@@ -116,6 +125,7 @@ impl Default for PpoConfig {
             reward_clip: 10.0,
             hidden: vec![64, 64],
             adam_epsilon: 1e-5,
+            sequential_decisions: true,
         }
     }
 }
@@ -487,6 +497,14 @@ impl Ppo {
         file.meta
             .insert("env_steps".into(), self.state.env_steps.into());
         file.meta.insert("seed".into(), self.state.seed.into());
+        if self.state.config.sequential_decisions {
+            // Runners of the file decide in broadcast order where the environment offers
+            // it, as in training (`edgewise_policy::DECISIONS_KEY`).
+            file.meta.insert(
+                edgewise_policy::DECISIONS_KEY.into(),
+                edgewise_policy::SEQUENTIAL.into(),
+            );
+        }
         file.meta
             .insert("obs_dim".into(), self.state.spec.obs_dim.into());
         file
@@ -593,6 +611,7 @@ impl Ppo {
         let mut final_values = vec![0.0f32; spec.agents_per_env];
         let mut actions = vec![0u32; n];
         let mut scratch = MlpScratch::default();
+        let mut order = Vec::new();
         let cfg = &self.state.config;
 
         for t in 0..t_max {
@@ -600,22 +619,57 @@ impl Ppo {
             let active = &mut buf.active[rows.clone()];
             env.active_agents(active);
             let obs_t = &mut buf.obs[t * n * d..(t + 1) * n * d];
-            if cfg.normalize_observations {
-                let keep = cfg.obs_stats_active_only.then_some(&*active);
-                self.state.obs_norm.stats.update(raw, keep);
-                self.state.obs_norm.normalize(raw, obs_t);
+            let logp_t = &mut buf.logp[rows.clone()];
+            let sequential = if cfg.sequential_decisions {
+                env.as_sequential()
             } else {
-                obs_t.copy_from_slice(raw);
+                None
+            };
+            if let Some(seq) = sequential {
+                // Decide first (rows normalised with the statistics so far), then merge
+                // the rows the agents decided on: the committed-work features exist only
+                // in those, so statistics of the plain rows would never see them move.
+                let norm = cfg.normalize_observations.then_some(&self.state.obs_norm);
+                decide_in_order(
+                    seq,
+                    &mut Decision {
+                        actor: &self.actor,
+                        norm,
+                        rng: &mut self.state.rng,
+                        scratch: &mut scratch,
+                        order: &mut order,
+                        agents_per_env: spec.agents_per_env,
+                        d,
+                        a,
+                    },
+                    raw,
+                    obs_t,
+                    &mut logits,
+                    &mut actions,
+                    logp_t,
+                );
+                if cfg.normalize_observations {
+                    let keep = cfg.obs_stats_active_only.then_some(&*active);
+                    self.state.obs_norm.stats.update(raw, keep);
+                }
+            } else {
+                if cfg.normalize_observations {
+                    let keep = cfg.obs_stats_active_only.then_some(&*active);
+                    self.state.obs_norm.stats.update(raw, keep);
+                    self.state.obs_norm.normalize(raw, obs_t);
+                } else {
+                    obs_t.copy_from_slice(raw);
+                }
+                self.actor.forward(obs_t, n, &mut scratch, &mut logits);
+                for i in 0..n {
+                    let p = &mut logits[i * a..(i + 1) * a];
+                    softmax_in_place(p);
+                    let act = self.state.rng.categorical(p);
+                    actions[i] = u32::try_from(act).unwrap_or(0);
+                    logp_t[i] = p[act].max(1e-30).ln();
+                }
             }
-            self.actor.forward(obs_t, n, &mut scratch, &mut logits);
             self.critic.forward(obs_t, n, &mut scratch, &mut values);
-            for i in 0..n {
-                let p = &mut logits[i * a..(i + 1) * a];
-                softmax_in_place(p);
-                let act = self.state.rng.categorical(p);
-                actions[i] = u32::try_from(act).unwrap_or(0);
-                buf.logp[t * n + i] = p[act].max(1e-30).ln();
-            }
             buf.values[rows.clone()].copy_from_slice(&values);
             buf.actions[rows.clone()].copy_from_slice(&actions);
             env.step(&actions, raw, &mut rewards, &mut env_dones);

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use edgewise_policy::{PolicyFile, PolicyScratch};
-use mec::{Action, Catalogue, EpisodeMetrics, OBS_DIM, SimConfig, Simulator};
+use mec::{Action, Catalogue, EpisodeMetrics, InOrder, OBS_DIM, SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 
 use crate::entrants::Entrant;
@@ -101,6 +101,9 @@ enum Decider {
     Trained {
         policy: Arc<PolicyFile>,
         scratch: PolicyScratch,
+        /// For a policy trained with sequential decisions: devices decide in the slot's
+        /// broadcast order, as in training.
+        in_order: Option<Box<InOrder>>,
     },
 }
 
@@ -151,10 +154,24 @@ impl Lane {
         self.sim.observe(&mut self.obs);
         match &mut self.decider {
             Decider::Baseline(policy) => policy.decide(&self.sim, &mut self.actions),
-            Decider::Trained { policy, scratch } => {
+            Decider::Trained {
+                policy,
+                scratch,
+                in_order,
+            } => {
                 policy.act_batch(&self.obs, &mut self.probs, scratch);
-                for (a, p) in self.actions.iter_mut().zip(self.probs.chunks_exact(2)) {
-                    *a = Action::from_index(PolicyFile::argmax(p));
+                if let Some(in_order) = in_order {
+                    // A decider's shown probabilities are those it decided on.
+                    let probs = &mut self.probs;
+                    in_order.decide(&self.sim, &mut self.actions, |u, row| {
+                        let p = &mut probs[u * 2..u * 2 + 2];
+                        policy.act_batch(row, p, scratch);
+                        Action::from_index(PolicyFile::argmax(p))
+                    });
+                } else {
+                    for (a, p) in self.actions.iter_mut().zip(self.probs.chunks_exact(2)) {
+                        *a = Action::from_index(PolicyFile::argmax(p));
+                    }
                 }
             }
         }
@@ -328,6 +345,7 @@ impl Race {
                 Decider::Trained {
                     policy: Arc::clone(p),
                     scratch: PolicyScratch::default(),
+                    in_order: p.decides_in_order().then(Box::default),
                 }
             } else {
                 continue;
