@@ -239,6 +239,7 @@ fn class_table(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>)
     });
     html! {
         <div class="class-stats">
+            <div class="table-scroll">
             <table class="scores" id="class-stats">
                 <thead>
                     <tr>
@@ -252,6 +253,7 @@ fn class_table(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>)
                 </thead>
                 <tbody>{ for rows }</tbody>
             </table>
+            </div>
             { for device }
         </div>
     }
