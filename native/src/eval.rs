@@ -817,7 +817,7 @@ fn to_catalogue(reports: &[VariantReport], limit: Option<usize>) -> Catalogue {
                     "measured: edgewise eval of {} ({} MC items, {} factual questions, {} prose \
                      tokens; {:.1} prefill / {:.1} decode tok/s on the measuring host); \
                      per-class speeds and J/token from the energy model in \
-                     crates/llm/src/eval/energy.rs",
+                     crates/llm/src/energy.rs",
                     Path::new(&m.path)
                         .file_name()
                         .map_or_else(|| m.path.clone(), |f| f.to_string_lossy().into_owned()),

@@ -13,11 +13,17 @@
 // greedy decoding gives the exact f32 path's ids (`ids_f32`: the GPU keeps activations in
 // f32 where the CPU path rounds them to 8 bits).
 //
+// Add this device (no WebGPU): "Measure this device" times the fixed benchmark on the CPU
+// backend; the energy estimate beside the chat follows the picked device class and then
+// the answer being generated; "Add this device to the simulation" puts a `this-browser`
+// class into the race, whose devices get questions answered.
+//
 // Delivery (no WebGPU): the model is checked against its SHA-256 in models/index.json; an
 // interrupted download is retried and reported, a damaged cached copy is replaced, and a
 // server whose copy is damaged gets a message that says so after three tries.
 //
-// Prints (without asserting) load times and decode tokens/s for both backends.
+// Prints (without asserting) load times and decode tokens/s for both backends, and the
+// measured device's speeds and energy per token.
 
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -191,6 +197,77 @@ test('with WebGPU: auto times both, the whole forward pass on the GPU agrees wit
       `${(loadMs / 1000).toFixed(1)} s, decode ${tokS.toFixed(1)} tokens/s; ${result}`);
     assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
     await page.screenshot({ path: join(artifactsDir(), 'llm-webgpu.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('add this device: measure on the CPU, energy per token, the simulation races a this-browser class', async () => {
+  const browser = await launchBrowser();
+  try {
+    const { page, problems } = await openPage(browser.context);
+    await openChat(page);
+    assert.equal(await chat(page).getAttribute('data-backend'), 'cpu');
+    assert.ok(await page.locator('#llm-add-device').isDisabled(), 'adding is offered before measuring');
+    assert.equal(await page.locator('#class-this-browser').count(), 0);
+
+    await page.locator('#llm-measure').click();
+    await page.waitForFunction(
+      () =>
+        (document.querySelector('#panel-chat')?.dataset.measureDecode ?? '') !== '' ||
+        document.querySelector('#llm-message') !== null,
+      null,
+      { timeout: LOAD_TIMEOUT },
+    );
+    if (await page.locator('#llm-message').count()) {
+      assert.fail(`measuring failed: ${await page.locator('#llm-message').textContent()}`);
+    }
+    const data = async (name) => Number(await chat(page).getAttribute(`data-${name}`));
+    const prefill = await data('measure-prefill');
+    const decode = await data('measure-decode');
+    assert.ok(prefill > 0 && decode > 0, `measured prefill ${prefill}, decode ${decode} tokens/s`);
+    assert.match(await page.locator('#llm-measure-result').textContent(), /Measured on the cpu: a 48-token prompt/);
+
+    // The estimate beside the chat uses the benchmark until an answer runs, per class.
+    assert.match(await page.locator('#llm-energy').textContent(), /for the benchmark/);
+    const laptopJ = await data('energy-jpt');
+    await page.selectOption('#llm-energy-class', 'phone-high');
+    await page.waitForFunction(() => document.querySelector('#panel-chat')?.dataset.energyClass === 'phone-high');
+    const phoneJ = await data('energy-jpt');
+    assert.ok(phoneJ > 0 && phoneJ < laptopJ, `phone-high ${phoneJ} J/token should be below laptop ${laptopJ}`);
+
+    await page.locator('#llm-add-device').click();
+    await page.waitForFunction(
+      () => {
+        const row = document.querySelector('#class-this-browser');
+        return row !== null && Number(row.dataset.devices) > 0 && Number(row.dataset.completed) > 0;
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    const row = page.locator('#class-this-browser');
+    const devices = Number(await row.getAttribute('data-devices'));
+    const completed = Number(await row.getAttribute('data-completed'));
+    const offload = await row.getAttribute('data-offload');
+    assert.equal(await page.locator('#network-map polygon.this-device').count(), devices);
+    assert.match(await page.locator('.network .legend').textContent(), /this-browser/);
+    assert.match(await page.locator('#this-device-note').textContent(), /not in the link/);
+    const addedJ = Number(await chat(page).getAttribute('data-device-added'));
+    assert.ok(addedJ > 0, 'the added class has no energy per token');
+    console.log(
+      `# measured: this device (CPU, headless Chromium): prefill ${prefill.toFixed(1)} tokens/s ` +
+        `(48-token prompt), decode ${decode.toFixed(1)} tokens/s (24 greedy tokens); as a phone-high ` +
+        `${(addedJ * 1000).toFixed(1)} mJ/token for the mean query (128 + 64 tokens), ` +
+        `${(phoneJ * 1000).toFixed(1)} mJ/token for the benchmark (laptop ${(laptopJ * 1000).toFixed(1)}); ` +
+        `in the simulation ${devices} devices, ${completed} questions answered, offload share ${offload}`,
+    );
+
+    // During an answer the estimate follows its own speeds.
+    await ask(page, fixture.prompt, fixture.new_tokens);
+    assert.match(await page.locator('#llm-energy').textContent(), /for this answer/);
+    assert.ok((await data('energy-jpt')) > 0);
+    assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
+    await page.screenshot({ path: join(artifactsDir(), 'llm-this-device.png'), fullPage: true });
   } finally {
     await browser.close();
   }

@@ -10,6 +10,7 @@ use crate::scenario::{PageState, Scenario};
 use crate::simulation::page::Simulation;
 use crate::simulation::protocol::FromSimulation;
 use crate::simulation::race::SlotRow;
+use crate::simulation::this_device::ThisDevice;
 use crate::training::page::{TrainMsg, TrainState};
 
 /// Everything the page can ask the root component to do.
@@ -47,6 +48,8 @@ pub enum Msg {
     DismissNotes,
     /// The training race panel.
     Train(TrainMsg),
+    /// Race the visitor's measured device as an extra class (`None`: remove it).
+    ThisDevice(Option<ThisDevice>),
 }
 
 /// Root component of the page.

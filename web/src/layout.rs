@@ -62,7 +62,7 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
                 </section>
             </main>
             { training::view::view(app, link) }
-            <ChatPanel />
+            <ChatPanel on_add_device={link.callback(|d| Msg::ThisDevice(Some(d)))} />
             if let Some((i, step)) = tour_step {
                 { tour_card(i, step, link) }
             }

@@ -179,6 +179,10 @@ impl Component for App {
                 self.copied = true;
                 true
             }
+            Msg::ThisDevice(device) => {
+                self.sim.set_this_device(device);
+                true
+            }
             Msg::DismissNotes => {
                 self.notes.clear();
                 true

@@ -15,9 +15,12 @@
 //! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`export`] (a model back to GGUF), [`config`]
 //! (hyper-parameters), [`model`] (forward, cache, activation statistics), [`kernels`] (the
 //! Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`], [`generate`]
-//! (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is).
+//! (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is), [`energy`]
+//! (the per-device-class energy model: plain arithmetic on a model's configuration, shared
+//! by `edgewise eval` and the browser app).
 
 pub mod config;
+pub mod energy;
 pub mod error;
 pub mod export;
 pub mod fuzz_entry;

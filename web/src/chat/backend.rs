@@ -10,6 +10,7 @@ use edgewise_gpu::{GpuContext, GpuModel};
 use edgewise_llm::{Engine, KvCache, Model, Sampler, Sampling};
 
 use super::protocol::Backend;
+use super::timing::Timing;
 
 /// KV-cache positions of the GPU model: the longest prompt plus answer the page allows,
 /// with room to spare (the panel caps answers at 512 tokens).
@@ -44,6 +45,14 @@ impl<'a> Runner<'a> {
     pub fn gpu(model: &'a mut GpuModel) -> Self {
         model.reset();
         Self::Gpu(model)
+    }
+
+    /// Starts a fresh sequence (an empty KV cache) on the same backend.
+    pub fn reset(&mut self) {
+        match self {
+            Self::Cpu { model, cache } => *cache = model.new_cache(),
+            Self::Gpu(gpu) => gpu.reset(),
+        }
     }
 
     /// Runs `tokens` at the next positions and picks the next token with `sampler`. On the
@@ -123,4 +132,38 @@ pub async fn time_decode(
     }
     #[allow(clippy::cast_precision_loss)]
     Ok((now_ms() - t0) / TIMED_STEPS as f64)
+}
+
+/// The benchmark of "Measure this device": `prompt` prefilled in one step, then
+/// `decode_tokens` greedy steps (stop tokens do not end it: the speed is what is
+/// measured, not the text), after an untimed warm-up (a few prompt tokens and one step)
+/// that absorbs pipeline compilation and allocation.
+///
+/// # Errors
+/// As [`Runner::step`].
+pub async fn benchmark(
+    runner: &mut Runner<'_>,
+    prompt: &[u32],
+    decode_tokens: usize,
+    now_ms: &dyn Fn() -> f64,
+) -> Result<Timing, String> {
+    let mut greedy = Sampler::new(Sampling::Greedy, 0).map_err(|e| e.to_string())?;
+    let warm = runner
+        .step(&prompt[..prompt.len().min(4)], &mut greedy)
+        .await?;
+    runner.step(&[warm], &mut greedy).await?;
+    runner.reset();
+    let t0 = now_ms();
+    let mut next = runner.step(prompt, &mut greedy).await?;
+    let t1 = now_ms();
+    for _ in 0..decode_tokens {
+        next = runner.step(&[next], &mut greedy).await?;
+    }
+    let t2 = now_ms();
+    Ok(Timing {
+        prompt_tokens: u32::try_from(prompt.len()).unwrap_or(u32::MAX),
+        prefill_ms: t1 - t0,
+        generated: u32::try_from(decode_tokens + 1).unwrap_or(u32::MAX),
+        decode_ms: t2 - t1,
+    })
 }

@@ -3,13 +3,22 @@
 //! panel (so the page's first load never fetches the LLM's wasm or the model) and
 //! terminated when the panel goes away. The state the browser tests read is mirrored in `data-*`
 //! attributes of `#panel-chat`.
+//!
+//! Beside the answer it shows the energy model's joules per token for the device class
+//! the visitor picked, at the speeds of the current answer; "Measure this device" times a
+//! fixed benchmark and "Add this device to the simulation" hands the page a device class
+//! with the measured speeds ([`ThisDevice`]).
 
+use edgewise_llm::energy::{ClassEstimate, ModelWork};
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use super::energy_estimate::{DEFAULT_ENERGY_CLASS, energy_class, live_estimate};
 use super::model_index::ModelEntry;
 use super::protocol::{Backend, BackendChoice, Decoding, FromLlm, GpuCheck, Stage, ToLlm};
+use super::timing::{BENCH_DECODE_TOKENS, BENCH_PROMPT_TOKENS, Timing};
 use crate::channel::{Received, WorkerChannel};
+use crate::simulation::this_device::{Measured, THIS_DEVICE_CLASS, THIS_DEVICE_SHARE, ThisDevice};
 
 /// Default number of new tokens per answer.
 const DEFAULT_MAX_TOKENS: u32 = 64;
@@ -28,6 +37,7 @@ enum Phase {
     Loading,
     Ready,
     Generating,
+    Measuring,
     NoModel,
     Failed,
 }
@@ -39,6 +49,7 @@ impl Phase {
             Self::Loading => "loading",
             Self::Ready => "ready",
             Self::Generating => "generating",
+            Self::Measuring => "measuring",
             Self::NoModel => "no-model",
             Self::Failed => "error",
         }
@@ -67,6 +78,51 @@ pub enum ChatMsg {
     Stop,
     Check,
     Choose(String),
+    /// Time the fixed benchmark.
+    Measure,
+    /// The energy model's class for the estimate and the added device.
+    EnergyClass(String),
+    /// Hand the measured device to the simulation.
+    AddDevice,
+}
+
+/// What the page gives the panel.
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct ChatProps {
+    /// Receives the visitor's device when "Add this device to the simulation" is pressed.
+    pub on_add_device: Callback<ThisDevice>,
+}
+
+/// The device class the measurement `measured` (backend and timing) of the model `model`
+/// (with work `work`) gives, priced as `energy_class`.
+///
+/// # Errors
+/// A sentence when nothing is loaded or measured yet, or as [`Timing::speed`] and
+/// [`ThisDevice::build`].
+pub fn device_from(
+    model: Option<&ModelEntry>,
+    work: Option<ModelWork>,
+    measured: Option<&(Backend, Timing)>,
+    energy_class: &str,
+) -> Result<ThisDevice, String> {
+    let (Some(model), Some(work)) = (model, work) else {
+        return Err("load the model before adding this device".to_owned());
+    };
+    let Some((backend, timing)) = measured else {
+        return Err("press “Measure this device” before adding it to the simulation".to_owned());
+    };
+    #[allow(clippy::cast_precision_loss)] // model files are far below 2^52 bytes
+    let model_bytes = model.bytes as f64;
+    ThisDevice::build(
+        &Measured {
+            model_variant: &model.variant,
+            model_bytes,
+            work,
+            speed: timing.speed()?,
+            backend: backend.label(),
+        },
+        energy_class,
+    )
 }
 
 /// The chat panel component.
@@ -91,11 +147,21 @@ pub struct ChatPanel {
     notices: Vec<String>,
     /// Answers completed so far (lets a test wait for the next one).
     answers: u32,
+    /// The loaded model's work per token (for the energy model).
+    work: Option<ModelWork>,
+    /// How far and how fast the current (or last) answer went.
+    timing: Option<Timing>,
+    /// The last "Measure this device": which backend and its timing.
+    measured: Option<(Backend, Timing)>,
+    /// The energy model's class the visitor picked.
+    energy_class: String,
+    /// The device last handed to the simulation.
+    added: Option<ThisDevice>,
 }
 
 impl Component for ChatPanel {
     type Message = ChatMsg;
-    type Properties = ();
+    type Properties = ChatProps;
 
     fn create(_ctx: &Context<Self>) -> Self {
         Self {
@@ -116,6 +182,11 @@ impl Component for ChatPanel {
             message: None,
             notices: Vec::new(),
             answers: 0,
+            work: None,
+            timing: None,
+            measured: None,
+            energy_class: DEFAULT_ENERGY_CLASS.to_owned(),
+            added: None,
         }
     }
 
@@ -142,7 +213,7 @@ impl Component for ChatPanel {
                 self.message = Some(e);
                 self.phase = match self.phase {
                     Phase::Loading => Phase::Failed,
-                    Phase::Generating => Phase::Ready,
+                    Phase::Generating | Phase::Measuring => Phase::Ready,
                     p => p,
                 };
             }
@@ -158,6 +229,7 @@ impl Component for ChatPanel {
                     self.output.clear();
                     self.live_ids.clear();
                     self.answer = None;
+                    self.timing = None;
                     self.message = None;
                     self.phase = Phase::Generating;
                     self.send(&ToLlm::Generate {
@@ -176,6 +248,33 @@ impl Component for ChatPanel {
                 if self.phase == Phase::Ready {
                     self.check = None;
                     self.send(&ToLlm::SelfTest);
+                }
+            }
+            ChatMsg::Measure => {
+                if self.phase == Phase::Ready {
+                    self.message = None;
+                    self.phase = Phase::Measuring;
+                    self.send(&ToLlm::Measure);
+                }
+            }
+            ChatMsg::EnergyClass(name) => {
+                if energy_class(&name).is_ok() {
+                    self.energy_class = name;
+                }
+            }
+            ChatMsg::AddDevice => {
+                match device_from(
+                    self.model.as_ref().map(|m| &m.0),
+                    self.work,
+                    self.measured.as_ref(),
+                    &self.energy_class,
+                ) {
+                    Ok(device) => {
+                        self.message = None;
+                        self.added = Some(device.clone());
+                        ctx.props().on_add_device.emit(device);
+                    }
+                    Err(e) => self.message = Some(e),
                 }
             }
             ChatMsg::Choose(key) => {
@@ -214,7 +313,12 @@ impl Component for ChatPanel {
                 data-load-ms={self.model.as_ref().map(|m| format!("{:.0}", m.1)).unwrap_or_default()}
                 data-check-positions={self.check.as_ref().map(|c| c.positions.to_string()).unwrap_or_default()}
                 data-check-agree={self.check.as_ref().map(|c| c.agree.to_string()).unwrap_or_default()}
-                data-check-logit-diff={self.check.as_ref().map(|c| c.max_abs_logit_diff.to_string()).unwrap_or_default()}>
+                data-check-logit-diff={self.check.as_ref().map(|c| c.max_abs_logit_diff.to_string()).unwrap_or_default()}
+                data-measure-prefill={self.measured.as_ref().map(|m| format!("{:.2}", m.1.prefill_tok_s())).unwrap_or_default()}
+                data-measure-decode={self.measured.as_ref().map(|m| format!("{:.2}", m.1.decode_tok_s())).unwrap_or_default()}
+                data-energy-class={self.energy_class.clone()}
+                data-energy-jpt={self.energy_view_estimate().map(|(e, _, _)| format!("{:.6}", e.joules_per_token)).unwrap_or_default()}
+                data-device-added={self.added.as_ref().map(|d| format!("{:.6}", d.joules_per_token())).unwrap_or_default()}>
                 <h2 id="chat-title">{ "On-device LLM" }</h2>
                 if self.phase == Phase::Closed {
                     <p class="chat-intro">
@@ -228,8 +332,12 @@ impl Component for ChatPanel {
                 } else {
                     { self.status_view() }
                     { self.form_view(link) }
-                    <pre id="llm-output" class="chat-output" aria-live="polite">{ &self.output }</pre>
+                    <div class="chat-answer">
+                        <pre id="llm-output" class="chat-output" aria-live="polite">{ &self.output }</pre>
+                        { self.energy_view() }
+                    </div>
                     { self.stats_view() }
+                    { self.device_view(link) }
                 }
                 if let Some(m) = &self.message {
                     <p id="llm-message" class="error" role="alert">{ m }</p>
@@ -271,8 +379,10 @@ impl ChatPanel {
                 model,
                 load_ms,
                 from_cache,
+                work,
             } => {
                 self.model = Some((model, load_ms, from_cache));
+                self.work = Some(work);
                 self.progress = None;
                 self.phase = Phase::Ready;
             }
@@ -297,14 +407,22 @@ impl ChatPanel {
                 self.answers += 1;
                 self.phase = Phase::Ready;
             }
+            FromLlm::Timing(timing) => self.timing = Some(timing),
             FromLlm::SelfTest(check) => self.check = Some(check),
+            FromLlm::Measured { backend, timing } => {
+                if let Err(e) = timing.speed() {
+                    self.message = Some(format!("the measurement failed: {e}"));
+                }
+                self.measured = Some((backend, timing));
+                self.phase = Phase::Ready;
+            }
             FromLlm::Notice(n) => self.notices.push(n),
             FromLlm::Error(e) => {
                 self.message = Some(e);
                 self.phase = match self.phase {
                     Phase::Loading if self.model.is_some() => Phase::Ready,
                     Phase::Loading => Phase::Failed,
-                    Phase::Generating => Phase::Ready,
+                    Phase::Generating | Phase::Measuring => Phase::Ready,
                     p => p,
                 };
             }
@@ -418,6 +536,114 @@ impl ChatPanel {
         }
     }
 
+    /// The energy estimate shown beside the answer, the timing it used and where that
+    /// comes from: the current (or last) answer once it has two tokens, else the benchmark.
+    fn energy_view_estimate(&self) -> Option<(ClassEstimate, Timing, &'static str)> {
+        let (model, _, _) = self.model.as_ref()?;
+        let work = self.work?;
+        let class = energy_class(&self.energy_class).ok()?;
+        #[allow(clippy::cast_precision_loss)] // model files are far below 2^52 bytes
+        let bytes = model.bytes as f64;
+        let estimate = |t: &Timing, from| {
+            live_estimate(&class, &work, bytes, t)
+                .ok()
+                .map(|e| (e, *t, from))
+        };
+        self.timing
+            .as_ref()
+            .and_then(|t| estimate(t, "this answer"))
+            .or_else(|| estimate(&self.measured.as_ref()?.1, "the benchmark"))
+    }
+
+    fn energy_view(&self) -> Html {
+        let body = match self.energy_view_estimate() {
+            Some((e, t, from)) => html! {
+                <>
+                    <p class="chat-energy-value">
+                        <span id="llm-energy-jpt">{ format!("{:.1} mJ", e.joules_per_token * 1000.0) }</span>
+                        { " per token" }
+                    </p>
+                    <p class="chat-note">
+                        { format!("{:.2} J for {from}: {} prompt and {} generated tokens at {:.0} prefill / \
+                                   {:.1} decode tokens/s (memory {:.2} J, compute {:.2} J, static power {:.2} J)",
+                            e.joules_per_query, t.prompt_tokens, t.generated, e.prefill_tok_s,
+                            e.decode_tok_s, e.joules_memory, e.joules_compute, e.joules_static) }
+                    </p>
+                </>
+            },
+            None => html! {
+                <p class="chat-note">{ "Shown from the second token of an answer, or after “Measure this device”." }</p>
+            },
+        };
+        html! {
+            <aside class="chat-energy" id="llm-energy" aria-live="polite">
+                <h3>{ format!("Energy on a {} (energy model)", self.energy_class) }</h3>
+                { body }
+            </aside>
+        }
+    }
+
+    /// "Measure this device", the energy model's class and "Add this device".
+    fn device_view(&self, link: &html::Scope<Self>) -> Html {
+        let ready = self.phase == Phase::Ready;
+        let on_class = link.callback(|e: Event| {
+            ChatMsg::EnergyClass(e.target_unchecked_into::<HtmlSelectElement>().value())
+        });
+        let measured = self.measured.as_ref().map(|(backend, t)| match t.speed() {
+            Ok(s) => format!(
+                "Measured on the {}: a {}-token prompt at {:.1} tokens/s, then {} greedy tokens at \
+                 {:.1} tokens/s.",
+                backend.label(),
+                t.prompt_tokens,
+                s.prefill_tok_s,
+                t.generated.saturating_sub(1),
+                s.decode_tok_s
+            ),
+            Err(e) => format!("The measurement failed: {e}"),
+        });
+        html! {
+            <div class="chat-device" id="llm-device">
+                <h3>{ "Your device in the simulation" }</h3>
+                <div class="chat-buttons">
+                    <label>{ "Energy model: a " }
+                        <select id="llm-energy-class" onchange={on_class}>
+                            { for edgewise_llm::energy::default_classes().into_iter().map(|c| {
+                                let selected = c.name == self.energy_class;
+                                html! { <option value={c.name.clone()} selected={selected}>{ c.name }</option> }
+                            }) }
+                        </select>
+                    </label>
+                    <button id="llm-measure" type="button" disabled={!ready}
+                        onclick={link.callback(|_| ChatMsg::Measure)}>
+                        { if self.phase == Phase::Measuring { "Measuring…" } else { "Measure this device" } }
+                    </button>
+                    <button id="llm-add-device" type="button" disabled={!ready || self.measured.is_none()}
+                        onclick={link.callback(|_| ChatMsg::AddDevice)}>{ "Add this device to the simulation" }</button>
+                </div>
+                <p class="chat-note">
+                    { format!("The measurement prefills a fixed {BENCH_PROMPT_TOKENS}-token prompt and decodes \
+                               {BENCH_DECODE_TOKENS} greedy tokens on the backend in use. The added class \
+                               “{THIS_DEVICE_CLASS}” takes {:.0} % of the simulated devices, with these speeds, \
+                               the energy model's J/token for the class picked here and that class's radio and \
+                               memory; it is kept for this visit only, not in the page's link.",
+                        THIS_DEVICE_SHARE * 100.0) }
+                </p>
+                if let Some(m) = measured {
+                    <p id="llm-measure-result">{ m }</p>
+                }
+                if let Some(d) = &self.added {
+                    <p id="llm-device-added" role="status">
+                        { format!("Added “{}” as a {}: {:.1} mJ per token, a budget of {:.2} J per window \
+                                   at the shipped budget (the shipped classes' rule), the quality of {}. See \
+                                   the cell above.",
+                            d.class.name, d.energy_class, d.joules_per_token() * 1000.0,
+                            d.class.energy_budget_j, d.quality_from) }
+                    </p>
+                }
+            </div>
+        }
+    }
+
     fn stats_view(&self) -> Html {
         html! {
             <div class="chat-stats">
@@ -441,5 +667,70 @@ impl ChatPanel {
                 }
             </div>
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> ModelEntry {
+        ModelEntry {
+            file: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            name: "SmolLM2-135M-Instruct".into(),
+            variant: "q4_1".into(),
+            bytes: 98_362_432,
+            sha256: "0".repeat(64),
+        }
+    }
+
+    fn work() -> ModelWork {
+        ModelWork {
+            weight_bytes: 98_362_432.0,
+            params: 134_515_008.0,
+            kv_bytes_per_token: 46_080.0,
+            attn_width: 17_280.0,
+        }
+    }
+
+    fn benchmark(decode_ms: f64) -> (Backend, Timing) {
+        (
+            Backend::Cpu,
+            Timing {
+                prompt_tokens: 48,
+                prefill_ms: 320.0,
+                generated: 25,
+                decode_ms,
+            },
+        )
+    }
+
+    #[test]
+    fn a_measurement_becomes_the_device_class() {
+        let m = benchmark(1600.0);
+        let d = device_from(Some(&entry()), Some(work()), Some(&m), "phone-low").unwrap();
+        let p = d.variant.per_class[THIS_DEVICE_CLASS];
+        assert!((p.prefill_tok_s - 150.0).abs() < 1e-9);
+        assert!((p.decode_tok_s - 15.0).abs() < 1e-9, "24 steps in 1.6 s");
+        assert_eq!(d.energy_class, "phone-low");
+        assert!(d.variant.source.contains("this browser (cpu)"));
+    }
+
+    #[test]
+    fn adding_before_loading_or_measuring_or_after_a_failed_measurement_says_why() {
+        let m = benchmark(1600.0);
+        let e = device_from(None, Some(work()), Some(&m), "laptop").unwrap_err();
+        assert!(e.contains("load the model"), "{e}");
+        let e = device_from(Some(&entry()), Some(work()), None, "laptop").unwrap_err();
+        assert!(e.contains("Measure this device"), "{e}");
+        let stuck = benchmark(0.0);
+        let e = device_from(Some(&entry()), Some(work()), Some(&stuck), "laptop").unwrap_err();
+        assert!(
+            e.contains("decode speed is inf") && e.contains("measure again"),
+            "{e}"
+        );
+        let nan = benchmark(f64::NAN);
+        let e = device_from(Some(&entry()), Some(work()), Some(&nan), "laptop").unwrap_err();
+        assert!(e.contains("decode speed is NaN"), "{e}");
     }
 }

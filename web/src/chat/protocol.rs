@@ -1,9 +1,11 @@
 //! Messages between the chat panel and the LLM worker: what the page asks
 //! ([`ToLlm`]) and what the worker reports ([`FromLlm`]).
 
+use edgewise_llm::energy::ModelWork;
 use serde::{Deserialize, Serialize};
 
 use super::model_index::ModelEntry;
+use super::timing::Timing;
 
 /// How the next token is chosen (the page's choice, sent with each request).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -81,6 +83,8 @@ pub enum ToLlm {
     Stop,
     /// Check the WebGPU forward pass against the CPU path on the loaded model.
     SelfTest,
+    /// Time the fixed benchmark (`timing::BENCH_*`) on the backend in use.
+    Measure,
 }
 
 /// Where the forward pass runs.
@@ -189,6 +193,8 @@ pub enum FromLlm {
         load_ms: f64,
         /// Whether the bytes came from the Cache API.
         from_cache: bool,
+        /// The model's work per token, for the energy model.
+        work: ModelWork,
     },
     /// A new token (text may be empty while a UTF-8 sequence is incomplete).
     Token {
@@ -197,6 +203,9 @@ pub enum FromLlm {
         /// Text it completes.
         text: String,
     },
+    /// How far the running generation got and how fast (after the prompt and after
+    /// each token).
+    Timing(Timing),
     /// Generation finished.
     Done {
         /// Every generated id (stop token excluded).
@@ -212,6 +221,13 @@ pub enum FromLlm {
     },
     /// Result of `SelfTest`.
     SelfTest(GpuCheck),
+    /// Result of `Measure`.
+    Measured {
+        /// The backend that ran it.
+        backend: Backend,
+        /// Its timing.
+        timing: Timing,
+    },
     /// Something went wrong and was handled (a corrupt cached copy, a retried download): a
     /// sentence for the page.
     Notice(String),

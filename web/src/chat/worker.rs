@@ -4,8 +4,9 @@
 //! from the Cache API or downloads it with progress ([`download`](super::download)), builds
 //! the candle engine, and sets up the backend the visitor chose ([`backend`](super::backend),
 //! [`choice`](super::choice)): the whole forward pass on WebGPU, or candle on the wasm CPU
-//! path. On `Generate` it streams tokens to the page, yielding to the event loop after each
-//! one so `Stop` is heard.
+//! path. On `Generate` it streams tokens (and their timing) to the page, yielding to the
+//! event loop after each one so `Stop` is heard. On `Measure` it times a fixed benchmark
+//! on the backend in use ("Measure this device").
 //!
 //! Started by the `edgewise-llm-worker` binary, which `www/llm-worker.js` loads as a
 //! module worker; talks [`ToLlm`] / [`FromLlm`] through [`crate::worker_scope`]. wasm32
@@ -16,6 +17,7 @@ use std::io::Cursor;
 use std::rc::Rc;
 
 use edgewise_gpu::GpuModel;
+use edgewise_llm::energy::ModelWork;
 use edgewise_llm::{ChatMessage, Device, Engine, Sampler, Sampling, StreamDecoder};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -27,6 +29,7 @@ use super::choice;
 use super::download;
 use super::model_index::{GET_MODEL_HINT, ModelEntry};
 use super::protocol::{Backend, BackendChoice, Decoding, Finish, FromLlm, GpuCheck, Stage, ToLlm};
+use super::timing::{BENCH_DECODE_TOKENS, BENCH_PROMPT, BENCH_PROMPT_TOKENS, Timing};
 use crate::worker_scope;
 
 /// The prompt of the GPU check and of `auto`'s timing.
@@ -181,10 +184,13 @@ async fn load(state: Rc<State>, choice: BackendChoice) -> Result<(), String> {
     let m = loaded(&state)?;
     use_backend(&state, &m, choice).await?;
     if fresh {
+        #[allow(clippy::cast_precision_loss)] // model files are far below 2^52 bytes
+        let weight_bytes = m.entry.bytes as f64;
         state.post(&FromLlm::Loaded {
             model: m.entry.clone(),
             load_ms: state.now_ms() - t0,
             from_cache: state.from_cache.get(),
+            work: ModelWork::new(m.engine.model.config(), weight_bytes),
         });
     }
     Ok(())
@@ -241,6 +247,7 @@ async fn answer(
     let mut next = runner.step(&ids, &mut sampler).await?;
     let prefill_ms = state.now_ms() - t0;
     let t_first = state.now_ms();
+    let prompt_tokens = u32::try_from(ids.len()).unwrap_or(u32::MAX);
     let mut out: Vec<u32> = Vec::new();
     let finish = loop {
         if stops.contains(&next) {
@@ -249,6 +256,12 @@ async fn answer(
         out.push(next);
         let text = decoder.push(tok, next).map_err(|e| e.to_string())?;
         state.post(&FromLlm::Token { id: next, text });
+        state.post(&FromLlm::Timing(Timing {
+            prompt_tokens,
+            prefill_ms,
+            generated: u32::try_from(out.len()).unwrap_or(u32::MAX),
+            decode_ms: state.now_ms() - t_first,
+        }));
         if out.len() >= max_tokens as usize {
             break Finish::Length;
         }
@@ -269,9 +282,45 @@ async fn answer(
     state.post(&FromLlm::Done {
         ids: out,
         finish,
-        prompt_tokens: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        prompt_tokens,
         prefill_ms,
         tok_per_s,
+    });
+    Ok(())
+}
+
+/// "Measure this device": the fixed benchmark ([`BENCH_PROMPT`] cut to
+/// [`BENCH_PROMPT_TOKENS`], then [`BENCH_DECODE_TOKENS`] greedy steps) on the backend in
+/// use.
+async fn measure(state: Rc<State>) -> Result<(), String> {
+    let m = loaded(&state)?;
+    let ids = m
+        .engine
+        .tokenizer
+        .encode(BENCH_PROMPT, true)
+        .map_err(|e| e.to_string())?;
+    if ids.len() < BENCH_PROMPT_TOKENS {
+        return Err(format!(
+            "the benchmark prompt is {} tokens with this model's tokenizer; expected at least              {BENCH_PROMPT_TOKENS}",
+            ids.len()
+        ));
+    }
+    let prompt = &ids[..BENCH_PROMPT_TOKENS];
+    let mut slot = state.gpu.take();
+    let (mut runner, backend) = match (&mut slot, state.use_gpu.get()) {
+        (Some(gpu), true) => {
+            let backend = backend::gpu_backend(gpu);
+            (Runner::gpu(gpu), backend)
+        }
+        _ => (Runner::cpu(&m.engine.model), Backend::Cpu),
+    };
+    let now = || state.now_ms();
+    let result = backend::benchmark(&mut runner, prompt, BENCH_DECODE_TOKENS, &now).await;
+    drop(runner);
+    *state.gpu.borrow_mut() = slot;
+    state.post(&FromLlm::Measured {
+        backend,
+        timing: result?,
     });
     Ok(())
 }
@@ -379,6 +428,7 @@ fn handle(state: &Rc<State>, msg: ToLlm) {
         ),
         ToLlm::Stop => state.stop.set(true),
         ToLlm::SelfTest => run_exclusive(state, self_test(Rc::clone(state))),
+        ToLlm::Measure => run_exclusive(state, measure(Rc::clone(state))),
     }
 }
 

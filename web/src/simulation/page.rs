@@ -7,6 +7,7 @@ use mec::EpisodeMetrics;
 
 use super::protocol::{Frame, FromSimulation, RaceInfo, ToSimulation};
 use super::race::{NetworkSnap, SlotRow};
+use super::this_device::ThisDevice;
 use crate::channel::{Received, WorkerChannel};
 use crate::entrants::Entrant;
 use crate::scenario::PageState;
@@ -30,6 +31,8 @@ pub struct Simulation {
     ready: bool,
     /// The trained entrants' policy files (`None` until the shipped ones are fetched).
     policies: Option<Vec<(Entrant, String)>>,
+    /// The visitor's device raced as an extra class (kept for this visit, not in the URL).
+    pub this_device: Option<ThisDevice>,
     /// The race's facts (none before the first `Started`).
     pub info: Option<RaceInfo>,
     /// Each running lane's rows of the current episode, in legend order.
@@ -77,6 +80,7 @@ impl Simulation {
             worker,
             ready: false,
             policies: None,
+            this_device: None,
             info: None,
             history: Vec::new(),
             metrics: Vec::new(),
@@ -118,6 +122,12 @@ impl Simulation {
         self.start(state);
     }
 
+    /// Races with the visitor's device as an extra class (or, `None`, without it).
+    pub fn set_this_device(&mut self, device: Option<ThisDevice>) {
+        self.send(&ToSimulation::ThisDevice(device.clone().map(Box::new)));
+        self.this_device = device;
+    }
+
     /// Sends everything a race needs once both the worker and the policy files are ready
     /// (whichever comes last calls this usefully).
     fn start(&self, state: &PageState) {
@@ -127,6 +137,9 @@ impl Simulation {
         self.send(&ToSimulation::PolicyFiles(policies.clone()));
         self.send(&ToSimulation::Speed(state.speed));
         self.send(&ToSimulation::Focus(state.focus));
+        self.send(&ToSimulation::ThisDevice(
+            self.this_device.clone().map(Box::new),
+        ));
         self.send(&ToSimulation::Configure(state.scenario));
         self.send(&ToSimulation::Play(self.playing));
     }

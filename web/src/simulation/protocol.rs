@@ -5,6 +5,7 @@ use mec::EpisodeMetrics;
 use serde::{Deserialize, Serialize};
 
 use super::race::{NetworkSnap, SlotRow};
+use super::this_device::ThisDevice;
 use crate::entrants::Entrant;
 use crate::scenario::Scenario;
 
@@ -26,6 +27,10 @@ pub enum ToSimulation {
     Focus(Entrant),
     /// Back to the first episode of the scenario.
     Restart,
+    /// Race with the visitor's device as an extra class from now on (`None`: without
+    /// it); the race restarts on the current scenario. Sent before the first `Configure`
+    /// too, so a restarted worker keeps it.
+    ThisDevice(Option<Box<ThisDevice>>),
 }
 
 /// How an entrant of the race fared when the worker loaded it.

@@ -10,6 +10,8 @@ use edgewise_policy::{PolicyFile, PolicyScratch};
 use mec::{Action, Catalogue, EpisodeMetrics, InOrder, OBS_DIM, SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 
+use super::class_tally::ClassTally;
+use super::this_device::ThisDevice;
 use crate::entrants::Entrant;
 use crate::scenario::Scenario;
 
@@ -94,6 +96,8 @@ pub struct NetworkSnap {
     /// Action probabilities of a trained policy at the last decision (local, offload per
     /// device); empty for the baselines.
     pub probs: Vec<f32>,
+    /// Each device class's questions this episode (indexed like the class names).
+    pub classes: Vec<ClassTally>,
 }
 
 enum Decider {
@@ -117,6 +121,7 @@ pub struct Lane {
     probs: Vec<f32>,
     window: VecDeque<(f64, u32)>,
     metrics: EpisodeMetrics,
+    classes: Vec<ClassTally>,
 }
 
 impl std::fmt::Debug for Lane {
@@ -145,6 +150,12 @@ impl Lane {
     #[must_use]
     pub fn sim(&self) -> &Simulator {
         &self.sim
+    }
+
+    /// Each device class's questions this episode.
+    #[must_use]
+    pub fn classes(&self) -> &[ClassTally] {
+        &self.classes
     }
 
     fn step(&mut self) -> SlotRow {
@@ -177,6 +188,7 @@ impl Lane {
         }
         self.sim.step(&self.actions);
         self.metrics = self.sim.metrics();
+        ClassTally::record(&mut self.classes, &self.sim);
         self.row()
     }
 
@@ -267,6 +279,7 @@ impl Lane {
             edge_wait_s: sim.edge_backlog_s() as f32,
             obs: self.obs.clone(),
             probs: self.probs.clone(),
+            classes: self.classes.clone(),
         }
     }
 }
@@ -296,6 +309,7 @@ pub fn check_policy(policy: &PolicyFile) -> Option<String> {
 pub struct Race {
     scenario: Scenario,
     config: SimConfig,
+    catalogue: Catalogue,
     trained: Vec<(Entrant, Arc<PolicyFile>)>,
     lanes: Vec<Lane>,
     episode: u64,
@@ -313,20 +327,26 @@ impl std::fmt::Debug for Race {
 
 impl Race {
     /// A race of `trained` policies (already checked with [`check_policy`]) and every
-    /// baseline on `scenario`.
+    /// baseline on `scenario`, with the visitor's device as an extra class when given.
     ///
     /// # Errors
-    /// A message for the page when the simulator rejects the scenario.
+    /// A message for the page when the simulator rejects the scenario or the device.
     pub fn new(
         scenario: Scenario,
         trained: Vec<(Entrant, Arc<PolicyFile>)>,
+        this_device: Option<&ThisDevice>,
     ) -> Result<Self, String> {
         let scenario = scenario.clamped();
-        let config = scenario.config();
+        let mut config = scenario.config();
+        let mut catalogue = Catalogue::default_catalogue();
+        if let Some(device) = this_device {
+            device.apply(&mut config, &mut catalogue, scenario.get("budget"))?;
+        }
         config.validate().map_err(|e| e.to_string())?;
         let mut race = Self {
             scenario,
             config,
+            catalogue,
             trained,
             lanes: Vec::new(),
             episode: 0,
@@ -350,10 +370,11 @@ impl Race {
             } else {
                 continue;
             };
-            let sim = Simulator::new(self.config.clone(), Catalogue::default_catalogue(), seed)
+            let sim = Simulator::new(self.config.clone(), self.catalogue.clone(), seed)
                 .map_err(|e| e.to_string())?;
             let n = sim.num_devices();
             let metrics = sim.metrics();
+            let classes = ClassTally::for_classes(&sim);
             lanes.push(Lane {
                 id,
                 sim,
@@ -363,6 +384,7 @@ impl Race {
                 probs: vec![0.0; n * 2],
                 window: VecDeque::with_capacity(LATENCY_WINDOW),
                 metrics,
+                classes,
             });
         }
         self.lanes = lanes;
@@ -471,7 +493,7 @@ mod tests {
     #[test]
     fn lanes_share_the_scenario_and_differ_by_policy() {
         let trained = vec![(Entrant::Ppo, Arc::new(tiny_policy(5.0)))];
-        let mut race = Race::new(Scenario::default(), trained).unwrap();
+        let mut race = Race::new(Scenario::default(), trained, None).unwrap();
         assert_eq!(race.lanes().len(), 6, "5 baselines + PPO (no WM-PPO file)");
         for _ in 0..60 {
             let rows = race.step();
@@ -502,7 +524,8 @@ mod tests {
 
     #[test]
     fn episodes_end_and_restart() {
-        let mut race = Race::new(Scenario::default().with("devices", 10.0), Vec::new()).unwrap();
+        let mut race =
+            Race::new(Scenario::default().with("devices", 10.0), Vec::new(), None).unwrap();
         let slots = race.config().slots;
         for _ in 0..slots {
             race.step();
@@ -522,5 +545,71 @@ mod tests {
         assert_eq!(check_policy(&p), None);
         p.meta.insert("env".into(), "cartpole".into());
         assert!(check_policy(&p).unwrap().contains("cartpole"));
+    }
+
+    #[test]
+    fn the_visitors_device_races_as_its_own_class() {
+        use crate::simulation::this_device::{Measured, THIS_DEVICE_CLASS};
+        use edgewise_llm::energy::{HostSpeed, ModelWork};
+
+        let measured = Measured {
+            model_variant: "q4_1",
+            model_bytes: 98_362_432.0,
+            work: ModelWork {
+                weight_bytes: 98_362_432.0,
+                params: 134_515_008.0,
+                kv_bytes_per_token: 46_080.0,
+                attn_width: 17_280.0,
+            },
+            speed: HostSpeed {
+                prefill_tok_s: 150.0,
+                decode_tok_s: 14.0,
+            },
+            backend: "cpu",
+        };
+        let device = ThisDevice::build(&measured, "laptop").unwrap();
+        let low_battery = Scenario::default().with("budget", 0.4);
+        let mut race = Race::new(low_battery, Vec::new(), Some(&device)).unwrap();
+        let names: Vec<&str> = race
+            .config()
+            .classes
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["phone-low", "phone-high", "laptop", THIS_DEVICE_CLASS]
+        );
+        let added = &race.config().classes[3];
+        assert!((added.energy_budget_j - 0.4 * device.class.energy_budget_j).abs() < 1e-12);
+        for _ in 0..60 {
+            race.step();
+        }
+        let tally = |id: Entrant| {
+            race.lanes()
+                .iter()
+                .find(|l| l.id() == id)
+                .unwrap()
+                .classes()[3]
+        };
+        let local = tally(Entrant::AlwaysLocal);
+        let offload = tally(Entrant::AlwaysOffload);
+        assert!(local.devices > 0, "seed 7 draws devices of the added class");
+        assert_eq!(local.devices, offload.devices);
+        assert!(
+            local.completed() > 0 && offload.completed() > 0,
+            "{local:?}"
+        );
+        assert_eq!(local.offload_share(), Some(0.0));
+        assert_eq!(offload.offload_share(), Some(1.0));
+        // Per-class tallies add up to the lane's episode.
+        for lane in race.lanes() {
+            let queries: u32 = lane.classes().iter().map(|c| c.queries).sum();
+            let devices: u32 = lane.classes().iter().map(|c| c.devices).sum();
+            assert_eq!(queries as usize, lane.metrics().queries);
+            assert_eq!(devices as usize, lane.sim().num_devices());
+        }
+        let net = race.network(Entrant::AlwaysLocal).unwrap();
+        assert_eq!(net.classes[3], local);
     }
 }

@@ -16,6 +16,7 @@ use web_sys::DedicatedWorkerGlobalScope;
 
 use super::protocol::{Frame, FromSimulation, LaneRows, LaneStatus, RaceInfo, ToSimulation};
 use super::race::{Race, check_policy};
+use super::this_device::ThisDevice;
 use crate::entrants::Entrant;
 use crate::scenario::{DEFAULT_SPEED, Scenario};
 use crate::worker_scope;
@@ -32,6 +33,8 @@ struct SimulationWorker {
     scope: DedicatedWorkerGlobalScope,
     trained: Vec<(Entrant, Arc<PolicyFile>)>,
     statuses: Vec<LaneStatus>,
+    /// The visitor's device, raced as an extra class.
+    this_device: Option<ThisDevice>,
     race: Option<Race>,
     generation: u32,
     playing: bool,
@@ -71,6 +74,7 @@ impl SimulationWorker {
                 self.focus = focus;
                 self.send_frame(Vec::new(), 0.0);
             }
+            ToSimulation::ThisDevice(device) => self.set_this_device(device.map(|d| *d)),
             ToSimulation::Restart => {
                 if let Some(race) = &mut self.race {
                     race.restart();
@@ -139,8 +143,27 @@ impl SimulationWorker {
             .collect();
     }
 
+    /// Races with `device` from now on; until a scenario is configured it only waits.
+    /// A device the simulator rejects is reported and the race goes on without it.
+    fn set_this_device(&mut self, device: Option<ThisDevice>) {
+        let Some(scenario) = self.race.as_ref().map(Race::scenario) else {
+            self.this_device = device;
+            return;
+        };
+        match Race::new(scenario, self.trained.clone(), device.as_ref()) {
+            Ok(race) => {
+                self.this_device = device;
+                self.race = Some(race);
+                self.started();
+            }
+            Err(e) => self.post(&FromSimulation::Error(format!(
+                "The simulator rejected your device: {e}"
+            ))),
+        }
+    }
+
     fn configure(&mut self, scenario: Scenario) {
-        match Race::new(scenario, self.trained.clone()) {
+        match Race::new(scenario, self.trained.clone(), self.this_device.as_ref()) {
             Ok(race) => {
                 self.race = Some(race);
                 self.started();
@@ -267,6 +290,7 @@ pub fn start() -> Result<(), JsValue> {
         scope: scope.clone(),
         trained: Vec::new(),
         statuses: Vec::new(),
+        this_device: None,
         race: None,
         generation: 0,
         playing: true,

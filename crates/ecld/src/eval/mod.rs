@@ -1,7 +1,8 @@
 //! Evaluation of model variants (design §4.3–4.4): the data sets ([`data`]), the quality
-//! metrics ([`metrics`]: hallucination rate, multiple-choice accuracy, perplexity) and the
-//! per-device-class energy model ([`energy`]), and the statistics that compare variants
-//! ([`stats`]: paired bootstrap, McNemar, retention above chance, KL/top-1, risk–coverage).
+//! metrics ([`metrics`]: hallucination rate, multiple-choice accuracy, perplexity), the
+//! per-device-class energy model ([`energy`], re-exported from `edgewise-llm`) and the
+//! statistics that compare variants ([`stats`]: paired bootstrap, McNemar, retention above
+//! chance, KL/top-1, risk–coverage).
 //!
 //! Everything here is deterministic (greedy decoding, no sampling) and clock-free: the
 //! `edgewise eval` command times the calls and measures memory, and turns the results into

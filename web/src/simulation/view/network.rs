@@ -2,7 +2,8 @@
 //! devices (shape = class, fill = last decision), links shaded by the channel a policy
 //! sees, the last slot's questions, the edge queue, and an inspector for one device:
 //! its state, the features its policy saw and (for trained policies) the action
-//! probabilities behind its schedule.
+//! probabilities behind its schedule. Below the map, each device class's questions under
+//! that policy, with the visitor's own device (when added from the chat) among them.
 
 use mec::{OBS_DIM, OBS_FEATURES};
 use web_sys::HtmlSelectElement;
@@ -14,6 +15,7 @@ use crate::entrants::Entrant;
 use crate::format::{fixed, fmt, legend_item, percent};
 use crate::simulation::protocol::RaceInfo;
 use crate::simulation::race::{DeviceSnap, NetworkSnap};
+use crate::simulation::this_device::THIS_DEVICE_CLASS;
 
 /// Radius of the cell in SVG units (the view box leaves room for labels).
 const R: f64 = 100.0;
@@ -52,6 +54,7 @@ pub fn view(app: &App, link: &Scope<App>) -> Html {
             </p>
             if let (Some(net), Some(info)) = (&app.sim.network, &app.sim.info) {
                 { map(app, net, info, link) }
+                { class_table(app, net, info, link) }
                 { edge_queue(net) }
             } else {
                 <p class="placeholder">{ "Starting the simulation worker…" }</p>
@@ -79,6 +82,11 @@ fn map(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html
         }
     };
     let selected = app.inspected();
+    let is_this = |class: u8| {
+        info.classes
+            .get(usize::from(class))
+            .is_some_and(|n| n == THIS_DEVICE_CLASS)
+    };
     let links = net.devices.iter().map(|d| {
         let (x, y) = pos(d);
         let q = quality(d.gain_db);
@@ -112,7 +120,7 @@ fn map(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html
             _ => "did-nothing",
         };
         let class = classes!("device", state, (selected == Some(i)).then_some("selected"));
-        let shape = device_shape(d.class, x, y, class);
+        let shape = device_shape(d.class, is_this(d.class), x, y, class);
         html! {
             <g class="device-g" key={i}
                 onmouseenter={link.callback(move |_| Msg::Hover(Some(i)))}
@@ -127,7 +135,8 @@ fn map(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html
         html! {
             <li class="legend-item">
                 <svg class="shape-swatch" viewBox="-5 -5 10 10" aria-hidden="true">
-                    { device_shape(u8::try_from(c).unwrap_or(0), 0.0, 0.0, classes!("device", "did-nothing")) }
+                    { device_shape(u8::try_from(c).unwrap_or(0), name == THIS_DEVICE_CLASS, 0.0, 0.0,
+                        classes!("device", "did-nothing")) }
                 </svg>
                 { name.clone() }
             </li>
@@ -165,13 +174,88 @@ fn map(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html
     }
 }
 
-fn device_shape(class: u8, x: f64, y: f64, class_css: Classes) -> Html {
+/// A device's mark: its class's shape (the visitor's own device a diamond).
+fn device_shape(class: u8, this_device: bool, x: f64, y: f64, mut class_css: Classes) -> Html {
+    if this_device {
+        class_css.push("this-device");
+        let r = 4.2;
+        let points = format!(
+            "{},{} {},{} {},{} {},{}",
+            fmt(x),
+            fmt(y - r),
+            fmt(x + r),
+            fmt(y),
+            fmt(x),
+            fmt(y + r),
+            fmt(x - r),
+            fmt(y)
+        );
+        return html! { <polygon class={class_css} points={points} /> };
+    }
     match class {
         0 => html! { <circle class={class_css} cx={fmt(x)} cy={fmt(y)} r="2.6" /> },
         1 => html! { <circle class={class_css} cx={fmt(x)} cy={fmt(y)} r="3.5" /> },
         _ => html! {
             <rect class={class_css} x={fmt(x - 3.4)} y={fmt(y - 2.6)} width="6.8" height="5.2" rx="1.2" />
         },
+    }
+}
+
+/// Each class's devices and questions under the drawn policy; the visitor's device, when
+/// added, with what it was measured at and a button to take it out.
+fn class_table(app: &App, net: &NetworkSnap, info: &RaceInfo, link: &Scope<App>) -> Html {
+    let dash = || "–".to_owned();
+    let rows = info.classes.iter().zip(&net.classes).map(|(name, t)| {
+        let this = name == THIS_DEVICE_CLASS;
+        html! {
+            <tr id={format!("class-{name}")} class={classes!(this.then_some("this-device-row"))}
+                data-devices={t.devices.to_string()} data-queries={t.queries.to_string()}
+                data-completed={t.completed().to_string()}
+                data-offload={t.offload_share().map(|s| format!("{s:.4}")).unwrap_or_default()}>
+                <th scope="row">{ name.clone() }</th>
+                <td class="num">{ t.devices }</td>
+                <td class="num">{ t.completed() }</td>
+                <td class="num">{ t.offload_share().map_or_else(dash, |s| fixed(100.0 * s, 0)) }</td>
+                <td class="num">{ t.mean_latency_s().map_or_else(dash, |l| fixed(l, 2)) }</td>
+                <td class="num">{ t.energy_per_query_j().map_or_else(dash, |j| fixed(j, 2)) }</td>
+            </tr>
+        }
+    });
+    let device = app.sim.this_device.as_ref().map(|d| {
+        let p = d.variant.per_class.get(THIS_DEVICE_CLASS);
+        html! {
+            <p class="this-device-note" id="this-device-note">
+                { format!("“{THIS_DEVICE_CLASS}” is your browser, measured in the chat: {} prefill / {} \
+                           decode tokens/s, {} mJ per token as a {} (energy model), a budget of {} J per \
+                           window. Kept for this visit only, not in the link. ",
+                    p.map_or_else(dash, |p| fixed(p.prefill_tok_s, 0)),
+                    p.map_or_else(dash, |p| fixed(p.decode_tok_s, 1)),
+                    fixed(d.joules_per_token() * 1000.0, 1), d.energy_class,
+                    fixed(d.class.energy_budget_j * app.state.scenario.get("budget"), 2)) }
+                <button type="button" class="link-button" id="this-device-remove"
+                    onclick={link.callback(|_| Msg::ThisDevice(None))}>{ "Remove it" }</button>
+            </p>
+        }
+    });
+    html! {
+        <div class="class-stats">
+            <div class="table-scroll">
+            <table class="scores" id="class-stats">
+                <thead>
+                    <tr>
+                        <th scope="col">{ format!("class, under {}", net.lane.label()) }</th>
+                        <th scope="col" title="devices of this class in the cell">{ "devices" }</th>
+                        <th scope="col" title="questions answered this episode">{ "answered" }</th>
+                        <th scope="col" title="share of its questions sent to the edge, %">{ "offload %" }</th>
+                        <th scope="col" title="mean latency per question, seconds">{ "latency (s)" }</th>
+                        <th scope="col" title="energy charged per question, joules">{ "J / question" }</th>
+                    </tr>
+                </thead>
+                <tbody>{ for rows }</tbody>
+            </table>
+            </div>
+            { for device }
+        </div>
     }
 }
 
