@@ -5,6 +5,7 @@
 mod backend;
 mod chat;
 mod compress;
+mod config_file;
 mod eval;
 mod experiment;
 mod experiment_cell;

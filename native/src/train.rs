@@ -26,6 +26,7 @@ use edgewise_rl::cartpole::CartPoleVecEnv;
 use edgewise_rl::ppo::{CARTPOLE_ENVS, cartpole_config};
 use edgewise_rl::{GruWmConfig, IterationStats, Ppo, PpoConfig, WmConfig, cpu_device};
 
+use crate::config_file::overlay;
 use crate::rollout_clock::{RolloutClock, Split};
 
 /// Which learner to run.
@@ -81,15 +82,30 @@ pub struct TrainArgs {
     /// so `--envs` must be at least their number.
     #[arg(long, default_value = "10", value_delimiter = ',')]
     pub devices: Vec<usize>,
+    /// For `--env mec`: the scenario to train on, a named preset (default, bursty,
+    /// edge-load, tight-energy, hard-queries or foresight); the shipped scenario if neither
+    /// this nor --config is given. `--devices` sets its population.
+    #[arg(long, conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// For `--env mec`: the scenario to train on, from a file (TOML, or JSON if it ends in
+    /// .json), as `edgewise simulate --config` reads it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// For `--env mec`: weight of the externality credit in the devices' rewards (an
+    /// offloading device also pays for the delay it causes the others; 0 = off), in
+    /// place of the scenario's `reward.externality_credit`. Give the same scenario
+    /// options again with --resume.
+    #[arg(long)]
+    pub externality_credit: Option<f64>,
     /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC, or one per
     /// population when that is more).
     #[arg(long)]
     pub envs: Option<usize>,
-    /// PPO hyper-parameters as JSON (only the fields to change).
+    /// PPO hyper-parameters (only the fields to change) as JSON, or TOML for a `.toml` file.
     #[arg(long)]
     pub ppo_config: Option<PathBuf>,
-    /// World-model hyper-parameters for `--algo wm-ppo` or `wm-ppo-gru` as JSON (only the
-    /// fields to change; each algorithm has its own fields).
+    /// World-model hyper-parameters for `--algo wm-ppo` or `wm-ppo-gru` (only the fields
+    /// to change; each algorithm has its own fields) as JSON, or TOML for a `.toml` file.
     #[arg(long)]
     pub wm_config: Option<PathBuf>,
     /// Output directory (metrics.csv, checkpoint.ckpt, policy.json).
@@ -117,37 +133,34 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.stop_after == Some(0) {
         bail!("--stop-after must be at least 1 iteration");
     }
-    let wm_text = match &args.wm_config {
-        Some(path) => {
-            if args.algo == Algo::Ppo {
-                bail!("--wm-config is only used with --algo wm-ppo or wm-ppo-gru");
-            }
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some((path, text))
-        }
-        None => None,
-    };
-    let wm_config = match &wm_text {
-        Some((path, text)) if args.algo == Algo::WmPpo => {
-            let c: WmConfig = serde_json::from_str(text)
-                .with_context(|| format!("in world-model config {}", path.display()))?;
+    if args.wm_config.is_some() && args.algo == Algo::Ppo {
+        bail!("--wm-config is only used with --algo wm-ppo or wm-ppo-gru");
+    }
+    let wm_config = match &args.wm_config {
+        Some(path) if args.algo == Algo::WmPpo => {
+            let c = overlay(&WmConfig::default(), path, "world-model config")?;
             c.validate()
                 .with_context(|| format!("in world-model config {}", path.display()))?;
             c
         }
         _ => WmConfig::default(),
     };
-    let gru_config = match &wm_text {
-        Some((path, text)) if args.algo == Algo::WmPpoGru => {
-            let c: GruWmConfig = serde_json::from_str(text)
-                .with_context(|| format!("in GRU world-model config {}", path.display()))?;
+    let gru_config = match &args.wm_config {
+        Some(path) if args.algo == Algo::WmPpoGru => {
+            let c = overlay(&GruWmConfig::default(), path, "GRU world-model config")?;
             c.validate()
                 .with_context(|| format!("in GRU world-model config {}", path.display()))?;
             c
         }
         _ => GruWmConfig::default(),
     };
+    if args.env == EnvKind::Cartpole
+        && (args.preset.is_some() || args.config.is_some() || args.externality_credit.is_some())
+    {
+        bail!(
+            "--preset, --config and --externality-credit choose a MEC scenario: use them with --env mec"
+        );
+    }
     let mut env: Box<dyn VecEnv> = match args.env {
         EnvKind::Cartpole => Box::new(CartPoleVecEnv::new(args.envs.unwrap_or(CARTPOLE_ENVS))),
         EnvKind::Mec => mec_env(args)?,
@@ -176,10 +189,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             EnvKind::Mec => PpoConfig::default(),
         };
         if let Some(path) = &args.ppo_config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            config = serde_json::from_str(&text)
-                .with_context(|| format!("in PPO config {}", path.display()))?;
+            config = overlay(&config, path, "PPO config")?;
         }
         config.total_env_steps = args.steps;
         config.validate().context("invalid PPO config")?;
@@ -359,10 +369,16 @@ fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
     }
     let catalogue = mec::Catalogue::default_catalogue();
     let scenario = |devices: usize| -> anyhow::Result<mec::SimConfig> {
-        let config = mec::SimConfig {
-            devices,
-            ..mec::SimConfig::default()
-        };
+        let (mut config, _) = crate::simulate::load_scenario(
+            args.config.as_ref(),
+            args.preset.as_deref(),
+            None,
+            Some(devices),
+            None,
+        )?;
+        if let Some(w) = args.externality_credit {
+            config.reward.externality_credit = w;
+        }
         config
             .validate()
             .with_context(|| format!("MEC scenario with {devices} devices"))?;

@@ -159,6 +159,11 @@ pub struct RewardConfig {
     pub hallucination_weight: f64,
     /// μ_E on energy overrun (per budget fraction overrun). Default 2.
     pub energy_weight: f64,
+    /// Weight of the externality credit in learners' per-agent rewards: an offloading
+    /// device also pays this times the delay its offload causes the others (`sim/externality.rs`).
+    /// 0 turns it off. The slot's reward, which evaluations report, never includes it.
+    /// Default 0 (files written before it existed read 0).
+    pub externality_credit: f64,
 }
 
 /// A device class: radio and energy parameters and the locally installed model variant.
@@ -330,6 +335,7 @@ impl Default for RewardConfig {
             accuracy_weight: 2.0,
             hallucination_weight: 2.0,
             energy_weight: 2.0,
+            externality_credit: 0.0,
         }
     }
 }
@@ -570,6 +576,7 @@ impl SimConfig {
             self.reward.hallucination_weight,
         )?;
         non_negative("reward.energy_weight", self.reward.energy_weight)?;
+        non_negative("reward.externality_credit", self.reward.externality_credit)?;
 
         check(
             !self.classes.is_empty(),

@@ -23,6 +23,7 @@ mod baselines;
 mod catalogue;
 mod commitments;
 mod config;
+mod edge_queue;
 mod error;
 mod exogenous;
 mod in_order;

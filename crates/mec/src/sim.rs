@@ -23,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::Catalogue;
 use crate::commitments::SlotCommitments;
 use crate::config::SimConfig;
+use crate::edge_queue::{self, OffloadRequest};
 use crate::error::{ConfigError, MecError};
 use crate::exogenous::{Exogenous, query_accuracy};
 use crate::metrics::{EpisodeMetrics, MetricsAccumulator, quality_deficits};
 use edgewise_rng::Rng;
+
+mod externality;
 
 /// Where a device's pending queries run this slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -171,13 +174,6 @@ pub struct SlotOutcome {
     pub done: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct OffloadRequest {
-    query: usize,
-    arrive_s: f64,
-    uplink_s: f64,
-}
-
 /// Precomputed scenario constants.
 #[derive(Debug, Clone)]
 struct Consts {
@@ -205,6 +201,11 @@ pub struct Simulator {
     events: Vec<QueryEvent>,
     agent_rewards: Vec<f64>,
     offload_buf: Vec<OffloadRequest>,
+    /// Scratch of the externality credit: the edge workers at the start of phase 2 and
+    /// a counterfactual slot's requests.
+    credit_workers: Vec<f64>,
+    credit_reqs: Vec<OffloadRequest>,
+    credit_own: Vec<f64>,
     acc: MetricsAccumulator,
     /// Decisions already announced in this slot (sequential decisions; empty otherwise).
     commitments: SlotCommitments,
@@ -313,6 +314,9 @@ impl Simulator {
             events: Vec::new(),
             agent_rewards: vec![0.0; n],
             offload_buf: Vec::new(),
+            credit_workers: Vec::new(),
+            credit_reqs: Vec::new(),
+            credit_own: Vec::new(),
             acc: MetricsAccumulator::default(),
             commitments: SlotCommitments::default(),
             order_seed: edgewise_rng::derive_seed(seed, ORDER_STREAM),
@@ -532,7 +536,9 @@ impl Simulator {
     }
 
     /// Each device's share of the last slot's reward (sum over its queries of the
-    /// per-query Lagrangian terms, minus its energy-overrun penalty).
+    /// per-query Lagrangian terms, minus its energy-overrun penalty), less, for a device
+    /// that offloaded, `reward.externality_credit` times the delay it caused the others
+    /// (`sim/externality.rs`; the slot's own reward never includes that charge).
     #[must_use]
     pub fn agent_rewards(&self) -> &[f64] {
         &self.agent_rewards
@@ -805,8 +811,12 @@ impl Simulator {
             .filter(|&u| self.devices[u].pending > 0 && actions[u] == Action::Offload)
             .count();
         self.run_local_and_uplink(actions, offloaders);
+        self.credit_workers.clone_from(&self.edge_free_at);
         self.serve_edge_queue();
         let (reward, latency_sum, dropped) = self.account_slot();
+        if self.config.reward.externality_credit > 0.0 {
+            self.charge_externalities(actions, offloaders);
+        }
         self.last_offloaders = offloaders;
         let done = self.close_slot();
         let nq = self.events.len();
@@ -839,48 +849,67 @@ impl Simulator {
                 continue;
             }
             self.devices[u].last_action = Some(action);
-            let mut uplink_free = now;
+            if action == Action::Offload {
+                let mut buf = std::mem::take(&mut self.offload_buf);
+                self.push_requests(u, share_hz, &mut buf);
+                self.offload_buf = buf;
+                continue;
+            }
             for qi in start..end {
                 let q = self.pending[qi];
-                match action {
-                    Action::Local => {
-                        let p = self.params[u];
-                        let d = &mut self.devices[u];
-                        let begin = d.local_free_at.max(now);
-                        let service = f64::from(q.input_tokens) / p.prefill_tok_s
-                            + f64::from(q.output_tokens) / p.decode_tok_s;
-                        let latency = begin + service - now;
-                        let dropped = latency > max_lat;
-                        let energy = if dropped {
-                            0.0
-                        } else {
-                            d.local_free_at = begin + service;
-                            p.joules_per_token * f64::from(q.input_tokens + q.output_tokens)
-                        };
-                        self.events.push(QueryEvent {
-                            device: u as u32,
-                            action: Action::Local,
-                            latency_s: if dropped { max_lat } else { latency },
-                            uplink_s: 0.0,
-                            energy_j: energy,
-                            input_tokens: q.input_tokens,
-                            output_tokens: q.output_tokens,
-                            dropped,
-                            difficulty: q.difficulty,
-                        });
-                    }
-                    Action::Offload => {
-                        let rate = self.uplink_rate_bps(u, self.devices[u].gain_lin, share_hz);
-                        let uplink_s = q.uplink_bits / rate;
-                        uplink_free += uplink_s;
-                        self.offload_buf.push(OffloadRequest {
-                            query: qi,
-                            arrive_s: uplink_free,
-                            uplink_s,
-                        });
-                    }
-                }
+                let p = self.params[u];
+                let d = &mut self.devices[u];
+                let begin = d.local_free_at.max(now);
+                let service = f64::from(q.input_tokens) / p.prefill_tok_s
+                    + f64::from(q.output_tokens) / p.decode_tok_s;
+                let latency = begin + service - now;
+                let dropped = latency > max_lat;
+                let energy = if dropped {
+                    0.0
+                } else {
+                    d.local_free_at = begin + service;
+                    p.joules_per_token * f64::from(q.input_tokens + q.output_tokens)
+                };
+                self.events.push(QueryEvent {
+                    device: u as u32,
+                    action: Action::Local,
+                    latency_s: if dropped { max_lat } else { latency },
+                    uplink_s: 0.0,
+                    energy_j: energy,
+                    input_tokens: q.input_tokens,
+                    output_tokens: q.output_tokens,
+                    dropped,
+                    difficulty: q.difficulty,
+                });
             }
+        }
+    }
+
+    /// Put device `u`'s pending queries on the uplink with `share_hz` of bandwidth (one
+    /// upload queue per device: they leave back to back from the slot's start) and append
+    /// their edge requests to `out`.
+    fn push_requests(&self, u: usize, share_hz: f64, out: &mut Vec<OffloadRequest>) {
+        let rate = self.uplink_rate_bps(u, self.devices[u].gain_lin, share_hz);
+        let mut arrive_s = self.now_s();
+        let start = self.pending_start[u] as usize;
+        let end = self.pending_start[u + 1] as usize;
+        for qi in start..end {
+            arrive_s += self.pending[qi].uplink_bits / rate;
+            out.push(self.request(qi, rate, arrive_s));
+        }
+    }
+
+    /// The edge request for pending query `qi`, uploaded at `rate` bits/s and arriving at
+    /// the edge at the absolute time `arrive_s`.
+    fn request(&self, qi: usize, rate: f64, arrive_s: f64) -> OffloadRequest {
+        let q = self.pending[qi];
+        OffloadRequest {
+            query: qi,
+            device: q.device,
+            arrive_s,
+            uplink_s: q.uplink_bits / rate,
+            service_s: self.edge_service_s(q.input_tokens, q.output_tokens),
+            downlink_s: self.downlink_s(q.output_tokens),
         }
     }
 
@@ -890,30 +919,19 @@ impl Simulator {
     fn serve_edge_queue(&mut self) {
         let now = self.now_s();
         let max_lat = self.config.max_latency_s;
-        self.offload_buf.sort_by(|a, b| {
-            a.arrive_s
-                .total_cmp(&b.arrive_s)
-                .then(a.query.cmp(&b.query))
-        });
-        for i in 0..self.offload_buf.len() {
-            let r = self.offload_buf[i];
+        let mut reqs = std::mem::take(&mut self.offload_buf);
+        let mut workers = std::mem::take(&mut self.edge_free_at);
+        let mut events = std::mem::take(&mut self.events);
+        edge_queue::sort_fifo(&mut reqs);
+        edge_queue::serve(&reqs, &mut workers, now, max_lat, |r, latency, dropped| {
             let q = self.pending[r.query];
             let u = q.device as usize;
-            let (w, free) = self.edge_free_at.iter().copied().enumerate().fold(
-                (0, f64::INFINITY),
-                |best, (i, t)| if t < best.1 { (i, t) } else { best },
-            );
-            let begin = free.max(r.arrive_s);
-            let finish = begin + self.edge_service_s(q.input_tokens, q.output_tokens);
-            let latency = finish + self.downlink_s(q.output_tokens) - now;
-            let dropped = latency > max_lat;
             let energy = if dropped {
                 self.params[u].tx_power_w * r.uplink_s
             } else {
-                self.edge_free_at[w] = finish;
                 self.offload_energy_j(u, r.uplink_s, latency)
             };
-            self.events.push(QueryEvent {
+            events.push(QueryEvent {
                 device: q.device,
                 action: Action::Offload,
                 latency_s: if dropped { max_lat } else { latency },
@@ -924,7 +942,10 @@ impl Simulator {
                 dropped,
                 difficulty: q.difficulty,
             });
-        }
+        });
+        self.offload_buf = reqs;
+        self.edge_free_at = workers;
+        self.events = events;
     }
 
     /// Phase 3: charge each event's energy against its device's window, add its answer

@@ -1,8 +1,9 @@
 //! The simulator as a batch of environments for learners ([`edgewise_env::VecEnv`]).
 //!
 //! One agent per device, all sharing one policy; action 0 = local, 1 = offload. The agent
-//! reward is the device's own share of the slot's Lagrangian reward
-//! ([`Simulator::agent_rewards`]); episode returns sum the environment reward.
+//! reward is the device's own share of the slot's Lagrangian reward, with the externality
+//! credit when the scenario sets one ([`Simulator::agent_rewards`]); episode returns sum
+//! the environment reward.
 //!
 //! The end of an episode (`config.slots` slots) is a *truncation*, not a termination: the
 //! system model is a continuing one and the horizon only bounds a simulation, so
