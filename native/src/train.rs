@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// offloading device also pays for the delay it causes the others; 0 = off), in
     /// place of the scenario's `reward.externality_credit`. Give the same scenario
     /// options again with --resume.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub externality_credit: Option<f64>,
     /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC, or one per
     /// population when that is more).

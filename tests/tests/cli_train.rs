@@ -1,7 +1,8 @@
 //! CLI tests of `edgewise train`: a run split by `--stop-after` and continued with
 //! `--resume` ends exactly where the uninterrupted run does (PPO, WM-PPO and the
 //! `wm-ppo-gru` ablation), a checkpoint is not resumed with another algorithm, and MEC
-//! training on a mix of populations works and is checked; every metrics row records the
+//! training on a mix of populations works and is checked, the MEC scenario, externality
+//! credit and TOML hyper-parameter files reach the learner; every metrics row records the
 //! iteration's rollout/learn time split.
 
 use std::path::{Path, PathBuf};
@@ -172,5 +173,94 @@ fn mec_trains_on_a_population_mix_with_floored_input_statistics() {
         err.contains("--envs 2") && err.contains("--envs 3"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `train --env mec` on a MEC run of 3 devices, 256 env steps, with `extra` flags.
+fn train_mec(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--env",
+        "mec",
+        "--devices",
+        "3",
+        "--envs",
+        "1",
+        "--steps",
+        "256",
+        "--seed",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn mec_scenario_credit_and_config_files_reach_the_learner() {
+    let dir = scratch("train-scenario");
+    let toml = dir.join("ppo.toml");
+    std::fs::write(&toml, "epochs = 2\n").unwrap();
+    let toml = toml.to_str().unwrap();
+    let run_with = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let o = train_mec(&out, extra);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        read(&out, "policy.json")
+    };
+    let plain = run_with("plain", &["--preset", "bursty", "--ppo-config", toml]);
+    let credited = run_with(
+        "credited",
+        &[
+            "--preset",
+            "bursty",
+            "--ppo-config",
+            toml,
+            "--externality-credit",
+            "1",
+        ],
+    );
+    let again = run_with(
+        "again",
+        &[
+            "--preset",
+            "bursty",
+            "--ppo-config",
+            toml,
+            "--externality-credit",
+            "1",
+        ],
+    );
+    assert_eq!(credited, again, "same flags, same seed: same policy");
+    assert_ne!(
+        plain, credited,
+        "the credit changes what the learner is paid"
+    );
+    let default_scenario = run_with("default", &["--ppo-config", toml]);
+    assert_ne!(
+        plain, default_scenario,
+        "--preset bursty is not the default scenario"
+    );
+
+    let fails = |extra: &[&str]| {
+        let o = train_mec(&dir.join("bad"), extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        stderr(&o)
+    };
+    let err = fails(&["--externality-credit", "-1"]);
+    assert!(err.contains("reward.externality_credit"), "{err}");
+    let json = dir.join("ppo.json");
+    std::fs::write(&json, "epochs = 2\n").unwrap();
+    let err = fails(&["--ppo-config", json.to_str().unwrap()]);
+    assert!(
+        err.contains("ppo.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    let err = fails(&["--preset", "calm"]);
+    assert!(err.contains("calm") && err.contains("bursty"), "{err}");
+    let o = train("ppo", &dir.join("cartpole"), &["--preset", "bursty"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--env mec"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
