@@ -875,7 +875,7 @@ fn render_report(r: &Results, plots: &[PathBuf]) -> String {
     );
     let _ = writeln!(
         s,
-        "Preset `{}`: arms {}, training seeds {:?}; every run trains on the `{}` scenario with \
+        "Preset `{}`: arms {}, training seeds {:?}; every run trains on the `{}` scenario{} with \
          a mix of {} devices (one population per parallel environment, {} environments × \
          128-step rollouts), {} real environment steps per run. Evaluation: every learned \
          policy, run greedily (argmax), and every baseline and the clairvoyant planner on \
@@ -886,6 +886,14 @@ fn render_report(r: &Results, plots: &[PathBuf]) -> String {
         join(&p.arms, ", "),
         p.seeds,
         p.train_scenario,
+        if p.externality_credit > 0.0 {
+            format!(
+                " (externality credit {} in the training rewards)",
+                p.externality_credit
+            )
+        } else {
+            String::new()
+        },
         join(&p.train_populations, "/"),
         p.num_envs,
         p.env_steps,

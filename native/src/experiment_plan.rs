@@ -53,6 +53,10 @@ pub struct PlanArgs {
     /// Override: number of held-out evaluation seeds.
     #[arg(long)]
     pub eval_seeds: Option<u64>,
+    /// Override: weight of the externality credit in the training rewards (an offloading
+    /// device also pays for the delay it causes the others; 0, the presets' value, is off).
+    #[arg(long, allow_negative_numbers = true)]
+    pub externality_credit: Option<f64>,
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
@@ -96,6 +100,9 @@ impl PlanArgs {
         }
         if let Some(n) = self.eval_seeds {
             plan.eval_seeds = (0..n).map(|i| EVAL_SEED_BASE + i).collect();
+        }
+        if let Some(w) = self.externality_credit {
+            plan.externality_credit = w;
         }
         plan.validate().context("invalid experiment arguments")?;
         scenarios(&plan).context("invalid experiment arguments")?;
@@ -143,6 +150,9 @@ pub fn plan_argv(plan: &ExperimentPlan) -> Vec<String> {
     }
     if plan.eval_seeds != preset.eval_seeds {
         add("--eval-seeds", plan.eval_seeds.len().to_string());
+    }
+    if plan.externality_credit.to_bits() != preset.externality_credit.to_bits() {
+        add("--externality-credit", plan.externality_credit.to_string());
     }
     argv
 }
@@ -233,13 +243,16 @@ impl Shard {
     }
 }
 
-/// The MEC scenario `name` (a simulator preset) with `devices` devices.
+/// The MEC scenario `name` (a simulator preset) with `devices` devices and the plan's
+/// externality credit `credit` (which changes what learners are paid, never an
+/// evaluation's reward, so one configuration serves training and evaluation).
 ///
 /// # Errors
 /// When there is no such preset or the scenario does not validate.
-pub fn scenario(name: &str, devices: usize) -> anyhow::Result<SimConfig> {
+pub fn scenario(name: &str, devices: usize, credit: f64) -> anyhow::Result<SimConfig> {
     let mut cfg = mec::preset(name).map_err(|e| anyhow::anyhow!("{e}"))?;
     cfg.devices = devices;
+    cfg.reward.externality_credit = credit;
     cfg.validate()
         .with_context(|| format!("MEC scenario {name:?} with {devices} devices"))?;
     Ok(cfg)
@@ -257,7 +270,7 @@ pub fn scenarios(plan: &ExperimentPlan) -> anyhow::Result<Scenarios> {
     let mut out = Scenarios::new();
     let mut add = |name: &str, pops: &[usize]| -> anyhow::Result<()> {
         for &n in pops {
-            let cfg = scenario(name, n)?;
+            let cfg = scenario(name, n, plan.externality_credit)?;
             out.entry(name.to_owned()).or_default().insert(n, cfg);
         }
         Ok(())
@@ -338,6 +351,7 @@ mod tests {
             populations: None,
             scenarios: None,
             eval_seeds: None,
+            externality_credit: None,
         }
     }
 
@@ -352,6 +366,7 @@ mod tests {
         a.train_scenario = Some("bursty".into());
         a.scenarios = Some(vec!["edge-load".into()]);
         a.eval_seeds = Some(3);
+        a.externality_credit = Some(0.75);
         let plan = a.plan().unwrap();
         let argv = plan_argv(&plan);
         #[derive(clap::Parser)]
@@ -431,7 +446,7 @@ mod tests {
             assert_eq!(pops.keys().copied().collect::<Vec<_>>(), [10, 20, 50, 100]);
             for (&n, cfg) in pops {
                 assert_eq!(cfg.devices, n);
-                assert_eq!(*cfg, scenario(name, n).unwrap());
+                assert_eq!(*cfg, scenario(name, n, 0.0).unwrap());
             }
         }
         assert_ne!(s["bursty"][&50], s["default"][&50]);
@@ -454,8 +469,11 @@ mod tests {
         let mut other = quick.clone();
         other.eval_scenarios.pop();
         assert_ne!(h, plan_hash(&other).unwrap());
-        let mut other = quick;
+        let mut other = quick.clone();
         other.arms.pop();
+        assert_ne!(h, plan_hash(&other).unwrap());
+        let mut other = quick;
+        other.externality_credit = 1.0;
         assert_ne!(h, plan_hash(&other).unwrap());
     }
 }

@@ -56,6 +56,7 @@ impl Preset {
             env_steps: 0,
             num_envs: POPULATION_MIX.len(),
             eval_seeds: Vec::new(),
+            externality_credit: 0.0,
         };
         match self {
             Self::Quick => ExperimentPlan {
@@ -220,6 +221,11 @@ pub struct ExperimentPlan {
     pub num_envs: usize,
     /// Held-out scenario seeds for evaluation.
     pub eval_seeds: Vec<u64>,
+    /// Weight of the externality credit in the training rewards (the simulator's
+    /// `reward.externality_credit`; evaluation rewards never include it). Plans written
+    /// before it existed read 0, as they ran.
+    #[serde(default)]
+    pub externality_credit: f64,
 }
 
 /// Why a plan is unusable.
@@ -294,6 +300,9 @@ impl ExperimentPlan {
         }
         if self.eval_seeds.is_empty() {
             return bad("eval_seeds", "need at least one evaluation seed");
+        }
+        if !(self.externality_credit.is_finite() && self.externality_credit >= 0.0) {
+            return bad("externality_credit", "must be a number of at least 0");
         }
         if self.eval_seeds.iter().any(|s| self.seeds.contains(s)) {
             return bad("eval_seeds", "must not overlap the training seeds");
