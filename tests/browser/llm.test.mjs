@@ -266,8 +266,18 @@ test('add this device: measure on the CPU, energy per token, the simulation race
     await ask(page, fixture.prompt, fixture.new_tokens);
     assert.match(await page.locator('#llm-energy').textContent(), /for this answer/);
     assert.ok((await data('energy-jpt')) > 0);
-    assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
     await page.screenshot({ path: join(artifactsDir(), 'llm-this-device.png'), fullPage: true });
+
+    // "Remove it" in the network view takes the class out, and the chat panel stops
+    // saying it was added (it used to keep the line).
+    assert.equal(await page.locator('#llm-device-added').count(), 1);
+    assert.equal(await chat(page).getAttribute('data-in-simulation'), 'true');
+    await page.locator('#this-device-remove').click();
+    await page.waitForFunction(() => document.querySelector('#class-this-browser') === null, null, { timeout: 30_000 });
+    assert.equal(await page.locator('#network-map polygon.this-device').count(), 0);
+    assert.equal(await chat(page).getAttribute('data-in-simulation'), 'false');
+    assert.equal(await page.locator('#llm-device-added').count(), 0, 'the chat still says the device was added');
+    assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
   } finally {
     await browser.close();
   }

@@ -62,7 +62,8 @@ pub fn page(app: &App, link: &Scope<App>) -> Html {
                 </section>
             </main>
             { training::view::view(app, link) }
-            <ChatPanel on_add_device={link.callback(|d| Msg::ThisDevice(Some(d)))} />
+            <ChatPanel on_add_device={link.callback(|d| Msg::ThisDevice(Some(d)))}
+                in_simulation={app.sim.this_device.is_some()} />
             if let Some((i, step)) = tour_step {
                 { tour_card(i, step, link) }
             }

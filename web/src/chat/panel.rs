@@ -91,6 +91,9 @@ pub enum ChatMsg {
 pub struct ChatProps {
     /// Receives the visitor's device when "Add this device to the simulation" is pressed.
     pub on_add_device: Callback<ThisDevice>,
+    /// Whether the simulation races the visitor's device now (the network view's "Remove
+    /// it" takes it out without telling the panel otherwise).
+    pub in_simulation: bool,
 }
 
 /// The device class the measurement `measured` (backend and timing) of the model `model`
@@ -318,7 +321,8 @@ impl Component for ChatPanel {
                 data-measure-decode={self.measured.as_ref().map(|m| format!("{:.2}", m.1.decode_tok_s())).unwrap_or_default()}
                 data-energy-class={self.energy_class.clone()}
                 data-energy-jpt={self.energy_view_estimate().map(|(e, _, _)| format!("{:.6}", e.joules_per_token)).unwrap_or_default()}
-                data-device-added={self.added.as_ref().map(|d| format!("{:.6}", d.joules_per_token())).unwrap_or_default()}>
+                data-device-added={self.added.as_ref().map(|d| format!("{:.6}", d.joules_per_token())).unwrap_or_default()}
+                data-in-simulation={ctx.props().in_simulation.to_string()}>
                 <h2 id="chat-title">{ "On-device LLM" }</h2>
                 if self.phase == Phase::Closed {
                     <p class="chat-intro">
@@ -337,7 +341,7 @@ impl Component for ChatPanel {
                         { self.energy_view() }
                     </div>
                     { self.stats_view() }
-                    { self.device_view(link) }
+                    { self.device_view(link, ctx.props().in_simulation) }
                 }
                 if let Some(m) = &self.message {
                     <p id="llm-message" class="error" role="alert">{ m }</p>
@@ -584,7 +588,7 @@ impl ChatPanel {
     }
 
     /// "Measure this device", the energy model's class and "Add this device".
-    fn device_view(&self, link: &html::Scope<Self>) -> Html {
+    fn device_view(&self, link: &html::Scope<Self>, in_simulation: bool) -> Html {
         let ready = self.phase == Phase::Ready;
         let on_class = link.callback(|e: Event| {
             ChatMsg::EnergyClass(e.target_unchecked_into::<HtmlSelectElement>().value())
@@ -631,7 +635,7 @@ impl ChatPanel {
                 if let Some(m) = measured {
                     <p id="llm-measure-result">{ m }</p>
                 }
-                if let Some(d) = &self.added {
+                if let Some(d) = self.added.as_ref().filter(|_| in_simulation) {
                     <p id="llm-device-added" role="status">
                         { format!("Added “{}” as a {}: {:.1} mJ per token, a budget of {:.2} J per window \
                                    at the shipped budget (the shipped classes' rule), the quality of {}. See \
