@@ -283,9 +283,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         format!("{:?}", args.env).to_lowercase().into(),
     );
     if args.env == EnvKind::Mec {
-        policy
-            .meta
-            .insert("train_devices".into(), args.devices.clone().into());
+        let meta = &mut policy.meta;
+        meta.insert("train_devices".into(), args.devices.clone().into());
+        // What the file was trained on, so it describes itself beyond its README.
+        let scenario = match (&args.preset, &args.config) {
+            (Some(name), _) => format!("preset {name}"),
+            (None, Some(path)) => format!("file {}", path.display()),
+            (None, None) => "default".to_owned(),
+        };
+        meta.insert("train_scenario".into(), scenario.into());
+        let credit = train_scenario(args, args.devices[0])?
+            .reward
+            .externality_credit;
+        meta.insert("externality_credit".into(), credit.into());
     }
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
@@ -368,23 +378,27 @@ fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
         );
     }
     let catalogue = mec::Catalogue::default_catalogue();
-    let scenario = |devices: usize| -> anyhow::Result<mec::SimConfig> {
-        let (mut config, _) = crate::simulate::load_scenario(
-            args.config.as_ref(),
-            args.preset.as_deref(),
-            None,
-            Some(devices),
-            None,
-        )?;
-        if let Some(w) = args.externality_credit {
-            config.reward.externality_credit = w;
-        }
-        config
-            .validate()
-            .with_context(|| format!("MEC scenario with {devices} devices"))?;
-        Ok(config)
-    };
+    let scenario = |devices: usize| train_scenario(args, devices);
     crate::mec_env::training_env(pops, envs, args.seed, &catalogue, &scenario)
+}
+
+/// The MEC scenario `train` runs at `devices` devices: `--preset` or `--config` (else the
+/// shipped scenario) with `--externality-credit` applied.
+fn train_scenario(args: &TrainArgs, devices: usize) -> anyhow::Result<mec::SimConfig> {
+    let (mut config, _) = crate::simulate::load_scenario(
+        args.config.as_ref(),
+        args.preset.as_deref(),
+        None,
+        Some(devices),
+        None,
+    )?;
+    if let Some(w) = args.externality_credit {
+        config.reward.externality_credit = w;
+    }
+    config
+        .validate()
+        .with_context(|| format!("MEC scenario with {devices} devices"))?;
+    Ok(config)
 }
 
 fn csv_row(s: &IterationStats, split: Option<Split>) -> String {

@@ -242,6 +242,15 @@ fn mec_scenario_credit_and_config_files_reach_the_learner() {
         plain, default_scenario,
         "--preset bursty is not the default scenario"
     );
+    // The files say what they were trained on.
+    let meta =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["meta"].clone();
+    let m = meta(&credited);
+    assert_eq!(m["train_scenario"], "preset bursty");
+    assert_eq!(m["externality_credit"], 1.0);
+    let m = meta(&default_scenario);
+    assert_eq!(m["train_scenario"], "default");
+    assert_eq!(m["externality_credit"], 0.0);
 
     let fails = |extra: &[&str]| {
         let o = train_mec(&dir.join("bad"), extra);
