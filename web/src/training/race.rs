@@ -15,6 +15,11 @@ use super::protocol::{Algo, IterationReport, TrainRequest};
 use crate::scenario::Scenario;
 use crate::simulation::race::check_policy;
 
+/// Weight of the externality credit in both learners' rewards: an offloading device also
+/// pays for the delay it causes the others (`reward.externality_credit`), as in the
+/// training of the shipped policies. Evaluation rewards never include it.
+pub const EXTERNALITY_CREDIT: f64 = 1.0;
+
 /// Simulators each learner steps in parallel (as `edgewise train --env mec`).
 pub const TRAIN_ENVS: usize = 4;
 
@@ -71,7 +76,9 @@ impl TrainRace {
         let scenario = request.scenario.clamped();
         let per_iter = Self::steps_per_iteration();
         let budget = request.env_steps.div_ceil(per_iter) * per_iter;
-        let sim = scenario.config();
+        let mut sim = scenario.config();
+        // Paid as the shipped policies were trained (`www/policies/README.md`).
+        sim.reward.externality_credit = EXTERNALITY_CREDIT;
         sim.validate()
             .map_err(|e| format!("the simulator rejected this scenario: {e}"))?;
         let catalogue = Catalogue::default_catalogue();
