@@ -7,8 +7,6 @@
 pub(crate) struct OffloadRequest {
     /// Index into the slot's pending queries.
     pub query: usize,
-    /// The device that sent it.
-    pub device: u32,
     /// Absolute time its upload finishes, seconds.
     pub arrive_s: f64,
     /// Its upload time, seconds.
@@ -41,15 +39,7 @@ pub(crate) fn serve(
     mut visit: impl FnMut(&OffloadRequest, f64, bool),
 ) {
     for r in reqs {
-        let (w, free) =
-            workers
-                .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f64::INFINITY),
-                    |best, (i, t)| if t < best.1 { (i, t) } else { best },
-                );
+        let (w, free) = first_free(workers);
         let finish = free.max(r.arrive_s) + r.service_s;
         let latency = finish + r.downlink_s - now;
         let dropped = latency > max_latency_s;
@@ -58,6 +48,18 @@ pub(crate) fn serve(
         }
         visit(r, latency, dropped);
     }
+}
+
+/// The worker that becomes free first (the lowest index among ties) and when.
+pub(crate) fn first_free(workers: &[f64]) -> (usize, f64) {
+    workers
+        .iter()
+        .copied()
+        .enumerate()
+        .fold(
+            (0, f64::INFINITY),
+            |best, (i, t)| if t < best.1 { (i, t) } else { best },
+        )
 }
 
 /// Work left on the edge at `t`: the sum over workers of the time each is still busy.
@@ -72,7 +74,6 @@ mod tests {
     fn req(query: usize, arrive_s: f64, service_s: f64) -> OffloadRequest {
         OffloadRequest {
             query,
-            device: query as u32,
             arrive_s,
             uplink_s: arrive_s,
             service_s,

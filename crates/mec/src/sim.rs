@@ -201,8 +201,8 @@ pub struct Simulator {
     events: Vec<QueryEvent>,
     agent_rewards: Vec<f64>,
     offload_buf: Vec<OffloadRequest>,
-    /// Scratch of the externality credit: the edge workers at the start of phase 2 and
-    /// a counterfactual slot's requests.
+    /// Scratch of the externality credit: the edge workers at the start of phase 2, a
+    /// counterfactual slot's requests and each device's edge latency in the slot.
     credit_workers: Vec<f64>,
     credit_reqs: Vec<OffloadRequest>,
     credit_own: Vec<f64>,
@@ -693,15 +693,7 @@ impl Simulator {
         let mut worst = 0.0f64;
         for q in self.pending_of(u) {
             t_up += q.uplink_bits / rate;
-            let (w, free) =
-                workers
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .fold(
-                        (0, f64::INFINITY),
-                        |b, (i, t)| if t < b.1 { (i, t) } else { b },
-                    );
+            let (w, free) = edge_queue::first_free(workers);
             let finish = free.max(t_up) + self.edge_service_s(q.input_tokens, q.output_tokens);
             workers[w] = finish;
             worst = worst.max(finish + self.downlink_s(q.output_tokens) - now);
@@ -811,11 +803,14 @@ impl Simulator {
             .filter(|&u| self.devices[u].pending > 0 && actions[u] == Action::Offload)
             .count();
         self.run_local_and_uplink(actions, offloaders);
-        self.credit_workers.clone_from(&self.edge_free_at);
+        let credit = self.config.reward.externality_credit > 0.0;
+        if credit {
+            self.credit_workers.clone_from(&self.edge_free_at);
+        }
         self.serve_edge_queue();
         let (reward, latency_sum, dropped) = self.account_slot();
-        if self.config.reward.externality_credit > 0.0 {
-            self.charge_externalities(actions, offloaders);
+        if credit {
+            self.charge_externalities(actions);
         }
         self.last_offloaders = offloaders;
         let done = self.close_slot();
@@ -905,7 +900,6 @@ impl Simulator {
         let q = self.pending[qi];
         OffloadRequest {
             query: qi,
-            device: q.device,
             arrive_s,
             uplink_s: q.uplink_bits / rate,
             service_s: self.edge_service_s(q.input_tokens, q.output_tokens),

@@ -17,10 +17,14 @@ use super::{Action, Simulator, edge_queue};
 
 impl Simulator {
     /// Charge each device that offloaded in this slot its externality, in seconds scaled
-    /// like latency in the reward. Runs after `account_slot`, before `close_slot`
-    /// (`credit_workers` holds the edge workers as phase 2 found them).
-    pub(super) fn charge_externalities(&mut self, actions: &[Action], offloaders: usize) {
-        if offloaders == 0 {
+    /// like latency in the reward. Runs after `account_slot`, before `close_slot`: the
+    /// slot as it ran is read from its events and the edge's workers, and
+    /// `credit_workers` holds the workers as phase 2 found them (where replays start).
+    pub(super) fn charge_externalities(&mut self, actions: &[Action]) {
+        let offloading: Vec<usize> = (0..self.devices.len())
+            .filter(|&u| actions[u] == Action::Offload && self.devices[u].pending > 0)
+            .collect();
+        if offloading.is_empty() {
             return;
         }
         let now = self.now_s();
@@ -28,31 +32,21 @@ impl Simulator {
         let max_lat = self.config.max_latency_s;
         let weight = self.config.reward.externality_credit / self.config.reward.latency_scale_s;
 
-        // The slot as it ran: every edge query's latency (capped like the reward's) and
-        // the work left at the slot's end.
+        // The slot as it ran: each device's edge latency (events carry it capped, as the
+        // reward does) and the work left at the slot's end.
         let mut own = std::mem::take(&mut self.credit_own);
         own.clear();
         own.resize(self.devices.len(), 0.0);
         let mut total = 0.0;
-        let mut workers = self.credit_workers.clone();
-        edge_queue::serve(
-            &self.offload_buf,
-            &mut workers,
-            now,
-            max_lat,
-            |r, lat, _| {
-                let lat = lat.min(max_lat);
-                own[r.device as usize] += lat;
-                total += lat;
-            },
-        );
-        let backlog = edge_queue::backlog_at(&workers, next);
+        for e in self.events.iter().filter(|e| e.action == Action::Offload) {
+            own[e.device as usize] += e.latency_s;
+            total += e.latency_s;
+        }
+        let backlog = edge_queue::backlog_at(&self.edge_free_at, next);
 
-        let share_hz = self.config.radio.bandwidth_hz / (offloaders - 1).max(1) as f64;
-        let offloading: Vec<usize> = (0..self.devices.len())
-            .filter(|&u| actions[u] == Action::Offload && self.devices[u].pending > 0)
-            .collect();
+        let share_hz = self.config.radio.bandwidth_hz / (offloading.len() - 1).max(1) as f64;
         let mut reqs = std::mem::take(&mut self.credit_reqs);
+        let mut workers = Vec::new();
         for &u in &offloading {
             reqs.clear();
             for &v in offloading.iter().filter(|&&v| v != u) {
