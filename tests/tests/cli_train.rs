@@ -210,28 +210,16 @@ fn mec_scenario_credit_and_config_files_reach_the_learner() {
         read(&out, "policy.json")
     };
     let plain = run_with("plain", &["--preset", "bursty", "--ppo-config", toml]);
-    let credited = run_with(
-        "credited",
-        &[
-            "--preset",
-            "bursty",
-            "--ppo-config",
-            toml,
-            "--externality-credit",
-            "1",
-        ],
-    );
-    let again = run_with(
-        "again",
-        &[
-            "--preset",
-            "bursty",
-            "--ppo-config",
-            toml,
-            "--externality-credit",
-            "1",
-        ],
-    );
+    let credit_flags = [
+        "--preset",
+        "bursty",
+        "--ppo-config",
+        toml,
+        "--externality-credit",
+        "1",
+    ];
+    let credited = run_with("credited", &credit_flags);
+    let again = run_with("again", &credit_flags);
     assert_eq!(credited, again, "same flags, same seed: same policy");
     assert_ne!(
         plain, credited,
