@@ -84,7 +84,8 @@ test('loads without errors or WebGPU, runs the race in the worker and schedules 
     const second = await slot(page);
     assert.ok(second > first, `the slot counter did not advance (was ${first}, now ${second})`);
     assert.ok((await questions(page, 'greedy')) > 0, 'greedy scheduled no query');
-    assert.ok((await page.locator('#network-map .device-g').count()) === 20, '20 devices drawn');
+    // The default scenario is the crowded cell (web/src/scenario.rs DEFAULT_PRESET).
+    assert.ok((await page.locator('#network-map .device-g').count()) === 100, '100 devices drawn');
     assert.ok(
       (await page.locator('#chart-latency path.series').count()) >= 4,
       'one latency line per visible policy',
@@ -159,7 +160,7 @@ test('a control change changes the charts and the URL', async () => {
 
 test('the URL round-trips a scenario; bad values fall back with a note', async () => {
   const query =
-    '?devices=37&bandwidth=2.5&budget=0.6&load=0.15&min-accuracy=0.66&max-hallucination=0.1&seed=42&speed=25&focus=greedy';
+    '?devices=37&bandwidth=2.5&budget=0.6&load=0.15&min-accuracy=0.66&max-hallucination=0.1&bursts=2.5&edge-load=0.2&seed=42&speed=25&focus=greedy';
   const { page, problems } = await openPage(query);
   try {
     await waitFrames(page, 1);
@@ -179,10 +180,10 @@ test('the URL round-trips a scenario; bad values fall back with a note', async (
     for (const bit of ['devices=abc', 'seed', 'speed', 'bogus', 'preset']) {
       assert.ok(notes.includes(bit), `no note about ${bit}: ${notes}`);
     }
-    assert.equal(await page.locator('#network-map .device-g').count(), 20);
+    assert.equal(await page.locator('#network-map .device-g').count(), 100);
     assert.equal(
       await page.evaluate(() => location.search),
-      '?preset=baseline&seed=7&speed=10&focus=wm-ppo',
+      '?preset=crowded&seed=7&speed=10&focus=wm-ppo',
     );
     assert.deepEqual(problems, [], problems.join('\n'));
   } finally {

@@ -59,6 +59,7 @@ pub fn knob_value(knob: &Knob, v: f64) -> String {
         KnobUnit::Scale => format!("{} %", num(v * 100.0)),
         KnobUnit::Fraction => percent_bound(v),
         KnobUnit::PerDevicePerSlot => format!("{}/slot per device", num(v)),
+        KnobUnit::Ratio => format!("×{}", num(v)),
     }
 }
 

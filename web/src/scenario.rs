@@ -171,17 +171,36 @@ pub struct Preset {
     pub settings: &'static [(&'static str, Setting)],
 }
 
-/// Every preset, in menu order.
+/// The preset a visitor sees first: the crowded cell, where the edge is the bottleneck and
+/// the trained policies beat every fixed rule (at 10–50 devices the oracle's simple rule is
+/// already hard to beat; `www/policies/README.md` has the figures).
+pub const DEFAULT_PRESET: &str = "crowded";
+
+/// Every preset, in menu order (the default first).
 pub const PRESETS: &[Preset] = &[
+    Preset {
+        key: "crowded",
+        label: "Crowded cell (100 devices)",
+        settings: &[("devices", Setting::To(100.0))],
+    },
     Preset {
         key: "baseline",
         label: "Baseline (20 devices)",
         settings: &[],
     },
+    // The CLI's `bursty` and `edge-load` scenarios (`mec::presets`), in a crowded cell.
     Preset {
-        key: "crowded",
-        label: "Crowded cell (100 devices)",
-        settings: &[("devices", Setting::To(100.0))],
+        key: "bursty",
+        label: "Bursty arrivals (100 devices)",
+        settings: &[
+            ("devices", Setting::To(100.0)),
+            ("bursts", Setting::To(6.0)),
+        ],
+    },
+    Preset {
+        key: "busy-edge",
+        label: "Busy edge (35 % background work)",
+        settings: &[("edge-load", Setting::To(0.35))],
     },
     Preset {
         key: "weak-uplink",
@@ -247,9 +266,12 @@ pub struct PageState {
 }
 
 impl Default for PageState {
+    /// The [`DEFAULT_PRESET`] with [`DEFAULT_SEED`], at the default speed, showing WM-PPO.
     fn default() -> Self {
+        let preset = Preset::from_key(DEFAULT_PRESET)
+            .unwrap_or_else(|| panic!("the default preset “{DEFAULT_PRESET}” is not in PRESETS"));
         Self {
-            scenario: Scenario::default(),
+            scenario: preset.scenario(DEFAULT_SEED),
             speed: DEFAULT_SPEED,
             focus: Entrant::WmPpo,
         }
@@ -258,8 +280,9 @@ impl Default for PageState {
 
 impl PageState {
     /// Parse a query string (with or without the leading `?`). Never fails: a missing
-    /// value takes its default, and every bad or out-of-range value is replaced (default
-    /// or nearest bound) with a note saying what was wrong.
+    /// value takes the page's default ([`PageState::default`]: the [`DEFAULT_PRESET`]'s), and
+    /// every bad or out-of-range value is replaced (default or nearest bound) with a note
+    /// saying what was wrong.
     #[must_use]
     pub fn from_query(query: &str) -> (Self, Vec<String>) {
         let mut state = Self::default();
@@ -275,8 +298,9 @@ impl PageState {
                 match Preset::from_key(value.trim()) {
                     Some(p) => preset = Some(p),
                     None => notes.push(format!(
-                        "Unknown preset “{}”: using the baseline.",
-                        shorten(&value)
+                        "Unknown preset “{}”: using {}.",
+                        shorten(&value),
+                        default_label()
                     )),
                 }
             } else {
@@ -342,6 +366,20 @@ impl PageState {
         );
         q
     }
+}
+
+/// The default preset's menu label, lower-cased for a sentence.
+fn default_label() -> String {
+    Preset::from_key(DEFAULT_PRESET).map_or_else(
+        || DEFAULT_PRESET.to_owned(),
+        |p| {
+            let mut label = p.label.to_owned();
+            if let Some(first) = label.get(..1) {
+                label.replace_range(..1, &first.to_lowercase());
+            }
+            format!("the {label}")
+        },
+    )
 }
 
 /// The value of `knob` written as `text` (clamped, with a note when it was out of
@@ -425,7 +463,8 @@ mod tests {
     fn defaults_round_trip() {
         let state = PageState::default();
         let q = state.to_query();
-        assert_eq!(q, "?preset=baseline&seed=7&speed=10&focus=wm-ppo");
+        assert_eq!(q, "?preset=crowded&seed=7&speed=10&focus=wm-ppo");
+        assert_eq!(state.scenario.devices(), 100);
         assert_eq!(PageState::from_query(&q), (state, vec![]));
         assert_eq!(PageState::from_query(""), (state, vec![]));
         assert_eq!(Scenario::default().config(), SimConfig::default());
@@ -491,6 +530,28 @@ mod tests {
         }
     }
 
+    /// The page's bursty and busy-edge presets are the CLI's named scenarios (`simulate
+    /// --preset bursty|edge-load`), so figures measured with the CLI describe them.
+    #[test]
+    fn named_scenarios_match_the_cli_presets() {
+        let page = |key: &str| {
+            Preset::from_key(key)
+                .unwrap()
+                .scenario(DEFAULT_SEED)
+                .config()
+        };
+        let mut bursty = mec::preset("bursty").unwrap();
+        bursty.devices = 100;
+        assert_eq!(page("bursty"), bursty);
+        assert_eq!(page("busy-edge"), mec::preset("edge-load").unwrap());
+        let (state, notes) = PageState::from_query("?preset=nope");
+        assert_eq!(state, PageState::default());
+        assert_eq!(
+            notes,
+            ["Unknown preset “nope”: using the crowded cell (100 devices)."]
+        );
+    }
+
     #[test]
     fn presets_name_real_knobs_and_differ() {
         for (i, p) in PRESETS.iter().enumerate() {
@@ -513,7 +574,8 @@ mod tests {
             "?devices=abc&bandwidth=1e9&seed=-4&speed=7&focus=nope&wat=1&budget=NaN&min-accuracy=%zz&max-hallucination=0.1&preset=x",
         );
         let s = state.scenario;
-        let d = Scenario::default();
+        // A bad value falls back to the page's default scenario, not the simulator's.
+        let d = PageState::default().scenario;
         assert_eq!(s.devices(), d.devices());
         assert!((s.get("bandwidth") - Knob::by_key("bandwidth").unwrap().max).abs() < 1e-12);
         assert_eq!(s.seed, DEFAULT_SEED);

@@ -6,6 +6,7 @@
 //! new config field is one row here.
 
 use crate::config::SimConfig;
+use crate::presets::{set_bursts, set_edge_load};
 
 /// What a knob's value measures (how a front end shows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum KnobUnit {
     Fraction,
     /// Events per device per slot.
     PerDevicePerSlot,
+    /// A ratio of two rates (1 = equal), shown as `×k`.
+    Ratio,
 }
 
 /// One number of a [`SimConfig`] exposed to people, with its range.
@@ -151,6 +154,29 @@ pub const KNOBS: &[Knob] = &[
         step: 0.005,
         read: |c| c.qos.max_hallucination,
         write: |c, v| c.qos.max_hallucination = v,
+    },
+    Knob {
+        key: "bursts",
+        label: "Bursts",
+        help: "Arrival rate in cell-wide bursts relative to calm slots (1 = steady arrivals); \
+               the long-run mean stays the same.",
+        unit: KnobUnit::Ratio,
+        min: 1.0,
+        max: 8.0,
+        step: 0.5,
+        read: |c| c.bursts.factor,
+        write: set_bursts,
+    },
+    Knob {
+        key: "edge-load",
+        label: "Edge background",
+        help: "Mean share of the edge taken by other work, varying slowly from slot to slot.",
+        unit: KnobUnit::Fraction,
+        min: 0.0,
+        max: 0.6,
+        step: 0.05,
+        read: |c| c.edge.background_load,
+        write: set_edge_load,
     },
 ];
 

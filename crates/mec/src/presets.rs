@@ -6,7 +6,7 @@
 //! the default, so the presets differ in *how* load arrives, not in how much.
 
 use crate::catalogue::Catalogue;
-use crate::config::SimConfig;
+use crate::config::{BurstConfig, EdgeConfig, SimConfig};
 use crate::exogenous::mean_query_accuracy;
 
 /// A named scenario.
@@ -30,19 +30,44 @@ pub struct UnknownPreset {
     pub choices: String,
 }
 
-/// Arrivals in cell-wide bursts: 6× the calm rate, entered with probability 0.04 and left
-/// with probability 0.25 per slot (bursts of 4 slots, about 14 % of the time).
+/// Arrivals in cell-wide bursts: 6× the calm rate (see [`set_bursts`]).
 fn bursty(c: &mut SimConfig) {
-    c.bursts.factor = 6.0;
-    c.bursts.enter_prob = 0.04;
-    c.bursts.exit_prob = 0.25;
+    set_bursts(c, 6.0);
 }
 
-/// Background work takes 35 % of the edge on average, varying slowly (σ 0.25, ρ 0.95).
+/// Bursts of `factor`× the calm rate, entered with probability 0.04 and left with
+/// probability 0.25 per slot (bursts of 4 slots, about 14 % of the time); a factor of 1
+/// restores the default steady arrivals. Shared by the `bursty` preset and the `bursts` knob,
+/// so the web app's bursty scenario is the CLI's.
+pub(crate) fn set_bursts(c: &mut SimConfig, factor: f64) {
+    c.bursts = if factor > 1.0 {
+        BurstConfig {
+            factor,
+            enter_prob: 0.04,
+            exit_prob: 0.25,
+        }
+    } else {
+        BurstConfig::default()
+    };
+}
+
+/// Background work takes 35 % of the edge on average (see [`set_edge_load`]).
 fn edge_load(c: &mut SimConfig) {
-    c.edge.background_load = 0.35;
-    c.edge.background_load_sigma = 0.25;
-    c.edge.background_load_correlation = 0.95;
+    set_edge_load(c, 0.35);
+}
+
+/// Background work takes `mean` of the edge on average, varying slowly (σ 0.25, ρ 0.95); 0
+/// restores the default idle edge. Shared by the `edge-load` preset and knob.
+pub(crate) fn set_edge_load(c: &mut SimConfig, mean: f64) {
+    let idle = EdgeConfig::default();
+    let (sigma, rho) = if mean > 0.0 {
+        (0.25, 0.95)
+    } else {
+        (idle.background_load_sigma, idle.background_load_correlation)
+    };
+    c.edge.background_load = mean;
+    c.edge.background_load_sigma = sigma;
+    c.edge.background_load_correlation = rho;
 }
 
 /// Budget windows five times longer (100 slots) with 60 % of the proportional budget, so
