@@ -54,8 +54,8 @@ pub struct SimulateArgs {
 struct Row {
     policy: String,
     devices: usize,
-    slots: usize,
     seed: u64,
+    /// Carries `slots` (the episode run), so the row does not repeat it.
     #[serde(flatten)]
     metrics: EpisodeMetrics,
     trajectory_digest: String,
@@ -144,7 +144,6 @@ fn run_one(
     Ok(Row {
         policy: policy.name().to_owned(),
         devices: cfg.devices,
-        slots: cfg.slots,
         seed,
         metrics: sim.metrics(),
         trajectory_digest: format!("{digest:016x}"),

@@ -33,7 +33,15 @@ fn json_has_the_documented_fields() {
     }
     assert_eq!(v["policy"], "greedy");
     assert_eq!(v["devices"], 12);
+    assert_eq!(v["slots"], 50);
     assert!(v["mean_latency_s"].as_f64().unwrap() > 0.0);
+    // serde_json keeps the last of repeated keys, so count them in the text: an object
+    // with a key twice is not valid for strict readers.
+    let text = stdout(&o);
+    for key in v.as_object().unwrap().keys() {
+        let n = text.matches(&format!("\"{key}\":")).count();
+        assert_eq!(n, 1, "key {key} appears {n} times in {text}");
+    }
 }
 
 #[test]
