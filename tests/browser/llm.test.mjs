@@ -18,7 +18,8 @@
 // the answer being generated; "Add this device to the simulation" puts a `this-browser`
 // class into the race, whose devices get questions answered.
 //
-// Delivery (no WebGPU): the model is checked against its SHA-256 in models/index.json; an
+// Delivery (no WebGPU): the listed models are offered with their sizes before anything is
+// downloaded, and only the chosen one is fetched; the model is checked against its SHA-256 in models/index.json; an
 // interrupted download is retried and reported, a damaged cached copy is replaced, and a
 // server whose copy is damaged gets a message that says so after three tries.
 //
@@ -67,7 +68,7 @@ async function openPage(context) {
   page.on('response', (res) => {
     if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
   });
-  await page.goto(server.url, { waitUntil: 'load' });
+  await page.goto(`${server.url}?preset=baseline`, { waitUntil: 'load' });
   return { page, problems, requests };
 }
 
@@ -124,7 +125,8 @@ test('without WebGPU: loads on demand, greedy ids equal the native engine, CPU b
   try {
     const { page, problems, requests } = await openPage(browser.context);
     await page.waitForTimeout(500);
-    const early = requests.filter((u) => /llm|models\//.test(u));
+    // Only the model list (a few hundred bytes, for the sizes shown before download).
+    const early = requests.filter((u) => /llm|models\//.test(u) && !u.endsWith('/models/index.json'));
     assert.deepEqual(early, [], 'the first load fetched LLM files before the chat was opened');
     assert.equal(await chat(page).getAttribute('data-state'), 'closed');
 
@@ -278,6 +280,41 @@ test('add this device: measure on the CPU, energy per token, the simulation race
     assert.equal(await chat(page).getAttribute('data-in-simulation'), 'false');
     assert.equal(await page.locator('#llm-device-added').count(), 0, 'the chat still says the device was added');
     assert.deepEqual(problems, [], `the page reported problems:\n${problems.join('\n')}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('delivery: the models are listed with their sizes and the chosen one is downloaded', async () => {
+  const browser = await launchBrowser();
+  try {
+    const index = JSON.parse(readFileSync(join(paths.dist, 'models/index.json'), 'utf8'));
+    const shipped = index.models[0];
+    // A second listed variant: the same bytes under another name, served by the route.
+    const copy = { ...shipped, file: 'edgewise-copy.Q4_1.gguf', name: 'Second variant', variant: 'copy' };
+    const page = await browser.context.newPage();
+    const requests = [];
+    page.on('request', (req) => requests.push(req.url()));
+    await page.route('**/models/index.json', (route) =>
+      route.fulfill({ json: { models: [shipped, copy] } }),
+    );
+    // Redirected inside the browser (a fulfilled 98 MB body would overflow the DevTools pipe).
+    await page.route(`**/models/${copy.file}`, (route) =>
+      route.continue({ url: route.request().url().replace(copy.file, shipped.file) }),
+    );
+    await page.goto(server.url, { waitUntil: 'load' });
+    const options = page.locator('#llm-variant option');
+    await page.waitForFunction(() => document.querySelectorAll('#llm-variant option').length === 2);
+    const mb = `${(shipped.bytes / 1e6).toFixed(1)} MB`;
+    for (const text of await options.allTextContents()) assert.ok(text.endsWith(mb), text);
+    assert.match(await page.locator('#llm-open').textContent(), new RegExp(`downloads ${mb}`));
+    assert.ok(!requests.some((u) => u.endsWith('.gguf')), 'a model was fetched before the chat opened');
+
+    await page.locator('#llm-variant').selectOption(copy.file);
+    await openChat(page);
+    assert.equal(await chat(page).getAttribute('data-model'), copy.file);
+    const models = requests.filter((u) => u.endsWith('.gguf')).map((u) => u.split('/').pop());
+    assert.deepEqual(models, [copy.file], 'only the chosen model is downloaded');
   } finally {
     await browser.close();
   }

@@ -1,6 +1,6 @@
 //! The few browser services the page uses besides its workers ([`crate::channel`]): the
-//! URL, fetching the shipped policy files, the clipboard, downloading a file and
-//! scrolling. Everything fallible returns a message for the page.
+//! URL, fetching the shipped policy files and the model list, the clipboard, downloading a
+//! file and scrolling. Everything fallible returns a message for the page.
 
 use gloo::file::{Blob, ObjectUrl};
 use gloo::net::http::Request;
@@ -8,6 +8,7 @@ use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::HtmlAnchorElement;
 
+use crate::chat::model_index::{MODEL_INDEX, ModelIndex};
 use crate::entrants::Entrant;
 
 /// The query string of the page (`?…`, or empty).
@@ -76,6 +77,30 @@ pub async fn fetch_policies() -> (Vec<(Entrant, String)>, Vec<String>) {
         }
     }
     (found, notes)
+}
+
+/// Fetch the bundle's model list (`models/index.json`, a few hundred bytes) so the chat
+/// panel can offer the models with their sizes before anything large is downloaded. A
+/// bundle without one (HTTP 404) lists no model.
+///
+/// # Errors
+/// A sentence when the list cannot be fetched or parsed.
+pub async fn fetch_model_index() -> Result<ModelIndex, String> {
+    let response = Request::get(MODEL_INDEX)
+        .send()
+        .await
+        .map_err(|e| format!("could not read {MODEL_INDEX}: {e}"))?;
+    match response.status() {
+        404 => Ok(ModelIndex::default()),
+        _ if !response.ok() => Err(format!("{MODEL_INDEX}: HTTP {}", response.status())),
+        _ => {
+            let text = response
+                .text()
+                .await
+                .map_err(|e| format!("{MODEL_INDEX}: {e}"))?;
+            ModelIndex::parse(&text)
+        }
+    }
 }
 
 /// Offer `text` as a file download named `name`.

@@ -196,6 +196,7 @@ async fn download(
 
 pub(super) async fn model_index(
     scope: &DedicatedWorkerGlobalScope,
+    chosen: Option<&str>,
 ) -> Result<Option<ModelEntry>, String> {
     let response = fetch(scope, MODEL_INDEX).await?;
     if response.status() == 404 {
@@ -209,5 +210,5 @@ pub(super) async fn model_index(
         .map_err(|e| format!("{MODEL_INDEX}: {}", js_err(&e)))?
         .as_string()
         .unwrap_or_default();
-    Ok(ModelIndex::parse(&text)?.pick().cloned())
+    Ok(ModelIndex::parse(&text)?.choose(chosen)?.cloned())
 }

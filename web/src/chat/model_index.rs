@@ -28,6 +28,18 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
+    /// How the page lists the entry before anything is downloaded: name, variant and size
+    /// (`SmolLM2-135M-Instruct · q4_1 · 98.4 MB`).
+    #[must_use]
+    pub fn label(&self) -> String {
+        format!(
+            "{} · {} · {}",
+            self.name,
+            self.variant,
+            megabytes(self.bytes)
+        )
+    }
+
     /// Checks `bytes` against this entry's size and SHA-256.
     ///
     /// # Errors
@@ -107,13 +119,48 @@ impl ModelIndex {
         Ok(index)
     }
 
-    /// The model the page loads: the ECLD variant when shipped, else the first listed.
+    /// The model the page loads by default: the ECLD variant when shipped, else the first
+    /// listed.
     pub fn pick(&self) -> Option<&ModelEntry> {
         self.models
             .iter()
             .find(|m| m.variant == ECLD_VARIANT)
             .or_else(|| self.models.first())
     }
+
+    /// The model the visitor chose by file name, or [`ModelIndex::pick`] when they chose
+    /// none; `None` when nothing is shipped.
+    ///
+    /// # Errors
+    /// When `file` is not listed (the message lists what is).
+    pub fn choose(&self, file: Option<&str>) -> Result<Option<&ModelEntry>, String> {
+        let Some(file) = file else {
+            return Ok(self.pick());
+        };
+        self.models
+            .iter()
+            .find(|m| m.file == file)
+            .map(Some)
+            .ok_or_else(|| {
+                let listed: Vec<&str> = self.models.iter().map(|m| m.file.as_str()).collect();
+                format!(
+                    "the chosen model {file:?} is not in {MODEL_INDEX} (it lists {})",
+                    if listed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        listed.join(", ")
+                    }
+                )
+            })
+    }
+}
+
+/// A byte count in decimal megabytes, as download sizes are usually quoted (`98.4 MB`).
+#[must_use]
+pub fn megabytes(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // model files are far below 2^52 bytes
+    let mb = bytes as f64 / 1e6;
+    format!("{mb:.1} MB")
 }
 
 #[cfg(test)]
@@ -158,6 +205,42 @@ mod tests {
         index.models.push(entry("b.gguf", ECLD_VARIANT));
         assert_eq!(index.pick().map(|m| m.file.as_str()), Some("b.gguf"));
         assert_eq!(ModelIndex::default().pick(), None);
+    }
+
+    #[test]
+    fn a_chosen_model_is_found_by_file_or_named_as_missing() {
+        let index = ModelIndex {
+            models: vec![entry("a.gguf", "q4_1"), entry("b.gguf", ECLD_VARIANT)],
+        };
+        assert_eq!(
+            index.choose(None).unwrap().map(|m| m.file.as_str()),
+            Some("b.gguf")
+        );
+        let a = index.choose(Some("a.gguf")).unwrap();
+        assert_eq!(a.map(|m| m.file.as_str()), Some("a.gguf"));
+        let err = index.choose(Some("c.gguf")).unwrap_err();
+        assert!(
+            err.contains("\"c.gguf\"") && err.contains("a.gguf, b.gguf"),
+            "{err}"
+        );
+        assert_eq!(ModelIndex::default().choose(None), Ok(None));
+        assert!(
+            ModelIndex::default()
+                .choose(Some("a.gguf"))
+                .unwrap_err()
+                .contains("none")
+        );
+    }
+
+    #[test]
+    fn entries_are_labelled_with_their_download_size() {
+        let e = ModelEntry {
+            name: "SmolLM2-135M-Instruct".into(),
+            bytes: 98_362_432,
+            ..entry("m.gguf", "q4_1")
+        };
+        assert_eq!(e.label(), "SmolLM2-135M-Instruct · q4_1 · 98.4 MB");
+        assert_eq!(megabytes(67_049_000), "67.0 MB");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::energy_estimate::{DEFAULT_ENERGY_CLASS, energy_class, live_estimate};
-use super::model_index::ModelEntry;
+use super::model_index::{ModelEntry, ModelIndex, megabytes};
 use super::protocol::{Backend, BackendChoice, Decoding, FromLlm, GpuCheck, Stage, ToLlm};
 use super::timing::{BENCH_DECODE_TOKENS, BENCH_PROMPT_TOKENS, Timing};
 use crate::channel::{Received, WorkerChannel};
@@ -69,6 +69,10 @@ struct Answer {
 /// Panel messages.
 #[derive(Debug)]
 pub enum ChatMsg {
+    /// The bundle's model list arrived (or could not be read).
+    Index(Result<ModelIndex, String>),
+    /// The visitor picked a model (by file) before opening the chat.
+    PickModel(String),
     Open,
     Worker(Received<FromLlm>),
     Prompt(String),
@@ -160,13 +164,19 @@ pub struct ChatPanel {
     energy_class: String,
     /// The device last handed to the simulation.
     added: Option<ThisDevice>,
+    /// The bundle's model list (`None` while it is being fetched).
+    index: Option<Result<ModelIndex, String>>,
+    /// The file the visitor chose from it (`None`: the worker takes the index's default).
+    chosen: Option<String>,
 }
 
 impl Component for ChatPanel {
     type Message = ChatMsg;
     type Properties = ChatProps;
 
-    fn create(_ctx: &Context<Self>) -> Self {
+    fn create(ctx: &Context<Self>) -> Self {
+        ctx.link()
+            .send_future(async { ChatMsg::Index(crate::browser::fetch_model_index().await) });
         Self {
             worker: None,
             phase: Phase::Closed,
@@ -190,11 +200,36 @@ impl Component for ChatPanel {
             measured: None,
             energy_class: DEFAULT_ENERGY_CLASS.to_owned(),
             added: None,
+            index: None,
+            chosen: None,
         }
+    }
+
+    /// Re-renders only when what is shown changes: the page rebuilds `on_add_device` on
+    /// every race frame, and each needless render re-syncs the form's controlled inputs to
+    /// the panel's state, undoing what the visitor typed before its `change` event.
+    fn changed(&mut self, ctx: &Context<Self>, old_props: &ChatProps) -> bool {
+        ctx.props().in_simulation != old_props.in_simulation
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: ChatMsg) -> bool {
         match msg {
+            ChatMsg::Index(index) => {
+                if self.chosen.is_none() {
+                    self.chosen = index
+                        .as_ref()
+                        .ok()
+                        .and_then(ModelIndex::pick)
+                        .map(|m| m.file.clone());
+                }
+                self.index = Some(index);
+            }
+            // The choice is made before the download; the worker loads one model.
+            ChatMsg::PickModel(file) => {
+                if self.phase == Phase::Closed {
+                    self.chosen = Some(file);
+                }
+            }
             ChatMsg::Open => {
                 if self.worker.is_none() {
                     let link = ctx.link().clone();
@@ -322,17 +357,11 @@ impl Component for ChatPanel {
                 data-energy-class={self.energy_class.clone()}
                 data-energy-jpt={self.energy_view_estimate().map(|(e, _, _)| format!("{:.6}", e.joules_per_token)).unwrap_or_default()}
                 data-device-added={self.added.as_ref().map(|d| format!("{:.6}", d.joules_per_token())).unwrap_or_default()}
-                data-in-simulation={ctx.props().in_simulation.to_string()}>
+                data-in-simulation={ctx.props().in_simulation.to_string()}
+                data-model={self.model.as_ref().map(|m| m.0.file.clone()).or_else(|| self.chosen.clone()).unwrap_or_default()}>
                 <h2 id="chat-title">{ "On-device LLM" }</h2>
                 if self.phase == Phase::Closed {
-                    <p class="chat-intro">
-                        { "A compact chat model (SmolLM2-135M-Instruct, 4-bit) running in this page: \
-                           on WebGPU where the browser has it, else in WebAssembly on the CPU. \
-                           Opening the chat downloads the model once (about 94 MB, then cached)." }
-                    </p>
-                    <button id="llm-open" type="button" onclick={link.callback(|_| ChatMsg::Open)}>
-                        { "Open the chat" }
-                    </button>
+                    { self.closed_view(link) }
                 } else {
                     { self.status_view() }
                     { self.form_view(link) }
@@ -352,6 +381,54 @@ impl Component for ChatPanel {
 }
 
 impl ChatPanel {
+    /// The chosen entry of the model list, when the list has arrived and names it.
+    fn chosen_entry(&self) -> Option<&ModelEntry> {
+        let index = self.index.as_ref()?.as_ref().ok()?;
+        index.choose(self.chosen.as_deref()).ok().flatten()
+    }
+
+    /// Before the chat opens: what it is, the models with their download sizes, and the
+    /// button (which says how much it will download).
+    fn closed_view(&self, link: &html::Scope<Self>) -> Html {
+        let on_pick = link.callback(|e: Event| {
+            ChatMsg::PickModel(e.target_unchecked_into::<HtmlSelectElement>().value())
+        });
+        let models = match &self.index {
+            Some(Ok(index)) => index.models.as_slice(),
+            _ => &[],
+        };
+        let open = self.chosen_entry().map_or_else(
+            || "Open the chat".to_owned(),
+            |m| format!("Open the chat (downloads {} once)", megabytes(m.bytes)),
+        );
+        html! {
+            <>
+                <p class="chat-intro">
+                    { "A compact chat model running in this page: on WebGPU where the browser \
+                       has it, else in WebAssembly on the CPU. Opening the chat downloads the \
+                       chosen model once and keeps it in this browser's cache." }
+                </p>
+                if models.len() > 1 {
+                    <label class="chat-label">{ "Model " }
+                        <select id="llm-variant" onchange={on_pick}>
+                            { for models.iter().map(|m| html! {
+                                <option value={m.file.clone()} selected={self.chosen.as_deref() == Some(m.file.as_str())}>{ m.label() }</option>
+                            }) }
+                        </select>
+                    </label>
+                } else if let Some(m) = models.first() {
+                    <p id="llm-variant-only" class="chat-note">{ format!("Model: {}", m.label()) }</p>
+                }
+                if let Some(Err(e)) = &self.index {
+                    <p class="chat-note">{ format!("The model list could not be read ({e}); the chat will try again when opened.") }</p>
+                }
+                <button id="llm-open" type="button" onclick={link.callback(|_| ChatMsg::Open)}>
+                    { open }
+                </button>
+            </>
+        }
+    }
+
     fn send(&self, msg: &ToLlm) {
         if let Some(w) = &self.worker {
             w.send(msg);
@@ -362,6 +439,7 @@ impl ChatPanel {
         match msg {
             FromLlm::Ready => self.send(&ToLlm::Load {
                 backend: self.choice,
+                model: self.chosen.clone(),
             }),
             FromLlm::Backend { backend, why } => {
                 self.backend = Some(backend);

@@ -67,6 +67,10 @@ pub enum ToLlm {
     Load {
         /// The backend the visitor asked for.
         backend: BackendChoice,
+        /// The file of `models/index.json` the visitor chose; none: the index's default
+        /// ([`ModelIndex::pick`](super::model_index::ModelIndex::pick)).
+        #[serde(default)]
+        model: Option<String>,
     },
     /// Switch the loaded model to another backend (nothing is downloaded again).
     UseBackend(BackendChoice),

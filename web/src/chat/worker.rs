@@ -1,7 +1,7 @@
 //! The in-page LLM's dedicated web worker (started only when the chat panel opens).
 //!
-//! On `Load` it reads `models/index.json`, takes the model (the ECLD variant when shipped)
-//! from the Cache API or downloads it with progress ([`download`](super::download)), builds
+//! On `Load` it reads `models/index.json`, takes the model the visitor chose (by default the
+//! ECLD variant when shipped) from the Cache API or downloads it with progress ([`download`](super::download)), builds
 //! the candle engine, and sets up the backend the visitor chose ([`backend`](super::backend),
 //! [`choice`](super::choice)): the whole forward pass on WebGPU, or candle on the wasm CPU
 //! path. On `Generate` it streams tokens (and their timing) to the page, yielding to the
@@ -80,8 +80,8 @@ struct Loaded {
 
 /// The model file, read and built into the CPU engine (always: it also holds the
 /// tokenizer, and is the fallback).
-async fn load_model(state: &State) -> Result<Option<Loaded>, String> {
-    let Some(entry) = download::model_index(&state.scope).await? else {
+async fn load_model(state: &State, chosen: Option<&str>) -> Result<Option<Loaded>, String> {
+    let Some(entry) = download::model_index(&state.scope, chosen).await? else {
         state.post(&FromLlm::NoModel(GET_MODEL_HINT.to_owned()));
         return Ok(None);
     };
@@ -172,11 +172,15 @@ async fn time_both(
     Ok(Some((gpu_ms, cpu_ms)))
 }
 
-async fn load(state: Rc<State>, choice: BackendChoice) -> Result<(), String> {
+async fn load(
+    state: Rc<State>,
+    choice: BackendChoice,
+    model: Option<String>,
+) -> Result<(), String> {
     let t0 = state.now_ms();
     let fresh = state.model.borrow().is_none();
     if fresh {
-        let Some(m) = load_model(&state).await? else {
+        let Some(m) = load_model(&state, model.as_deref()).await? else {
             return Ok(());
         };
         *state.model.borrow_mut() = Some(Rc::new(m));
@@ -416,7 +420,9 @@ where
 
 fn handle(state: &Rc<State>, msg: ToLlm) {
     match msg {
-        ToLlm::Load { backend } => run_exclusive(state, load(Rc::clone(state), backend)),
+        ToLlm::Load { backend, model } => {
+            run_exclusive(state, load(Rc::clone(state), backend, model));
+        }
         ToLlm::UseBackend(choice) => run_exclusive(state, switch(Rc::clone(state), choice)),
         ToLlm::Generate {
             prompt,
