@@ -878,6 +878,7 @@ fn markdown(r: &Report<'_>) -> String {
             m.perplexity
         );
     }
+    family_tables(&mut s, r.variants);
     let _ = writeln!(
         s,
         "\nEnergy per query ({:.0} prompt + {:.0} generated tokens), J, and decode tok/s per device class (— = does not fit):\n",
@@ -959,6 +960,72 @@ fn markdown(r: &Report<'_>) -> String {
         r.confidence_threshold
     );
     s
+}
+
+/// Accuracy per task family and variant (multiple choice, then factual questions as
+/// accuracy / hallucination rate), so a change confined to one family is visible.
+#[allow(clippy::cast_precision_loss)]
+fn family_tables(s: &mut String, variants: &[VariantReport]) {
+    use std::fmt::Write as _;
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let head = |s: &mut String, what: &str| {
+        let _ = writeln!(s, "\n{what} per task family:\n");
+        let _ = write!(s, "| family | items |");
+        for v in variants {
+            let _ = write!(s, " {} |", v.measured.name);
+        }
+        let _ = writeln!(s, "\n|---|---:|{}", "---:|".repeat(variants.len()));
+    };
+    let mc: std::collections::BTreeSet<&String> = variants
+        .iter()
+        .flat_map(|v| v.measured.mc_families.keys())
+        .collect();
+    if !mc.is_empty() {
+        head(s, "Multiple-choice accuracy");
+        for f in mc {
+            let n = variants
+                .iter()
+                .find_map(|v| v.measured.mc_families.get(f))
+                .map_or(0, |c| c.total);
+            let _ = write!(s, "| {f} | {n} |");
+            for v in variants {
+                match v.measured.mc_families.get(f) {
+                    Some(c) => {
+                        let _ = write!(s, " {:.3} |", ratio(c.correct, c.total));
+                    }
+                    None => {
+                        let _ = write!(s, " — |");
+                    }
+                }
+            }
+            let _ = writeln!(s);
+        }
+    }
+    let facts: std::collections::BTreeSet<&String> = variants
+        .iter()
+        .flat_map(|v| v.measured.fact_families.keys())
+        .collect();
+    if !facts.is_empty() {
+        head(s, "Factual questions, accuracy / hallucination rate,");
+        for f in facts {
+            let n = variants
+                .iter()
+                .find_map(|v| v.measured.fact_families.get(f))
+                .map_or(0, FactTally::asked);
+            let _ = write!(s, "| {f} | {n} |");
+            for v in variants {
+                match v.measured.fact_families.get(f) {
+                    Some(t) => {
+                        let _ = write!(s, " {:.3} / {:.3} |", t.accuracy(), t.hallucination_rate());
+                    }
+                    None => {
+                        let _ = write!(s, " — |");
+                    }
+                }
+            }
+            let _ = writeln!(s);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,17 @@ fn eval_scores_the_shipped_model_and_writes_a_catalogue() {
             "{f} missing"
         );
     }
+    // The report breaks accuracy down by task family; `--limit 4` takes one item from each
+    // of the first four families of each set.
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    for row in [
+        "Multiple-choice accuracy per task family",
+        "| element-name | 1 |",
+        "Factual questions, accuracy / hallucination rate, per task family",
+        "| chemical-symbol | 1 |",
+    ] {
+        assert!(md.contains(row), "eval.md lacks {row:?}:\n{md}");
+    }
     let cat: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("catalogue.json")).unwrap())
             .unwrap();
