@@ -11,7 +11,9 @@
 //!
 //! The weights `w_j = imp_j · √(σ² + x_j²)` (`σ²` = twice the block's mean square) combine
 //! the importance matrix's column (how much the layer's inputs excite that weight) with a
-//! mild preference for the block's larger weights, which carry more of each output.
+//! mild preference for the block's larger weights, which carry more of each output. On the
+//! shipped model that factor is worth 0.02 nats of held-out cross-entropy over weighting by
+//! the importance alone (+0.108 vs +0.129 above the base; docs/results/ecld.md).
 
 use edgewise_llm::iq4_nl::{BLOCK, CODEBOOK, nearest_index, push_block};
 use half::f16;
