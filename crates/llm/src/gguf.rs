@@ -1057,7 +1057,7 @@ mod tests {
             matches!(&err, Error::Truncated { detail, .. } if detail.contains("`d`")),
             "{err}"
         );
-        let mut bad = bytes.clone();
+        let mut bad = bytes;
         let mut entry = vec![1u8, 0, 0, 0, 0, 0, 0, 0, b'd', 2, 0, 0, 0];
         entry.extend_from_slice(&64u64.to_le_bytes());
         entry.extend_from_slice(&8u64.to_le_bytes());

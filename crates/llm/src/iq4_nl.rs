@@ -270,8 +270,8 @@ mod tests {
 
     #[test]
     fn nearest_index_picks_the_closest_level() {
-        for i in 0..16 {
-            assert_eq!(usize::from(nearest_index(f32::from(CODEBOOK[i]))), i);
+        for (i, &k) in CODEBOOK.iter().enumerate() {
+            assert_eq!(usize::from(nearest_index(f32::from(k))), i);
         }
         assert_eq!(nearest_index(-1000.0), 0);
         assert_eq!(nearest_index(1000.0), 15);
