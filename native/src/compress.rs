@@ -52,7 +52,7 @@ pub struct CompressArgs {
     #[arg(long, default_value_t = 4)]
     bits: u32,
     /// Block type of the attention and FFN matrices by ggml name (q4_0, q4_1, q8_0, q5_0,
-    /// …); overrides --bits.
+    /// iq4_nl, …); overrides --bits.
     #[arg(long)]
     linear_type: Option<String>,
     /// Per-tensor type override `PATTERN=TYPE` (repeatable; the first rule whose pattern
@@ -60,8 +60,8 @@ pub struct CompressArgs {
     #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
     tensor_type: Vec<String>,
     /// Calibration windows for the importance matrix (Σx² per input channel of every
-    /// linear layer) that weights the Q4_0/Q4_1/Q8_0 scale search; 0 = ggml's plain
-    /// max-abs rounding.
+    /// linear layer) that weights the Q4_0/Q4_1/Q8_0/IQ4_NL scale search; 0 = ggml's plain
+    /// max-abs rounding (IQ4_NL: nearest codebook level).
     #[arg(long, default_value_t = 64)]
     imatrix: usize,
     /// Keep the pruned weights as they are instead of refitting `ffn_down` /
@@ -73,7 +73,7 @@ pub struct CompressArgs {
     #[arg(long, default_value_t = 1e-2)]
     refit_ridge: f64,
     /// Block type of the token embedding / output matrix (mixed precision): q8_0, q5_1,
-    /// q5_0, q4_1, q4_0 or f16 (k-quants need rows that are a multiple of 256).
+    /// q5_0, q4_1, q4_0, iq4_nl or f16 (k-quants need rows that are a multiple of 256).
     #[arg(long, default_value = "q8_0")]
     embed_type: String,
     /// Output GGUF file (written to a temp file, then renamed).

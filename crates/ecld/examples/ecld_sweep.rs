@@ -18,7 +18,7 @@ use edgewise_ecld::compress::{
     prune, quantize, split_held_out,
 };
 use edgewise_ecld::distill::{TokenWindows, mean_cross_entropy};
-use edgewise_llm::{Device, Model, ModelConfig, Tokenizer, model_cache};
+use edgewise_llm::{Device, Model, ModelConfig, Tokenizer, WeightType, model_cache};
 
 /// Same settings as `edgewise compress`'s defaults.
 const SEQ_LEN: usize = 64;
@@ -33,11 +33,11 @@ fn file_bytes(m: &Model, src: &edgewise_llm::GgufFile) -> anyhow::Result<u64> {
 
 /// Bytes of a `rows × cols` matrix stored as `t` (F16 where a row is not whole blocks,
 /// as [`quantize`] does for linear layers).
-fn matrix_bytes(rows: usize, cols: usize, t: GgmlDType) -> u64 {
+fn matrix_bytes(rows: usize, cols: usize, t: WeightType) -> u64 {
     let t = if cols.is_multiple_of(t.block_size()) {
         t
     } else {
-        GgmlDType::F16
+        GgmlDType::F16.into()
     };
     (rows * cols / t.block_size() * t.type_size()) as u64
 }
@@ -113,10 +113,7 @@ fn main() -> anyhow::Result<()> {
     );
     // The file's size follows from the pruned shapes: tensor bytes + a fixed header
     // (tokenizer and metadata), measured once.
-    let q8 = QuantSpec {
-        linear: GgmlDType::Q4_0,
-        embedding: GgmlDType::Q8_0,
-    };
+    let q8 = QuantSpec::Q4_0_MIXED;
     let header = file_bytes(&quantize(&base, q8)?, &gguf)? - predicted_bytes(base.config(), q8);
     println!(
         "| embedding | prune heads | drop layers | prune FFN | params (M) | MB | held-out CE |"
@@ -131,10 +128,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     for (embed, heads, layers) in grid {
-        let spec = QuantSpec {
-            linear: GgmlDType::Q4_0,
-            embedding: parse_block_type(embed)?,
-        };
+        let spec = QuantSpec::Q4_0_MIXED.with_embedding(parse_block_type(embed)?);
         let plan_for = |ffn: f32| PrunePlan {
             ffn_keep: 1.0 - ffn,
             kv_group_keep: 1.0 - heads,

@@ -16,7 +16,6 @@
 use std::path::Path;
 
 use candle_core::Tensor;
-use candle_core::quantized::GgmlDType;
 use edgewise_ecld::compress::{PrunePlan, QuantSpec, calibrate, export_gguf_file, prune, quantize};
 use edgewise_ecld::eval::data::{committed_data_dir, load_calibration};
 use edgewise_llm::{Device, Model, Tokenizer};
@@ -91,10 +90,7 @@ fn nonuniform(base_path: &Path, out: &Path) -> anyhow::Result<()> {
         ffn_keep_per_layer: per_layer,
         ..PrunePlan::default()
     };
-    let f16 = QuantSpec {
-        linear: GgmlDType::F16,
-        embedding: GgmlDType::F16,
-    };
+    let f16 = QuantSpec::F16;
     let pruned = quantize(&prune(&base, &stats, &plan)?, f16)?;
     let bytes = export_gguf_file(out, &pruned, Some(&src))?;
     println!(

@@ -12,16 +12,12 @@
 
 use std::path::PathBuf;
 
-use candle_core::quantized::GgmlDType;
 use edgewise_ecld::compress::{PrunePlan, QuantSpec, calibrate, config_metadata, prune, quantize};
 use edgewise_ecld::eval::data::{committed_data_dir, load_calibration};
 use edgewise_llm::gguf::write_gguf_file;
 use edgewise_llm::{Device, GgufFile, Model, Tokenizer, model_cache};
 
-const F16: QuantSpec = QuantSpec {
-    linear: GgmlDType::F16,
-    embedding: GgmlDType::F16,
-};
+const F16: QuantSpec = QuantSpec::F16;
 
 /// Calibration sequences used for ranking (N texts spread over the calibration families,
 /// each cut to this many tokens).

@@ -7,8 +7,8 @@
 //!   first). [`prune`] keeps the most important ones and returns a smaller model of the same
 //!   architecture with dense F32 weights.
 //! * Quantization: [`quantize`] re-encodes every linear weight to a ggml block type
-//!   (Q8_0, Q4_0, Q4_1, Q4_K, …) with a separate type for the embedding / output matrix
-//!   (mixed precision); norms stay F32.
+//!   (Q8_0, Q4_0, Q4_1, Q4_K, …, IQ4_NL) with a separate type for the embedding / output
+//!   matrix (mixed precision); norms stay F32.
 //! * Export: [`export_gguf`] writes the model with the source file's tokenizer metadata and
 //!   the (possibly per-layer) hyper-parameters, loadable by this crate and by llama.cpp.
 
@@ -18,7 +18,9 @@ use candle_core::{Device, Tensor};
 use edgewise_llm::config::ModelConfig;
 use edgewise_llm::error::{Error, Result};
 pub use edgewise_llm::export::{config_metadata, export_gguf, export_gguf_file};
+use edgewise_llm::iq4_nl::Iq4NlMatrix;
 use edgewise_llm::model::{ActivationStats, Block, Linear, Model};
+use edgewise_llm::{Weight, WeightType};
 
 use crate::imatrix::ImportanceMatrix;
 
@@ -171,7 +173,7 @@ fn keep_count(n: usize, frac: f32, multiple: usize) -> usize {
 }
 
 fn dense(l: &Linear, device: &Device) -> Result<Tensor> {
-    Ok(l.weight().dequantize(device)?)
+    l.weight().dequantize(device)
 }
 
 fn linear_f32(w: &Tensor, bias: Option<Tensor>) -> Result<Linear> {
@@ -311,31 +313,31 @@ pub fn prune_mapped(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuantSpec {
     /// Type of the attention and FFN weights.
-    pub linear: GgmlDType,
+    pub linear: WeightType,
     /// Type of the token embedding and output matrices.
-    pub embedding: GgmlDType,
+    pub embedding: WeightType,
 }
 
 impl QuantSpec {
     /// Everything in Q8_0.
     pub const Q8_0: Self = Self {
-        linear: GgmlDType::Q8_0,
-        embedding: GgmlDType::Q8_0,
+        linear: WeightType::Ggml(GgmlDType::Q8_0),
+        embedding: WeightType::Ggml(GgmlDType::Q8_0),
     };
     /// Q4_0 linear layers, Q8_0 embeddings (mixed precision).
     pub const Q4_0_MIXED: Self = Self {
-        linear: GgmlDType::Q4_0,
-        embedding: GgmlDType::Q8_0,
+        linear: WeightType::Ggml(GgmlDType::Q4_0),
+        embedding: WeightType::Ggml(GgmlDType::Q8_0),
     };
     /// Everything in F16 (the unquantised storage of pruning-only variants).
     pub const F16: Self = Self {
-        linear: GgmlDType::F16,
-        embedding: GgmlDType::F16,
+        linear: WeightType::Ggml(GgmlDType::F16),
+        embedding: WeightType::Ggml(GgmlDType::F16),
     };
 
     /// The same linear type with the embedding/output matrix stored as `embedding`.
     #[must_use]
-    pub fn with_embedding(self, embedding: GgmlDType) -> Self {
+    pub fn with_embedding(self, embedding: WeightType) -> Self {
         Self { embedding, ..self }
     }
 
@@ -356,24 +358,27 @@ impl QuantSpec {
     }
 }
 
-/// Block types `--embed-type` and [`parse_block_type`] accept, by their ggml names.
-pub const BLOCK_TYPE_NAMES: [(&str, GgmlDType); 9] = [
-    ("f16", GgmlDType::F16),
-    ("q8_0", GgmlDType::Q8_0),
-    ("q6_k", GgmlDType::Q6K),
-    ("q5_1", GgmlDType::Q5_1),
-    ("q5_0", GgmlDType::Q5_0),
-    ("q5_k", GgmlDType::Q5K),
-    ("q4_1", GgmlDType::Q4_1),
-    ("q4_k", GgmlDType::Q4K),
-    ("q4_0", GgmlDType::Q4_0),
+/// Block types `--linear-type`, `--embed-type` and [`parse_block_type`] accept, by their
+/// ggml names.
+pub const BLOCK_TYPE_NAMES: [(&str, WeightType); 10] = [
+    ("f16", WeightType::Ggml(GgmlDType::F16)),
+    ("q8_0", WeightType::Ggml(GgmlDType::Q8_0)),
+    ("q6_k", WeightType::Ggml(GgmlDType::Q6K)),
+    ("q5_1", WeightType::Ggml(GgmlDType::Q5_1)),
+    ("q5_0", WeightType::Ggml(GgmlDType::Q5_0)),
+    ("q5_k", WeightType::Ggml(GgmlDType::Q5K)),
+    ("q4_1", WeightType::Ggml(GgmlDType::Q4_1)),
+    ("q4_k", WeightType::Ggml(GgmlDType::Q4K)),
+    ("q4_0", WeightType::Ggml(GgmlDType::Q4_0)),
+    ("iq4_nl", WeightType::Iq4Nl),
 ];
 
-/// Parses a ggml block type name (`q8_0`, `q6_k`, `q5_1`, `q5_0`, `q4_1`, `q4_0`, …).
+/// Parses a ggml block type name (`q8_0`, `q6_k`, `q5_1`, `q5_0`, `q4_1`, `q4_0`,
+/// `iq4_nl`, …).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] listing the accepted names.
-pub fn parse_block_type(name: &str) -> Result<GgmlDType> {
+pub fn parse_block_type(name: &str) -> Result<WeightType> {
     let lower = name.trim().to_ascii_lowercase();
     BLOCK_TYPE_NAMES
         .iter()
@@ -394,7 +399,7 @@ pub struct TypeRule {
     /// A substring of the tensor name (`ffn_down`, `blk.0.`, `attn_v.weight`, …).
     pub pattern: String,
     /// The block type those tensors get.
-    pub dtype: GgmlDType,
+    pub dtype: WeightType,
 }
 
 /// Parses `PATTERN=TYPE` (`ffn_down=q8_0`).
@@ -444,7 +449,7 @@ impl QuantPlan {
 
     /// The type of tensor `name` (a matrix).
     #[must_use]
-    pub fn type_of(&self, name: &str) -> GgmlDType {
+    pub fn type_of(&self, name: &str) -> WeightType {
         if let Some(r) = self.rules.iter().find(|r| name.contains(&r.pattern)) {
             return r.dtype;
         }
@@ -458,27 +463,33 @@ impl QuantPlan {
 
 fn requant(
     name: &str,
-    q: &QTensor,
-    to: GgmlDType,
+    q: &Weight,
+    to: WeightType,
     imatrix: Option<&ImportanceMatrix>,
     device: &Device,
-) -> Result<QTensor> {
-    let cols = *q.shape().dims().last().unwrap_or(&0);
+) -> Result<Weight> {
+    let cols = *q.dims().last().unwrap_or(&0);
     // Fall back to F16 where the row length is not a whole number of blocks.
     let to = if cols.is_multiple_of(to.block_size()) {
         to
     } else {
-        GgmlDType::F16
+        WeightType::Ggml(GgmlDType::F16)
     };
     if q.dtype() == to {
-        return edgewise_llm::model::clone_qtensor(q);
+        return q.try_clone();
     }
     let dense = q.dequantize(device)?;
-    match imatrix.and_then(|m| m.get(name)) {
-        Some(imp) if crate::block_quant::supports(to) && imp.len() == cols => {
+    match (imatrix.and_then(|m| m.get(name)), to) {
+        (Some(imp), _) if crate::block_quant::supports(to) && imp.len() == cols => {
             crate::block_quant::quantize_weighted(&dense, to, Some(imp))
         }
-        _ => Ok(QTensor::quantize(&dense, to)?),
+        // Without an importance matrix IQ4_NL gets the engine's nearest-level encoder,
+        // the counterpart of ggml's reference rounding for the other types.
+        (_, WeightType::Iq4Nl) => {
+            let x = dense.flatten_all()?.to_vec1::<f32>()?;
+            Ok(Iq4NlMatrix::quantize_plain(q.dims().to_vec(), &x)?.into())
+        }
+        (_, WeightType::Ggml(t)) => Ok(QTensor::quantize(&dense, t)?.into()),
     }
 }
 
@@ -504,7 +515,7 @@ pub fn quantize_with(model: &Model, plan: &QuantPlan) -> Result<Model> {
         return Err(Error::InvalidArgument(format!(
             "embedding type {:?} needs rows that are a multiple of {} values, the model's \
              embedding rows have {n_embd}; pick a type with blocks of 32 (q8_0, q5_1, q5_0, \
-             q4_1, q4_0)",
+             q4_1, q4_0, iq4_nl)",
             embd_type,
             embd_type.block_size()
         )));
@@ -512,7 +523,7 @@ pub fn quantize_with(model: &Model, plan: &QuantPlan) -> Result<Model> {
     let dev = model.device().clone();
     let mut tensors = std::collections::HashMap::new();
     for (name, q) in model.named_tensors()? {
-        let is_matrix = q.shape().dims().len() == 2;
+        let is_matrix = q.dims().len() == 2;
         let q = if is_matrix {
             requant(&name, &q, plan.type_of(&name), plan.imatrix.as_ref(), &dev)?
         } else {
@@ -520,8 +531,8 @@ pub fn quantize_with(model: &Model, plan: &QuantPlan) -> Result<Model> {
         };
         tensors.insert(name, q);
     }
-    let mut get = |n: &str| -> Result<Option<QTensor>> { Ok(tensors.remove(n)) };
-    Model::from_tensors(model.config().clone(), &mut get, &dev)
+    let mut get = |n: &str| -> Result<Option<Weight>> { Ok(tensors.remove(n)) };
+    Model::from_weights(model.config().clone(), &mut get, &dev)
 }
 
 /// Bytes the model's weights occupy in their current block types.
@@ -532,7 +543,7 @@ pub fn weight_bytes(model: &Model) -> Result<u64> {
     Ok(model
         .named_tensors()?
         .iter()
-        .map(|(_, q)| q.storage_size_in_bytes() as u64)
+        .map(|(_, q)| q.storage_bytes() as u64)
         .sum())
 }
 
@@ -564,7 +575,11 @@ mod tests {
         let m = Model::synthetic(&tiny_config(2), 11, &dev).unwrap();
         let toks = [1u32, 50, 7, 200];
         let base = logits(&m, &toks);
-        for spec in [QuantSpec::Q8_0, QuantSpec::Q4_0_MIXED] {
+        let iq4 = QuantSpec {
+            linear: WeightType::Iq4Nl,
+            embedding: GgmlDType::Q8_0.into(),
+        };
+        for spec in [QuantSpec::Q8_0, QuantSpec::Q4_0_MIXED, iq4] {
             let q = quantize(&m, spec).unwrap();
             assert_eq!(q.blocks()[0].wq.weight().dtype(), spec.linear);
             let mut buf = Cursor::new(Vec::new());
@@ -648,7 +663,7 @@ mod tests {
         let m = Model::synthetic(&tiny_config(1), 3, &dev).unwrap();
         let toks = [1u32, 9, 40];
         let base = logits(&m, &toks);
-        for name in ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0"] {
+        for name in ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl"] {
             let t = parse_block_type(name).unwrap();
             let q = quantize(&m, QuantSpec::Q4_0_MIXED.with_embedding(t)).unwrap();
             let named = q.named_tensors().unwrap();
@@ -662,13 +677,14 @@ mod tests {
             assert!(d < 0.5, "{name}: {d}");
         }
         assert_eq!(parse_block_type(" Q6_K ").unwrap(), GgmlDType::Q6K);
+        assert_eq!(parse_block_type("IQ4_NL").unwrap(), WeightType::Iq4Nl);
         let e = parse_block_type("q3").unwrap_err().to_string();
         assert!(
-            e.contains("unknown block type `q3`") && e.contains("q4_0"),
+            e.contains("unknown block type `q3`") && e.contains("q4_0") && e.contains("iq4_nl"),
             "{e}"
         );
         // The tiny model's rows (64 values) are not whole k-quant blocks (256).
-        let e = quantize(&m, QuantSpec::Q8_0.with_embedding(GgmlDType::Q6K))
+        let e = quantize(&m, QuantSpec::Q8_0.with_embedding(GgmlDType::Q6K.into()))
             .unwrap_err()
             .to_string();
         assert!(e.contains("multiple of 256"), "{e}");

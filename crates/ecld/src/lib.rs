@@ -13,7 +13,8 @@
 //! Map: [`compress`] (pruning, quantization), [`pipeline`] (ECLD and its baselines as one
 //! call; native only), [`calibration`] (a
 //! block-by-block forward exposing every linear layer's input), [`imatrix`] (Σx² per input
-//! channel), [`block_quant`] (importance-weighted Q4_0/Q4_1/Q8_0 encoders),
+//! channel), [`block_quant`] (importance-weighted Q4_0/Q4_1/Q8_0/IQ4_NL encoders; the
+//! IQ4_NL block search in [`iq4_nl`]),
 //! [`reconstruct`] (least-squares refit after pruning), [`distill`] (logit distillation
 //! with resumable checkpoints; native only), [`eval`] (evaluation data, quality metrics,
 //! statistics, energy model), [`safetensors`] (Hugging Face checkpoints).
@@ -25,6 +26,7 @@ pub mod compress;
 pub mod distill;
 pub mod eval;
 pub mod imatrix;
+pub mod iq4_nl;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pipeline;
 pub mod reconstruct;

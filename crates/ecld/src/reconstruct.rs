@@ -223,7 +223,7 @@ fn f32_linear(w: &Tensor, b: Tensor) -> Result<Linear> {
 }
 
 fn dense(l: &Linear, dev: &Device) -> Result<Tensor> {
-    Ok(l.weight().dequantize(dev)?)
+    l.weight().dequantize(dev)
 }
 
 fn head_columns(heads: &[u32], hd: usize) -> Vec<u32> {

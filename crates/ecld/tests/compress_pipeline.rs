@@ -475,7 +475,7 @@ fn teacher_text_is_seeded_and_cached() {
 
 /// Importance-weighted rounding on real tensors of the shipped model, weighted by an
 /// importance matrix collected on calibration text: less weighted error than ggml's plain
-/// rounding for every type it handles.
+/// rounding (IQ4_NL: the engine's nearest-level encoder) for every type it handles.
 #[test]
 fn importance_weighted_quantization_beats_plain_rounding_on_the_shipped_model() {
     use edgewise_ecld::block_quant::{quantize_weighted, weighted_error};
@@ -485,11 +485,14 @@ fn importance_weighted_quantization_beats_plain_rounding_on_the_shipped_model() 
     let im = ImportanceMatrix::collect(&s.base, &data.windows()[..6], &mut |_, _| {}).unwrap();
     assert!(im.tokens >= 6 * 32);
     let named = s.base.named_tensors().unwrap();
+    use edgewise_llm::{Weight, WeightType};
     for (name, dtype) in [
-        ("blk.3.ffn_down.weight", GgmlDType::Q4_0),
-        ("blk.10.attn_q.weight", GgmlDType::Q4_0),
-        ("blk.7.ffn_up.weight", GgmlDType::Q8_0),
-        ("blk.20.attn_output.weight", GgmlDType::Q4_1),
+        ("blk.3.ffn_down.weight", GgmlDType::Q4_0.into()),
+        ("blk.10.attn_q.weight", GgmlDType::Q4_0.into()),
+        ("blk.7.ffn_up.weight", GgmlDType::Q8_0.into()),
+        ("blk.20.attn_output.weight", GgmlDType::Q4_1.into()),
+        ("blk.3.ffn_down.weight", WeightType::Iq4Nl),
+        ("blk.12.attn_v.weight", WeightType::Iq4Nl),
     ] {
         let w = named
             .iter()
@@ -499,7 +502,17 @@ fn importance_weighted_quantization_beats_plain_rounding_on_the_shipped_model() 
             .dequantize(&Device::Cpu)
             .unwrap();
         let imp = im.get(name).unwrap();
-        let plain = candle_core::quantized::QTensor::quantize(&w, dtype).unwrap();
+        let plain: Weight = match dtype {
+            WeightType::Ggml(t) => candle_core::quantized::QTensor::quantize(&w, t)
+                .unwrap()
+                .into(),
+            WeightType::Iq4Nl => edgewise_llm::iq4_nl::Iq4NlMatrix::quantize_plain(
+                w.dims().to_vec(),
+                &w.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+            .unwrap()
+            .into(),
+        };
         let ours = quantize_weighted(&w, dtype, Some(imp)).unwrap();
         let (e_plain, e_ours) = (
             weighted_error(&w, &plain, Some(imp)).unwrap(),
@@ -507,7 +520,11 @@ fn importance_weighted_quantization_beats_plain_rounding_on_the_shipped_model() 
         );
         // The shipped weights are already on a Q4_1 grid, so Q4_1 → Q4_1 is close to exact
         // either way; the other types must show a clear gain.
-        let need = if dtype == GgmlDType::Q4_1 { 1.0 } else { 0.9 };
+        let need = if dtype == WeightType::Ggml(GgmlDType::Q4_1) {
+            1.0
+        } else {
+            0.9
+        };
         assert!(
             e_ours <= need * e_plain,
             "{name} {dtype:?}: weighted error {e_ours} vs plain {e_plain}"

@@ -7,6 +7,7 @@
 //! the top of `wgsl/dequant.wgsl`.
 
 use candle_core::quantized::{GgmlDType, QTensor};
+use edgewise_llm::Weight;
 
 use crate::error::{GpuError, Result};
 
@@ -129,6 +130,22 @@ fn le32(b: &[u8]) -> u32 {
 }
 
 impl GpuWeights {
+    /// Re-lays a model weight: a candle tensor through [`GpuWeights::from_qtensor`];
+    /// IQ4_NL (no WGSL kernel reads its codebook yet) is refused.
+    ///
+    /// # Errors
+    /// [`GpuError::UnsupportedType`] naming the type and the supported ones; as
+    /// [`GpuWeights::from_qtensor`].
+    pub fn from_weight(name: &str, w: &Weight) -> Result<Self> {
+        match w {
+            Weight::Ggml(q) => Self::from_qtensor(name, q),
+            Weight::Iq4Nl(_) => Err(GpuError::UnsupportedType {
+                name: name.to_owned(),
+                ty: format!("{:?}", w.dtype()),
+            }),
+        }
+    }
+
     /// Re-lays a 2-D quantized tensor `(rows, cols)`.
     ///
     /// # Errors
@@ -222,5 +239,32 @@ impl GpuWeights {
     #[must_use]
     pub fn row_words(&self) -> usize {
         self.ty.row_words(self.cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use edgewise_llm::iq4_nl::Iq4NlMatrix;
+
+    use super::*;
+
+    /// IQ4_NL weights are refused by name with the types the kernels read; candle's types
+    /// go through as before.
+    #[test]
+    fn iq4_nl_is_refused_with_the_supported_types() {
+        let x = vec![0.25f32; 2 * 64];
+        let w = Weight::from(Iq4NlMatrix::quantize_plain(vec![2, 64], &x).unwrap());
+        let e = GpuWeights::from_weight("blk.0.attn_q.weight", &w)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`blk.0.attn_q.weight` is IQ4_NL") && e.contains("Q4_0, Q4_1 and Q8_0"),
+            "{e}"
+        );
+        let t = Tensor::from_vec(x, (2, 64), &Device::Cpu).unwrap();
+        let q = Weight::from(QTensor::quantize(&t, GgmlDType::Q4_0).unwrap());
+        let g = GpuWeights::from_weight("w", &q).unwrap();
+        assert_eq!((g.ty, g.rows, g.cols), (WeightType::Q4_0, 2, 64));
     }
 }

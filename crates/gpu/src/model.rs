@@ -112,7 +112,7 @@ fn layer_weights(l: usize, lins: [&Linear; 7]) -> Result<LayerWeights> {
     let mut words = Vec::new();
     let mut at = [(WeightType::F32, 0); 7];
     for (i, lin) in lins.iter().enumerate() {
-        let g = GpuWeights::from_qtensor(&format!("blk.{l}.{}.weight", NAMES[i]), lin.weight())?;
+        let g = GpuWeights::from_weight(&format!("blk.{l}.{}.weight", NAMES[i]), lin.weight())?;
         at[i] = (g.ty, u32_of(words.len(), "weight offset")?);
         words.extend_from_slice(&g.words);
     }
@@ -187,7 +187,7 @@ impl GpuModel {
         });
 
         // Embedding table, and the LM head (the same buffer when the file ties them).
-        let embed_w = GpuWeights::from_qtensor("token_embd.weight", model.embedding())?;
+        let embed_w = GpuWeights::from_weight("token_embd.weight", model.embedding())?;
         let embed_bytes = (embed_w.words.len() * 4) as u64;
         check_size(ctx, "token_embd.weight", embed_bytes)?;
         weight_bytes += embed_bytes;
@@ -196,7 +196,7 @@ impl GpuModel {
         let (head_w, head_buf) = if tied {
             (None, None)
         } else {
-            let w = GpuWeights::from_qtensor("output.weight", model.output().weight())?;
+            let w = GpuWeights::from_weight("output.weight", model.output().weight())?;
             let bytes = (w.words.len() * 4) as u64;
             check_size(ctx, "output.weight", bytes)?;
             weight_bytes += bytes;

@@ -11,15 +11,17 @@ use candle_core::{Device, Tensor};
 use common::{assert_close, gpu, uniform};
 use edgewise_gpu::{GpuError, GpuModel, reference};
 use edgewise_llm::model::tiny_config;
-use edgewise_llm::{Architecture, Model, ModelConfig, RopeStyle};
+use edgewise_llm::{Architecture, Model, ModelConfig, RopeStyle, Weight};
 
 /// A synthetic model with its matrices quantized to `ty`, and optional q/k/v biases.
 fn model(cfg: &ModelConfig, ty: GgmlDType, biases: bool, seed: u64) -> Model {
     let base = Model::synthetic(cfg, seed, &Device::Cpu).unwrap();
-    let mut map: HashMap<String, QTensor> = HashMap::new();
+    let mut map: HashMap<String, Weight> = HashMap::new();
     for (name, t) in base.named_tensors().unwrap() {
-        let q = if t.shape().dims().len() == 2 {
-            QTensor::quantize(&t.dequantize(&Device::Cpu).unwrap(), ty).unwrap()
+        let q = if t.dims().len() == 2 {
+            QTensor::quantize(&t.dequantize(&Device::Cpu).unwrap(), ty)
+                .unwrap()
+                .into()
         } else {
             t
         };
@@ -40,12 +42,12 @@ fn model(cfg: &ModelConfig, ty: GgmlDType, biases: bool, seed: u64) -> Model {
                 let t = Tensor::from_vec(v, rows, &Device::Cpu).unwrap();
                 map.insert(
                     format!("blk.{l}.{n}.bias"),
-                    QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+                    QTensor::quantize(&t, GgmlDType::F32).unwrap().into(),
                 );
             }
         }
     }
-    Model::from_tensors(cfg.clone(), &mut |n| Ok(map.remove(n)), &Device::Cpu).unwrap()
+    Model::from_weights(cfg.clone(), &mut |n| Ok(map.remove(n)), &Device::Cpu).unwrap()
 }
 
 fn top2_gap(l: &[f32]) -> f32 {
@@ -151,6 +153,45 @@ fn teacher_forced_predictions_are_each_positions_argmax() {
             assert_eq!(*p, reference::argmax(l), "position {i}");
         }
     }
+}
+
+/// A model with IQ4_NL linear layers (no WGSL kernel for it) is refused at upload,
+/// naming the tensor, the type and the types the kernels read.
+#[test]
+fn iq4_nl_models_are_refused_by_type() {
+    let Some((ctx, _)) = gpu() else { return };
+    let base = model(&tiny_config(1), GgmlDType::Q8_0, false, 1);
+    let mut map: HashMap<String, Weight> = HashMap::new();
+    for (name, t) in base.named_tensors().unwrap() {
+        let q = if name.contains("attn_q") {
+            let x: Vec<f32> = t
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            edgewise_llm::iq4_nl::Iq4NlMatrix::quantize_plain(t.dims().to_vec(), &x)
+                .unwrap()
+                .into()
+        } else {
+            t
+        };
+        map.insert(name, q);
+    }
+    let cfg = base.config().clone();
+    let m = Model::from_weights(cfg, &mut |n| Ok(map.remove(n)), &Device::Cpu).unwrap();
+    let Err(e) = GpuModel::new(ctx, &m, 4) else {
+        panic!("an IQ4_NL model was uploaded")
+    };
+    let msg = e.to_string();
+    assert!(
+        matches!(e, GpuError::UnsupportedType { .. })
+            && msg.contains("blk.0.attn_q.weight")
+            && msg.contains("IQ4_NL")
+            && msg.contains("Q8_0"),
+        "{msg}"
+    );
 }
 
 #[test]

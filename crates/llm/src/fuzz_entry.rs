@@ -24,7 +24,7 @@ pub fn fuzz_parse(bytes: &[u8]) -> Result<()> {
     let g = GgufFile::read(&mut r, "<fuzz>")?;
     let dev = Device::Cpu;
     for (name, _, _) in g.tensor_infos() {
-        g.tensor(&mut r, name, &dev)?;
+        g.weight(&mut r, name, &dev)?;
     }
     if let Ok(tok) = Tokenizer::from_gguf(&g) {
         // Exercise the vocabulary and merges the file supplied, special tokens included.

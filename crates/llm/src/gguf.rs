@@ -3,7 +3,9 @@
 //! The header parser is ours (`HeaderReader`): every length and count is checked against
 //! the bytes left in the file before anything is allocated from it, and each defect names
 //! the key or tensor at fault. It produces candle's `gguf_file::Content`, and tensor data is
-//! read by candle. Around it: every tensor's extent is checked against the file length up
+//! read by candle, except for IQ4_NL tensors (type 20), which candle cannot hold: the
+//! parser keeps those apart and reads their blocks itself ([`GgufFile::weight`]). The
+//! writer is ours too (candle's cannot write type 20). Around it: every tensor's extent is checked against the file length up
 //! front (so a truncated download is reported at open, naming the tensor), failures are
 //! sorted into truncated / corrupt / unsupported-type errors, typed metadata getters name
 //! the missing or mistyped key, and writing goes through a temp file and a rename.
@@ -16,6 +18,8 @@ use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::error::{Error, Result};
+use crate::iq4_nl::Iq4NlMatrix;
+use crate::weight::{Weight, WeightType};
 
 /// Alignment (bytes) of tensor data in files this crate writes; candle's writer uses 32.
 pub const WRITE_ALIGNMENT: u32 = 32;
@@ -70,7 +74,18 @@ pub fn tensor_bytes(dtype: GgmlDType, elems: usize) -> usize {
 #[derive(Debug)]
 pub struct GgufFile {
     content: Content,
+    /// IQ4_NL tensors, which candle's `Content` cannot describe.
+    iq4_nl: HashMap<String, Iq4NlInfo>,
     name: String,
+}
+
+/// Where an IQ4_NL tensor's blocks are.
+#[derive(Debug, Clone)]
+struct Iq4NlInfo {
+    /// Shape, outermost first.
+    dims: Vec<usize>,
+    /// Offset from the start of the tensor data.
+    offset: u64,
 }
 
 impl GgufFile {
@@ -91,19 +106,22 @@ impl GgufFile {
                 detail: format!("{file_len} bytes, too short for a GGUF header"),
             });
         }
-        let content = HeaderReader::new(reader, file_len, name).content()?;
-        for (tname, info) in &content.tensor_infos {
-            let Some(elems) = info
-                .shape
-                .dims()
-                .iter()
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            else {
+        let (content, iq4_nl) = HeaderReader::new(reader, file_len, name).content()?;
+        let all = content
+            .tensor_infos
+            .iter()
+            .map(|(n, i)| (n, i.shape.dims(), WeightType::Ggml(i.ggml_dtype), i.offset))
+            .chain(
+                iq4_nl
+                    .iter()
+                    .map(|(n, i)| (n, i.dims.as_slice(), WeightType::Iq4Nl, i.offset)),
+            );
+        for (tname, dims, ty, offset) in all {
+            let Some(elems) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
                     detail: format!(
-                        "tensor `{tname}` has dimensions {:?} whose product overflows",
-                        info.shape.dims()
+                        "tensor `{tname}` has dimensions {dims:?} whose product overflows"
                     ),
                 });
             };
@@ -113,27 +131,36 @@ impl GgufFile {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
                     detail: format!(
-                        "tensor `{tname}` has dimensions {:?}: every dimension must be at least 1",
-                        info.shape.dims()
+                        "tensor `{tname}` has dimensions {dims:?}: every dimension must be at least 1"
                     ),
                 });
             }
-            if elems % info.ggml_dtype.block_size() != 0 {
+            // IQ4_NL rows must be whole blocks (the block never straddles two rows).
+            let unit = if ty == WeightType::Iq4Nl {
+                dims.last().copied().unwrap_or(0)
+            } else {
+                elems
+            };
+            if unit % ty.block_size() != 0 {
                 return Err(Error::Corrupt {
                     what: name.to_owned(),
                     detail: format!(
-                        "tensor `{tname}` has {elems} elements, not a multiple of the {:?} block size {}",
-                        info.ggml_dtype,
-                        info.ggml_dtype.block_size()
+                        "tensor `{tname}` has {} {}, not a multiple of the {ty:?} block size {}",
+                        unit,
+                        if unit == elems {
+                            "elements"
+                        } else {
+                            "values per row"
+                        },
+                        ty.block_size()
                     ),
                 });
             }
             let end = content
                 .tensor_data_offset
-                .checked_add(info.offset)
+                .checked_add(offset)
                 .and_then(|x| {
-                    let bytes = (elems / info.ggml_dtype.block_size())
-                        .checked_mul(info.ggml_dtype.type_size())?;
+                    let bytes = (elems / ty.block_size()).checked_mul(ty.type_size())?;
                     x.checked_add(u64::try_from(bytes).ok()?)
                 })
                 .unwrap_or(u64::MAX);
@@ -148,6 +175,7 @@ impl GgufFile {
         }
         Ok(Self {
             content,
+            iq4_nl,
             name: name.to_owned(),
         })
     }
@@ -178,12 +206,23 @@ impl GgufFile {
 
     /// Tensor names and their (row-major, outermost first) shapes and types, sorted by name.
     #[must_use]
-    pub fn tensor_infos(&self) -> Vec<(&str, Vec<usize>, GgmlDType)> {
+    pub fn tensor_infos(&self) -> Vec<(&str, Vec<usize>, WeightType)> {
         let mut v: Vec<_> = self
             .content
             .tensor_infos
             .iter()
-            .map(|(n, i)| (n.as_str(), i.shape.dims().to_vec(), i.ggml_dtype))
+            .map(|(n, i)| {
+                (
+                    n.as_str(),
+                    i.shape.dims().to_vec(),
+                    WeightType::Ggml(i.ggml_dtype),
+                )
+            })
+            .chain(
+                self.iq4_nl
+                    .iter()
+                    .map(|(n, i)| (n.as_str(), i.dims.clone(), WeightType::Iq4Nl)),
+            )
             .collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
@@ -192,19 +231,27 @@ impl GgufFile {
     /// Whether a tensor of this name exists.
     #[must_use]
     pub fn has_tensor(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
+        self.content.tensor_infos.contains_key(name) || self.iq4_nl.contains_key(name)
     }
 
-    /// Reads one tensor's data.
+    /// Reads one tensor of a type candle holds.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`] or an I/O / tensor error.
+    /// [`Error::MissingTensor`], [`Error::UnsupportedTensorType`] for an IQ4_NL tensor
+    /// (read it with [`GgufFile::weight`]), or an I/O / tensor error.
     pub fn tensor<R: Read + Seek>(
         &self,
         reader: &mut R,
         name: &str,
         device: &Device,
     ) -> Result<QTensor> {
+        if self.iq4_nl.contains_key(name) {
+            return Err(Error::UnsupportedTensorType {
+                type_id: crate::iq4_nl::TYPE_ID,
+                type_name: ggml_type_name(crate::iq4_nl::TYPE_ID),
+                tensor: format!(" in tensor `{name}` as a candle QTensor (read it as a Weight)"),
+            });
+        }
         let info = self
             .content
             .tensor_infos
@@ -212,6 +259,42 @@ impl GgufFile {
             .ok_or_else(|| Error::MissingTensor(name.to_owned()))?;
         info.read(reader, self.content.tensor_data_offset, device)
             .map_err(|e| classify_parse_error(&e, &self.name))
+    }
+
+    /// Reads one tensor of any supported type, IQ4_NL included.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`], [`Error::Truncated`] when the file ends inside the
+    /// tensor, or an I/O / tensor error.
+    pub fn weight<R: Read + Seek>(
+        &self,
+        reader: &mut R,
+        name: &str,
+        device: &Device,
+    ) -> Result<Weight> {
+        let Some(info) = self.iq4_nl.get(name) else {
+            return self.tensor(reader, name, device).map(Weight::from);
+        };
+        let elems: usize = info.dims.iter().product();
+        let n = elems / crate::iq4_nl::BLOCK * crate::iq4_nl::BLOCK_BYTES;
+        let start = self.content.tensor_data_offset + info.offset;
+        let mut bytes = vec![0u8; n];
+        reader
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Truncated {
+                        what: self.name.clone(),
+                        detail: format!(
+                            "IQ4_NL tensor `{name}` needs {n} bytes from offset {start}, the data ends first"
+                        ),
+                    }
+                } else {
+                    Error::io(&self.name, e)
+                }
+            })?;
+        Ok(Weight::Iq4Nl(Iq4NlMatrix::new(info.dims.clone(), bytes)?))
     }
 
     /// A metadata value.
@@ -347,27 +430,11 @@ fn value_to_usize(v: &Value) -> Option<usize> {
 /// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
 pub const MAX_TENSOR_DIMS: u32 = 4;
 
-/// The candle type of a ggml tensor type id, for the types candle can compute with.
+/// The candle type of a ggml tensor type id, for the types candle can compute with
+/// (IQ4_NL, which only this crate computes with, is [`WeightType::from_id`]'s).
 #[must_use]
 pub fn ggml_dtype_from_id(type_id: u32) -> Option<GgmlDType> {
-    Some(match type_id {
-        0 => GgmlDType::F32,
-        1 => GgmlDType::F16,
-        2 => GgmlDType::Q4_0,
-        3 => GgmlDType::Q4_1,
-        6 => GgmlDType::Q5_0,
-        7 => GgmlDType::Q5_1,
-        8 => GgmlDType::Q8_0,
-        9 => GgmlDType::Q8_1,
-        10 => GgmlDType::Q2K,
-        11 => GgmlDType::Q3K,
-        12 => GgmlDType::Q4K,
-        13 => GgmlDType::Q5K,
-        14 => GgmlDType::Q6K,
-        15 => GgmlDType::Q8K,
-        30 => GgmlDType::BF16,
-        _ => return None,
-    })
+    WeightType::from_id(type_id).and_then(WeightType::ggml)
 }
 
 /// The GGUF header parser.
@@ -550,7 +617,7 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
         })
     }
 
-    fn content(mut self) -> Result<Content> {
+    fn content(mut self) -> Result<(Content, HashMap<String, Iq4NlInfo>)> {
         let magic = self.array::<4>(&|| "the magic number".to_owned())?;
         if &magic != b"GGUF" {
             return Err(self.corrupt(format!(
@@ -613,6 +680,7 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
             },
         };
         let mut tensor_infos = HashMap::new();
+        let mut iq4_nl = HashMap::new();
         for i in 0..n_tensors {
             let tname = self.string(&|| format!("tensor name #{i}"))?;
             let n_dims = self.u32(&|| format!("the dimension count of tensor `{tname}`"))?;
@@ -639,7 +707,7 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
             // GGUF lists dimensions innermost first; candle's shapes are outermost first.
             dims.reverse();
             let type_id = self.u32(&|| format!("the type of tensor `{tname}`"))?;
-            let Some(ggml_dtype) = ggml_dtype_from_id(type_id) else {
+            let Some(ty) = WeightType::from_id(type_id) else {
                 return Err(Error::UnsupportedTensorType {
                     type_id,
                     type_name: ggml_type_name(type_id),
@@ -652,12 +720,24 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
                     "tensor `{tname}`: data offset {offset} is not a multiple of the alignment {alignment}"
                 )));
             }
-            let info = gguf_file::TensorInfo {
-                ggml_dtype,
-                shape: candle_core::Shape::from(dims),
-                offset,
+            let twice = match ty {
+                WeightType::Ggml(ggml_dtype) => {
+                    let info = gguf_file::TensorInfo {
+                        ggml_dtype,
+                        shape: candle_core::Shape::from(dims),
+                        offset,
+                    };
+                    iq4_nl.contains_key(&tname)
+                        || tensor_infos.insert(tname.clone(), info).is_some()
+                }
+                WeightType::Iq4Nl => {
+                    tensor_infos.contains_key(&tname)
+                        || iq4_nl
+                            .insert(tname.clone(), Iq4NlInfo { dims, offset })
+                            .is_some()
+                }
             };
-            if tensor_infos.insert(tname.clone(), info).is_some() {
+            if twice {
                 return Err(self.corrupt(format!("tensor `{tname}` appears twice")));
             }
         }
@@ -666,12 +746,15 @@ impl<'a, R: Read + Seek> HeaderReader<'a, R> {
             .div_ceil(alignment)
             .checked_mul(alignment)
             .ok_or_else(|| self.corrupt("the tensor data offset overflows".to_owned()))?;
-        Ok(Content {
-            magic: versioned,
-            metadata,
-            tensor_infos,
-            tensor_data_offset,
-        })
+        Ok((
+            Content {
+                magic: versioned,
+                metadata,
+                tensor_infos,
+                tensor_data_offset,
+            },
+            iq4_nl,
+        ))
     }
 }
 
@@ -710,18 +793,21 @@ fn classify_parse_error(e: &candle_core::Error, name: &str) -> Error {
     }
 }
 
-/// Writes a GGUF file (version 2, 32-byte alignment) to `w`.
+/// Writes a GGUF file (version 2, 32-byte alignment) to `w`: the layout candle's writer
+/// produces, written here because candle's cannot emit IQ4_NL (type 20).
 ///
 /// Any `general.alignment` entry in `metadata` is replaced by [`WRITE_ALIGNMENT`], the
 /// alignment the data is actually written with.
 ///
 /// # Errors
-/// I/O or tensor errors.
+/// I/O or tensor errors; [`Error::InvalidArgument`] for a metadata array mixing value
+/// types.
 pub fn write_gguf<W: Write + Seek>(
     w: &mut W,
     metadata: &[(String, Value)],
-    tensors: &[(String, QTensor)],
+    tensors: &[(String, Weight)],
 ) -> Result<()> {
+    let io = |e: std::io::Error| Error::io("<GGUF writer>", e);
     let align = Value::U32(WRITE_ALIGNMENT);
     let mut md: Vec<(&str, &Value)> = metadata
         .iter()
@@ -729,8 +815,101 @@ pub fn write_gguf<W: Write + Seek>(
         .map(|(k, v)| (k.as_str(), v))
         .collect();
     md.push(("general.alignment", &align));
-    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    gguf_file::write(w, &md, &ts)?;
+    let mut head = Vec::new();
+    head.extend_from_slice(b"GGUF");
+    head.extend_from_slice(&2u32.to_le_bytes());
+    head.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    head.extend_from_slice(&(md.len() as u64).to_le_bytes());
+    for (key, value) in &md {
+        put_string(&mut head, key);
+        head.extend_from_slice(&value_type_id(value).to_le_bytes());
+        put_value(&mut head, value, key)?;
+    }
+    let pad = |n: usize| n.next_multiple_of(WRITE_ALIGNMENT as usize) - n;
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        put_string(&mut head, name);
+        let dims = t.dims();
+        head.extend_from_slice(&u32::try_from(dims.len()).unwrap_or(u32::MAX).to_le_bytes());
+        // GGUF lists dimensions innermost first.
+        for &d in dims.iter().rev() {
+            head.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        head.extend_from_slice(&t.dtype().id().to_le_bytes());
+        head.extend_from_slice(&(offset as u64).to_le_bytes());
+        let size = t.storage_bytes();
+        offset += size + pad(size);
+    }
+    head.resize(head.len() + pad(head.len()), 0);
+    w.write_all(&head).map_err(io)?;
+    for (_, t) in tensors {
+        let data = t.data()?;
+        w.write_all(&data).map_err(io)?;
+        w.write_all(&vec![0u8; pad(data.len())]).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The GGUF value-type id of `v` (arrays: 9, whatever their elements; nested arrays
+/// write their own element type).
+fn value_type_id(v: &Value) -> u32 {
+    match v {
+        Value::U8(_) => 0,
+        Value::I8(_) => 1,
+        Value::U16(_) => 2,
+        Value::I16(_) => 3,
+        Value::U32(_) => 4,
+        Value::I32(_) => 5,
+        Value::F32(_) => 6,
+        Value::Bool(_) => 7,
+        Value::String(_) => 8,
+        Value::Array(_) => 9,
+        Value::U64(_) => 10,
+        Value::I64(_) => 11,
+        Value::F64(_) => 12,
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value, key: &str) -> Result<()> {
+    match v {
+        Value::U8(x) => out.push(*x),
+        Value::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Bool(x) => out.push(u8::from(*x)),
+        Value::String(x) => put_string(out, x),
+        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Array(items) => {
+            // The element type is declared once; an empty array's does not matter (U32,
+            // as candle writes it).
+            let ty = match items.first() {
+                Some(first) => value_type_id(first),
+                None => 4,
+            };
+            for item in items {
+                if value_type_id(item) != ty {
+                    return Err(Error::InvalidArgument(format!(
+                        "metadata `{key}`: an array mixes value types"
+                    )));
+                }
+            }
+            out.extend_from_slice(&ty.to_le_bytes());
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                put_value(out, item, key)?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -742,7 +921,7 @@ pub fn write_gguf<W: Write + Seek>(
 pub fn write_gguf_file(
     path: &std::path::Path,
     metadata: &[(String, Value)],
-    tensors: &[(String, QTensor)],
+    tensors: &[(String, Weight)],
 ) -> Result<()> {
     edgewise_atomic_file::write_with(path, |w| write_gguf(w, metadata, tensors)).map(|_| ())
 }
@@ -752,6 +931,11 @@ mod tests {
     use super::*;
     use candle_core::Tensor;
     use std::io::Cursor;
+
+    /// The values of the IQ4_NL tensor "d" (16 blocks: 288 bytes, no padding after it).
+    fn iq4_source() -> Vec<f32> {
+        (0..512u16).map(|i| f32::from(i) * 0.004 - 1.0).collect()
+    }
 
     fn sample_file() -> Vec<u8> {
         let dev = Device::Cpu;
@@ -765,18 +949,14 @@ mod tests {
             .unwrap()
             .reshape((4, 64))
             .unwrap();
+        let q = |t: &Tensor, ty| Weight::from(QTensor::quantize(t, ty).unwrap());
         let tensors = vec![
+            ("a".to_owned(), q(&a, GgmlDType::F32)),
+            ("b".to_owned(), q(&b, GgmlDType::Q8_0)),
+            ("c".to_owned(), q(&b, GgmlDType::Q4_1)),
             (
-                "a".to_owned(),
-                QTensor::quantize(&a, GgmlDType::F32).unwrap(),
-            ),
-            (
-                "b".to_owned(),
-                QTensor::quantize(&b, GgmlDType::Q8_0).unwrap(),
-            ),
-            (
-                "c".to_owned(),
-                QTensor::quantize(&b, GgmlDType::Q4_1).unwrap(),
+                "d".to_owned(),
+                Weight::Iq4Nl(Iq4NlMatrix::quantize_plain(vec![8, 64], &iq4_source()).unwrap()),
             ),
         ];
         let md = vec![
@@ -805,13 +985,91 @@ mod tests {
         assert_eq!(g.get_str_array("x.list").unwrap(), vec!["p", "q"]);
         assert_eq!(g.get_usize("general.alignment").unwrap(), 32);
         let infos = g.tensor_infos();
-        assert_eq!(infos.len(), 3);
-        assert_eq!(infos[1], ("b", vec![4, 64], GgmlDType::Q8_0));
+        assert_eq!(infos.len(), 4);
+        assert_eq!(infos[1], ("b", vec![4, 64], GgmlDType::Q8_0.into()));
+        assert_eq!(infos[3], ("d", vec![8, 64], WeightType::Iq4Nl));
         let a = g.tensor(&mut r, "a", &Device::Cpu).unwrap();
         let a = a.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
         assert_eq!(a.to_vec1::<f32>().unwrap()[63], 63.0);
         let c = g.tensor(&mut r, "c", &Device::Cpu).unwrap();
         assert_eq!(c.dtype(), GgmlDType::Q4_1);
+    }
+
+    /// IQ4_NL is written as type 20 with 18 bytes per 32 values and read back with the
+    /// same bytes; candle's reader (`tensor`) refuses it by name.
+    #[test]
+    fn iq4_nl_tensors_round_trip_as_type_20() {
+        let bytes = sample_file();
+        // The directory entry of "d": name, 2 dims (64, 8 innermost first), type 20.
+        let mut entry = vec![1u8, 0, 0, 0, 0, 0, 0, 0, b'd', 2, 0, 0, 0];
+        entry.extend_from_slice(&64u64.to_le_bytes());
+        entry.extend_from_slice(&8u64.to_le_bytes());
+        entry.extend_from_slice(&20u32.to_le_bytes());
+        assert!(bytes.windows(entry.len()).any(|w| w == entry));
+        let mut r = Cursor::new(&bytes);
+        let g = GgufFile::read(&mut r, "<memory>").unwrap();
+        let d = g.weight(&mut r, "d", &Device::Cpu).unwrap();
+        assert_eq!(d.dtype(), WeightType::Iq4Nl);
+        assert_eq!(d.dims(), [8, 64]);
+        assert_eq!(d.storage_bytes(), 16 * 18);
+        let want = Iq4NlMatrix::quantize_plain(vec![8, 64], &iq4_source()).unwrap();
+        assert_eq!(d.data().unwrap().as_ref(), want.bytes());
+        // Near the source values: at most half the widest codebook gap (24 levels) times
+        // the scale (≤ 1/127) away.
+        let dv: Vec<f32> = d
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let src = iq4_source();
+        let worst = dv
+            .iter()
+            .zip(&src)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 0.095, "{worst}");
+        let e = g.tensor(&mut r, "d", &Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("IQ4_NL") && e.contains("`d`"), "{e}");
+        // Written again, the file is byte for byte the same.
+        let tensors: Vec<(String, Weight)> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| ((*n).to_owned(), g.weight(&mut r, n, &Device::Cpu).unwrap()))
+            .collect();
+        let md: Vec<(String, Value)> = ["general.architecture", "x.count", "x.list"]
+            .iter()
+            .map(|k| ((*k).to_owned(), g.get(k).unwrap().clone()))
+            .collect();
+        let mut again = Cursor::new(Vec::new());
+        write_gguf(&mut again, &md, &tensors).unwrap();
+        assert_eq!(again.into_inner(), bytes);
+    }
+
+    /// A file cut inside the IQ4_NL tensor is reported as truncated at open; a directory
+    /// entry whose rows are not whole blocks is corrupt.
+    #[test]
+    fn truncated_or_misshapen_iq4_nl_is_an_error() {
+        let bytes = sample_file();
+        let err =
+            GgufFile::read(&mut Cursor::new(&bytes[..bytes.len() - 40]), "t.gguf").unwrap_err();
+        assert!(
+            matches!(&err, Error::Truncated { detail, .. } if detail.contains("`d`")),
+            "{err}"
+        );
+        let mut bad = bytes;
+        let mut entry = vec![1u8, 0, 0, 0, 0, 0, 0, 0, b'd', 2, 0, 0, 0];
+        entry.extend_from_slice(&64u64.to_le_bytes());
+        entry.extend_from_slice(&8u64.to_le_bytes());
+        let pos = bad.windows(entry.len()).position(|w| w == entry).unwrap();
+        // Rows of 48 values, 32 rows: as many values, but not whole blocks per row.
+        bad[pos + 13..pos + 21].copy_from_slice(&48u64.to_le_bytes());
+        bad[pos + 21..pos + 29].copy_from_slice(&32u64.to_le_bytes());
+        let err = GgufFile::read(&mut Cursor::new(&bad), "t.gguf").unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { detail, .. } if detail.contains("48 values per row")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -837,14 +1095,14 @@ mod tests {
         let pat = [1u8, 0, 0, 0, 0, 0, 0, 0, b'a'];
         let pos = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
         let type_pos = pos + pat.len() + 4 + 16;
-        bytes[type_pos..type_pos + 4].copy_from_slice(&20u32.to_le_bytes());
+        bytes[type_pos..type_pos + 4].copy_from_slice(&23u32.to_le_bytes());
         let err = GgufFile::read(&mut Cursor::new(&bytes), "x").unwrap_err();
         assert!(
             matches!(
                 err,
                 Error::UnsupportedTensorType {
-                    type_id: 20,
-                    type_name: "IQ4_NL",
+                    type_id: 23,
+                    type_name: "IQ4_XS",
                     ..
                 }
             ),

@@ -1,4 +1,5 @@
-//! CPU matrix products for Q4_1 weights, the type of the shipped model's linear layers.
+//! CPU matrix products for Q4_1 weights, the type of the shipped model's linear layers,
+//! and (in [`iq4_nl`](self::iq4_nl)) for IQ4_NL weights, which candle cannot multiply.
 //!
 //! candle multiplies Q4_1 weights through its generic scalar `vec_dot` (it has SIMD only
 //! for other block types), which left ~80 % of a decode step in that one loop. This module
@@ -30,7 +31,10 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::{Error, Result};
 
+mod iq4_nl;
 mod simd128;
+
+pub use iq4_nl::matmul_iq4_nl;
 
 /// Values per quantization block (Q4_1 and Q8_1 alike).
 const QK: usize = 32;
@@ -162,7 +166,7 @@ mod avx2 {
 
     /// Eight f16 scales, one per row, widened.
     #[target_feature(enable = "avx2,f16c")]
-    fn halves(h: [[u8; 2]; 8]) -> __m256 {
+    pub(super) fn halves(h: [[u8; 2]; 8]) -> __m256 {
         let v = |i: usize| i16::from_le_bytes(h[i]);
         _mm256_cvtph_ps(_mm_set_epi16(
             v(7),
@@ -227,30 +231,39 @@ mod avx2 {
     }
 }
 
-/// An eight-row dot product: eight weight rows against 1..n activation rows (see
-/// [`dot8_portable`]).
-type Dot8Fn = fn(&[BlockQ41], &[BlockQ81], usize, &mut [f32]);
+/// An eight-row dot product: eight weight rows (blocks `W`) against 1..n activation rows
+/// (blocks `Y`) (see [`dot8_portable`]).
+type Dot8Fn<W = BlockQ41, Y = BlockQ81> = fn(&[W], &[Y], usize, &mut [f32]);
 
-/// The eight-row dot product chosen for this CPU.
-#[derive(Clone, Copy)]
-struct Dot8(Dot8Fn);
+/// The eight-row dot product chosen for this CPU, and the portable one (same bits) for
+/// groups of fewer than eight rows.
+struct Dot8<W: 'static = BlockQ41, Y: 'static = BlockQ81>(Dot8Fn<W, Y>, Dot8Fn<W, Y>);
+
+impl<W, Y> Clone for Dot8<W, Y> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W, Y> Copy for Dot8<W, Y> {}
 
 impl Dot8 {
     fn select() -> Self {
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
-            return Self(avx2::dot8);
+            return Self(avx2::dot8, dot8_portable);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        return Self(simd128::wasm::dot8);
+        return Self(simd128::wasm::dot8, dot8_portable);
         #[allow(unreachable_code)]
-        Self(dot8_portable)
+        Self(dot8_portable, dot8_portable)
     }
+}
 
+impl<W, Y> Dot8<W, Y> {
     /// `out[c]` = weight row `c` · activation row `y` for `out.len()` consecutive weight
     /// rows from `w`: groups of eight through the chosen kernel, a remainder through the
     /// portable one (same bits).
-    fn rows(self, w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
+    fn rows(self, w: &[W], y: &[Y], out: &mut [f32]) {
         let kb = y.len();
         let mut groups = out.chunks_exact_mut(8);
         let mut at = 0;
@@ -259,7 +272,7 @@ impl Dot8 {
             at += 8 * kb;
         }
         let rest = groups.into_remainder();
-        dot8_portable(&w[at..at + rest.len() * kb], y, kb, rest);
+        (self.1)(&w[at..at + rest.len() * kb], y, kb, rest);
     }
 }
 
@@ -333,10 +346,10 @@ const DECODE_ROWS: usize = 32;
 const PREFILL_TILE: usize = 16;
 
 /// `dst (m, n) = y (m, kb blocks) · wᵀ (n, kb blocks)`, split over candle's thread pool.
-fn gemm(
-    dot: Dot8,
-    w: &[BlockQ41],
-    y: &[BlockQ81],
+fn gemm<W: Sync, Y: Sync>(
+    dot: Dot8<W, Y>,
+    w: &[W],
+    y: &[Y],
     (m, kb, n): (usize, usize, usize),
     dst: &mut [f32],
 ) {
@@ -358,7 +371,7 @@ fn gemm(
                 let wg = &w[c * kb..(c + g) * kb];
                 if g < 8 {
                     for (yr, o) in ys.chunks_exact(kb).zip(out.chunks_exact_mut(n)) {
-                        dot8_portable(wg, yr, kb, &mut o[c..c + g]);
+                        (dot.1)(wg, yr, kb, &mut o[c..c + g]);
                     }
                     continue;
                 }
@@ -476,7 +489,7 @@ mod tests {
         let data = qw.data().unwrap();
         let blocks = <[BlockQ41]>::ref_from_bytes(&data).unwrap();
         let mut a = vec![0f32; n];
-        Dot8(dot8_portable).rows(blocks, &y, &mut a);
+        Dot8(dot8_portable, dot8_portable).rows(blocks, &y, &mut a);
         let mut b = vec![0f32; n];
         Dot8::select().rows(blocks, &y, &mut b);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -13,8 +13,9 @@
 //! `wasm32-unknown-unknown`; file-path helpers are native-only, readers work everywhere.
 //!
 //! Map: [`gguf`] (read/write), [`fuzz_entry`] (the whole read path on untrusted bytes), [`export`] (a model back to GGUF), [`config`]
-//! (hyper-parameters), [`model`] (forward, cache, activation statistics), [`kernels`] (the
-//! Q4_1 matrix product), [`tokenizer`] (BPE, chat templates), [`sampling`], [`generate`]
+//! (hyper-parameters), [`weight`] (a stored weight of any type: candle's or IQ4_NL),
+//! [`iq4_nl`] (the IQ4_NL block format), [`model`] (forward, cache, activation
+//! statistics), [`kernels`] (the Q4_1 and IQ4_NL matrix products), [`tokenizer`] (BPE, chat templates), [`sampling`], [`generate`]
 //! (generation loop, [`Engine`]), [`model_cache`] (where the shipped model is), [`energy`]
 //! (the per-device-class energy model: plain arithmetic on a model's configuration, shared
 //! by `edgewise eval` and the browser app).
@@ -26,11 +27,13 @@ pub mod export;
 pub mod fuzz_entry;
 pub mod generate;
 pub mod gguf;
+pub mod iq4_nl;
 pub mod kernels;
 pub mod model;
 pub mod model_cache;
 pub mod sampling;
 pub mod tokenizer;
+pub mod weight;
 
 pub use candle_core::Device;
 /// Threads of candle's CPU pool (`RAYON_NUM_THREADS`), which the kernels share.
@@ -42,3 +45,4 @@ pub use gguf::GgufFile;
 pub use model::{ActivationStats, KvCache, Model};
 pub use sampling::{Sampler, Sampling};
 pub use tokenizer::{ChatMessage, ChatTemplate, StreamDecoder, Tokenizer};
+pub use weight::{Weight, WeightType};

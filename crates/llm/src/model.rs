@@ -3,7 +3,9 @@
 //! Linear layers keep their GGUF block layout and multiply through candle's `QMatMul`
 //! (the activations are quantized on the fly, as ggml does), so a Q4_1 file runs without
 //! dequantising its weights; Q4_1 layers on the CPU take [`crate::kernels::matmul_q4_1`]
-//! instead, which gives candle's bits faster. Only norms (already F32 in the file) are plain tensors.
+//! instead, which gives candle's bits faster. IQ4_NL weights (which candle cannot hold) are
+//! multiplied by [`crate::kernels::matmul_iq4_nl`] on the CPU and dequantised once on any
+//! other device. Only norms (already F32 in the file) are plain tensors.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -15,37 +17,58 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use crate::config::{ModelConfig, RopeStyle};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::weight::Weight;
 
 /// A linear layer `y = x Wᵀ (+ b)` whose weight stays quantized.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Arc<QTensor>,
-    mm: QMatMul,
+    weight: Arc<Weight>,
+    product: Product,
     bias: Option<Tensor>,
-    /// Multiply through [`crate::kernels::matmul_q4_1`] (a Q4_1 weight on the CPU) rather
-    /// than `mm`; same bits, faster.
-    q4_1_kernel: bool,
+}
+
+/// How a [`Linear`] multiplies.
+#[derive(Debug, Clone)]
+enum Product {
+    /// candle's `QMatMul`; with `q4_1` (a Q4_1 weight on the CPU, shared with `mm`)
+    /// through [`crate::kernels::matmul_q4_1`] first: same bits, faster.
+    Candle {
+        mm: QMatMul,
+        q4_1: Option<Arc<QTensor>>,
+    },
+    /// An IQ4_NL weight on the CPU (its blocks shared with the layer's weight):
+    /// [`crate::kernels::matmul_iq4_nl`].
+    Iq4Nl(crate::iq4_nl::Iq4NlMatrix),
 }
 
 impl Linear {
-    fn new(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        Self::from_arc(Arc::new(weight), bias)
+    fn new(weight: Weight, bias: Option<Tensor>, device: &Device) -> Result<Self> {
+        Self::from_arc(Arc::new(weight), bias, device)
     }
 
-    fn from_arc(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        let mm = QMatMul::from_arc(weight.clone())?;
-        let q4_1_kernel = weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu();
+    fn from_arc(weight: Arc<Weight>, bias: Option<Tensor>, device: &Device) -> Result<Self> {
+        let product = match &*weight {
+            Weight::Ggml(q) => Product::Candle {
+                mm: QMatMul::from_arc(q.clone())?,
+                q4_1: (q.dtype() == GgmlDType::Q4_1 && q.device().is_cpu()).then(|| q.clone()),
+            },
+            Weight::Iq4Nl(m) if device.is_cpu() => Product::Iq4Nl(m.clone()),
+            // No IQ4_NL kernel off the CPU: multiply the dequantised matrix there.
+            Weight::Iq4Nl(m) => Product::Candle {
+                mm: QMatMul::Tensor(m.dequantize(device)?),
+                q4_1: None,
+            },
+        };
         Ok(Self {
             weight,
-            mm,
+            product,
             bias,
-            q4_1_kernel,
         })
     }
 
     /// The quantized weight, `(out, in)`.
     #[must_use]
-    pub fn weight(&self) -> &Arc<QTensor> {
+    pub fn weight(&self) -> &Arc<Weight> {
         &self.weight
     }
 
@@ -60,14 +83,13 @@ impl Linear {
     /// # Errors
     /// Shape mismatches and tensor errors.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let fast = if self.q4_1_kernel {
-            crate::kernels::matmul_q4_1(&self.weight, x)?
-        } else {
-            None
-        };
-        let y = match fast {
-            Some(y) => y,
-            None => self.mm.forward(x)?,
+        let y = match &self.product {
+            Product::Iq4Nl(m) => crate::kernels::matmul_iq4_nl(m, x)?,
+            Product::Candle { mm, q4_1: Some(q) } => match crate::kernels::matmul_q4_1(q, x)? {
+                Some(y) => y,
+                None => mm.forward(x)?,
+            },
+            Product::Candle { mm, q4_1: None } => mm.forward(x)?,
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -256,7 +278,7 @@ fn add_into(acc: &mut [f32], t: &Tensor) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct Model {
     config: ModelConfig,
-    embed: Arc<QTensor>,
+    embed: Arc<Weight>,
     blocks: Vec<Block>,
     output_norm: Tensor,
     output: Linear,
@@ -281,14 +303,14 @@ impl Model {
         device: &Device,
     ) -> Result<Self> {
         let config = ModelConfig::from_gguf(g)?;
-        let mut get = |name: &str| -> Result<Option<QTensor>> {
+        let mut get = |name: &str| -> Result<Option<Weight>> {
             if g.has_tensor(name) {
-                g.tensor(reader, name, device).map(Some)
+                g.weight(reader, name, device).map(Some)
             } else {
                 Ok(None)
             }
         };
-        Self::from_tensors(config, &mut get, device)
+        Self::from_weights(config, &mut get, device)
     }
 
     /// Loads a model from a GGUF file on disk.
@@ -311,11 +333,23 @@ impl Model {
         get: &mut dyn FnMut(&str) -> Result<Option<QTensor>>,
         device: &Device,
     ) -> Result<Self> {
+        Self::from_weights(config, &mut |n| Ok(get(n)?.map(Weight::from)), device)
+    }
+
+    /// Builds a model from named weights of any supported type (IQ4_NL included).
+    ///
+    /// # Errors
+    /// Missing-tensor and shape errors.
+    pub fn from_weights(
+        config: ModelConfig,
+        get: &mut dyn FnMut(&str) -> Result<Option<Weight>>,
+        device: &Device,
+    ) -> Result<Self> {
         config.validate()?;
         let (e, hd) = (config.n_embd, config.head_dim);
         let mut need = |name: &str, shape: &[usize]| need_tensor(get, name, shape);
         let embed = Arc::new(need("token_embd.weight", &[config.vocab_size, e])?);
-        let dense = |q: QTensor| -> Result<Tensor> { Ok(q.dequantize(device)?) };
+        let dense = |q: Weight| -> Result<Tensor> { q.dequantize(device) };
         let output_norm = dense(need("output_norm.weight", &[e])?)?;
         let mut blocks = Vec::with_capacity(config.n_layer);
         for l in 0..config.n_layer {
@@ -355,16 +389,16 @@ impl Model {
         }
         let (output, tied_output) = match get("output.weight")? {
             Some(w) => {
-                if w.shape().dims() != [config.vocab_size, e] {
+                if w.dims() != [config.vocab_size, e] {
                     return Err(Error::ShapeMismatch {
                         name: "output.weight".into(),
-                        actual: w.shape().dims().to_vec(),
+                        actual: w.dims().to_vec(),
                         expected: vec![config.vocab_size, e],
                     });
                 }
-                (Linear::new(w, None)?, false)
+                (Linear::new(w, None, device)?, false)
             }
-            None => (Linear::from_arc(embed.clone(), None)?, true),
+            None => (Linear::from_arc(embed.clone(), None, device)?, true),
         };
         let n_pos = config.context_length.min(MAX_ROPE_POSITIONS);
         let (cos, sin) = rope_tables(hd, n_pos, config.rope_theta, device)?;
@@ -390,9 +424,11 @@ impl Model {
         let deq = |l: &Linear| -> Result<Linear> {
             Ok(Linear {
                 weight: l.weight.clone(),
-                mm: QMatMul::Tensor(l.weight.dequantize(&self.device)?),
+                product: Product::Candle {
+                    mm: QMatMul::Tensor(l.weight.dequantize(&self.device)?),
+                    q4_1: None,
+                },
                 bias: l.bias.clone(),
-                q4_1_kernel: false,
             })
         };
         let mut m = self.clone();
@@ -448,9 +484,10 @@ impl Model {
     ///
     /// # Errors
     /// Tensor errors while re-wrapping dense norms.
-    pub fn named_tensors(&self) -> Result<Vec<(String, QTensor)>> {
-        let dense = |t: &Tensor| -> Result<QTensor> { Ok(QTensor::quantize(t, GgmlDType::F32)?) };
-        let copy = |q: &QTensor| -> Result<QTensor> { clone_qtensor(q) };
+    pub fn named_tensors(&self) -> Result<Vec<(String, Weight)>> {
+        let dense =
+            |t: &Tensor| -> Result<Weight> { Ok(QTensor::quantize(t, GgmlDType::F32)?.into()) };
+        let copy = |q: &Weight| -> Result<Weight> { q.try_clone() };
         let mut v = vec![("token_embd.weight".to_owned(), copy(&self.embed)?)];
         for (l, b) in self.blocks.iter().enumerate() {
             let p = format!("blk.{l}");
@@ -522,7 +559,7 @@ impl Model {
 
     /// The token embedding table `(vocab, n_embd)` as stored (the GPU path uploads it).
     #[must_use]
-    pub fn embedding(&self) -> &Arc<QTensor> {
+    pub fn embedding(&self) -> &Arc<Weight> {
         &self.embed
     }
 
@@ -585,8 +622,7 @@ impl Model {
                 max,
             });
         }
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embed.embedding(&ids)?; // (seq, e)
+        let mut x = self.embed.embedding(tokens, &self.device)?; // (seq, e)
         let cos = self.cos.narrow(0, pos, seq)?;
         let sin = self.sin.narrow(0, pos, seq)?;
         let mask = if seq > 1 || cfg.sliding_window.is_some() {
@@ -685,15 +721,15 @@ impl Model {
 }
 
 fn need_tensor(
-    get: &mut dyn FnMut(&str) -> Result<Option<QTensor>>,
+    get: &mut dyn FnMut(&str) -> Result<Option<Weight>>,
     name: &str,
     shape: &[usize],
-) -> Result<QTensor> {
+) -> Result<Weight> {
     let t = get(name)?.ok_or_else(|| Error::MissingTensor(name.to_owned()))?;
-    if t.shape().dims() != shape {
+    if t.dims() != shape {
         return Err(Error::ShapeMismatch {
             name: name.to_owned(),
-            actual: t.shape().dims().to_vec(),
+            actual: t.dims().to_vec(),
             expected: shape.to_vec(),
         });
     }
@@ -702,7 +738,7 @@ fn need_tensor(
 
 /// Loads `{prefix}.{n}.weight` and, when present, `{prefix}.{n}.bias`.
 fn linear(
-    need: &mut dyn FnMut(&str, &[usize]) -> Result<QTensor>,
+    need: &mut dyn FnMut(&str, &[usize]) -> Result<Weight>,
     prefix: &str,
     n: &str,
     shape: &[usize],
@@ -716,7 +752,7 @@ fn linear(
         Err(Error::MissingTensor(_)) => None,
         Err(e) => return Err(e),
     };
-    Linear::new(w, bias)
+    Linear::new(w, bias, device)
 }
 
 /// Copies a quantized tensor (same type, same bytes).
@@ -804,7 +840,7 @@ pub fn passthrough_metadata_key(key: &str) -> bool {
 
 /// Counts of tensors per ggml type (for reports).
 #[must_use]
-pub fn type_histogram(tensors: &[(String, QTensor)]) -> HashMap<String, usize> {
+pub fn type_histogram(tensors: &[(String, Weight)]) -> HashMap<String, usize> {
     let mut h = HashMap::new();
     for (_, t) in tensors {
         *h.entry(format!("{:?}", t.dtype())).or_insert(0) += 1;
@@ -883,7 +919,16 @@ impl Linear {
     /// # Errors
     /// Tensor errors.
     pub fn from_qtensor(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        Self::new(weight, bias)
+        let device = weight.device();
+        Self::new(weight.into(), bias, &device)
+    }
+
+    /// A linear layer from a weight of any supported type, multiplied on `device`.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn from_weight(weight: Weight, bias: Option<Tensor>, device: &Device) -> Result<Self> {
+        Self::new(weight, bias, device)
     }
 }
 
@@ -911,6 +956,84 @@ pub fn tiny_config(n_layer: usize) -> ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `m` with every matrix (the tied embedding too) re-encoded as IQ4_NL by the plain
+    /// encoder.
+    fn iq4_nl_copy(m: &Model) -> Model {
+        let mut named: HashMap<String, Weight> = m
+            .named_tensors()
+            .unwrap()
+            .into_iter()
+            .map(|(n, w)| {
+                if w.dims().len() == 2 {
+                    let x: Vec<f32> = w
+                        .dequantize(&Device::Cpu)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap();
+                    let q = crate::iq4_nl::Iq4NlMatrix::quantize_plain(w.dims().to_vec(), &x);
+                    (n, q.unwrap().into())
+                } else {
+                    (n, w)
+                }
+            })
+            .collect();
+        Model::from_weights(
+            m.config().clone(),
+            &mut |n| Ok(named.remove(n)),
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    /// A model whose linears and embedding are IQ4_NL runs through the IQ4_NL kernel and
+    /// gives the logits of the same weights decoded to f32 (up to the activations' Q8_0
+    /// rounding), and survives a GGUF round trip bit for bit.
+    #[test]
+    fn iq4_nl_model_matches_its_dequantized_weights_and_round_trips() {
+        let base = Model::synthetic(&tiny_config(2), 9, &Device::Cpu).unwrap();
+        let m = iq4_nl_copy(&base);
+        assert_eq!(
+            m.blocks()[0].w_down.weight().dtype(),
+            crate::weight::WeightType::Iq4Nl
+        );
+        assert_eq!(m.embedding().dtype(), crate::weight::WeightType::Iq4Nl);
+        let toks = [5u32, 17, 200, 3, 99, 42];
+        let logits = |m: &Model| -> Vec<f32> {
+            m.forward(&toks, &mut m.new_cache())
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let (ours, reference) = (logits(&m), logits(&m.dequantized().unwrap()));
+        let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let diff = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 0.02 * scale, "max diff {diff}, logit scale {scale}");
+        assert!(
+            diff > 0.0,
+            "the kernel quantizes activations, the reference does not"
+        );
+        // The quantization itself moved the logits much more than the kernel does.
+        let to_base = logits(&base)
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(to_base > diff, "{to_base} vs {diff}");
+        let mut buf = std::io::Cursor::new(Vec::new());
+        crate::export::export_gguf(&mut buf, &m, None).unwrap();
+        let bytes = buf.into_inner();
+        let mut r = std::io::Cursor::new(&bytes);
+        let g = GgufFile::read(&mut r, "<memory>").unwrap();
+        let back = Model::from_gguf(&g, &mut r, &Device::Cpu).unwrap();
+        assert_eq!(logits(&back), ours);
+    }
 
     #[test]
     fn kv_cache_decode_equals_full_prefill() {

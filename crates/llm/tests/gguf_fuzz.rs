@@ -14,7 +14,7 @@ use edgewise_llm::export::export_gguf;
 use edgewise_llm::fuzz_entry::fuzz_parse;
 use edgewise_llm::gguf::GgufFile;
 use edgewise_llm::model::tiny_config;
-use edgewise_llm::{Device, Error, Model};
+use edgewise_llm::{Device, Error, Model, Weight};
 use rand_core::{RngCore, SeedableRng};
 
 fn corpus_dir() -> PathBuf {
@@ -24,23 +24,25 @@ fn corpus_dir() -> PathBuf {
 /// `m` with every matrix re-encoded as Q8_0 (norms stay F32).
 fn q8_0(m: &Model) -> Model {
     let dev = m.device().clone();
-    let mut tensors: std::collections::HashMap<String, QTensor> = m
+    let mut tensors: std::collections::HashMap<String, Weight> = m
         .named_tensors()
         .expect("tensors")
         .into_iter()
         .map(|(name, q)| {
-            if q.shape().dims().len() == 2 {
+            if q.dims().len() == 2 {
                 let dense = q.dequantize(&dev).expect("dequantize");
                 (
                     name,
-                    QTensor::quantize(&dense, GgmlDType::Q8_0).expect("quantize"),
+                    QTensor::quantize(&dense, GgmlDType::Q8_0)
+                        .expect("quantize")
+                        .into(),
                 )
             } else {
                 (name, q)
             }
         })
         .collect();
-    Model::from_tensors(m.config().clone(), &mut |n| Ok(tensors.remove(n)), &dev).expect("model")
+    Model::from_weights(m.config().clone(), &mut |n| Ok(tensors.remove(n)), &dev).expect("model")
 }
 
 /// A valid one-layer model file with Q8_0 weights.
@@ -145,11 +147,11 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let at = find(&arch, b"llama");
     arch[at..at + 5].copy_from_slice(b"gpt-2");
     out.push(("unknown-arch.gguf", arch));
-    // The first tensor's type field → 20 (IQ4_NL), which candle cannot compute with.
+    // The first tensor's type field → 23 (IQ4_XS), which this crate cannot compute with.
     let name = b"token_embd.weight";
     let mut bad_type = valid.clone();
     let at = find(&bad_type, name) + name.len() + 4 + 16;
-    bad_type[at..at + 4].copy_from_slice(&20u32.to_le_bytes());
+    bad_type[at..at + 4].copy_from_slice(&23u32.to_le_bytes());
     out.push(("unsupported-type.gguf", bad_type));
     // `general.alignment` → 0 (candle's own parser divided by it and panicked).
     let key = b"general.alignment";
@@ -218,7 +220,7 @@ fn committed_corpus_gives_the_expected_errors() {
     assert!(e.to_string().contains("supported: llama"), "{e}");
     let e = run_guarded("type", &read("unsupported-type.gguf")).unwrap_err();
     assert!(
-        matches!(e, Error::UnsupportedTensorType { type_id: 20, .. }),
+        matches!(e, Error::UnsupportedTensorType { type_id: 23, .. }),
         "{e}"
     );
     let e = run_guarded("dims", &read("huge-dims.gguf")).unwrap_err();

@@ -1,4 +1,6 @@
 //! The Q4_1 × Q8_1 product in 128-bit lanes: the kernel of the wasm32 `simd128` build.
+//! [`Lanes`] also carries the IQ4_NL lane kernel of [`super::iq4_nl`] (one more
+//! operation: a 16-entry table lookup).
 //!
 //! The kernel is written once, over [`Lanes`] (the dozen 128-bit operations it needs),
 //! and instantiated twice: with WebAssembly's `v128` intrinsics in the browser build, and
@@ -24,6 +26,9 @@ pub(super) trait Lanes: Copy {
     fn low_nibbles(self) -> Self;
     /// `u8` lanes: `v >> 4`.
     fn high_nibbles(self) -> Self;
+    /// Byte lanes: lane `i` = `table[self[i]]` (`self[i]` < 16; 0 for larger indices, as
+    /// WebAssembly's swizzle gives).
+    fn lookup(self, table: Self) -> Self;
     /// `u8` lanes widened to `u16`: (lanes 0..8, lanes 8..16).
     fn widen_u8(self) -> (Self, Self);
     /// `i8` lanes widened to `i16`: (lanes 0..8, lanes 8..16).
@@ -151,10 +156,10 @@ pub(super) fn dot8_rows<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(super) mod wasm {
     use std::arch::wasm32::{
-        f32x4_add, f32x4_convert_i32x4, f32x4_mul, f32x4_splat, i16x8_extend_high_i8x16,
-        i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_shl, i32x4_shuffle, u8x16_shr,
-        u8x16_splat, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, u32x4, u32x4_ge, u32x4_gt,
-        u32x4_splat, v128, v128_and, v128_bitselect, v128_or,
+        f32x4_add, f32x4_convert_i32x4, f32x4_mul, f32x4_splat, i8x16_swizzle,
+        i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_shl,
+        i32x4_shuffle, u8x16_shr, u8x16_splat, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16,
+        u32x4, u32x4_ge, u32x4_gt, u32x4_splat, v128, v128_and, v128_bitselect, v128_or,
     };
 
     use super::{F16_RESCALE, Lanes};
@@ -174,6 +179,10 @@ pub(super) mod wasm {
         #[inline(always)]
         fn high_nibbles(self) -> Self {
             Self(u8x16_shr(self.0, 4))
+        }
+        #[inline(always)]
+        fn lookup(self, table: Self) -> Self {
+            Self(i8x16_swizzle(table.0, self.0))
         }
         #[inline(always)]
         fn widen_u8(self) -> (Self, Self) {
@@ -299,6 +308,12 @@ pub(super) mod emulated {
         }
         fn high_nibbles(self) -> Self {
             Self(self.0.map(|b| b >> 4))
+        }
+        fn lookup(self, table: Self) -> Self {
+            Self(
+                self.0
+                    .map(|i| table.0.get(usize::from(i)).copied().unwrap_or(0)),
+            )
         }
         fn widen_u8(self) -> (Self, Self) {
             let w = |o: usize| from_i16(std::array::from_fn(|i| i16::from(self.0[o + i])));
