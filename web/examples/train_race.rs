@@ -29,6 +29,7 @@ fn main() -> Result<(), String> {
         scenario: Scenario::default()
             .with_seed(seed)
             .with("devices", f64::from(devices)),
+        this_device: None,
         env_steps: budget,
     };
     let device = edgewise_rl::cpu_device();

@@ -54,7 +54,11 @@ impl Component for App {
             Msg::Train(msg) => {
                 let link = ctx.link().clone();
                 let on_message = move |m| link.send_message(Msg::Train(TrainMsg::Worker(m)));
-                if let Some(trained) = self.training.update(msg, self.state.scenario, on_message) {
+                let this_device = self.sim.this_device.as_ref();
+                if let Some(trained) =
+                    self.training
+                        .update(msg, self.state.scenario, this_device, on_message)
+                {
                     self.sim.use_trained(trained, &self.state);
                 }
                 true

@@ -549,25 +549,9 @@ mod tests {
 
     #[test]
     fn the_visitors_device_races_as_its_own_class() {
-        use crate::simulation::this_device::{Measured, THIS_DEVICE_CLASS};
-        use edgewise_llm::energy::{HostSpeed, ModelWork};
+        use crate::simulation::this_device::{THIS_DEVICE_CLASS, sample_device};
 
-        let measured = Measured {
-            model_variant: "q4_1",
-            model_bytes: 98_362_432.0,
-            work: ModelWork {
-                weight_bytes: 98_362_432.0,
-                params: 134_515_008.0,
-                kv_bytes_per_token: 46_080.0,
-                attn_width: 17_280.0,
-            },
-            speed: HostSpeed {
-                prefill_tok_s: 150.0,
-                decode_tok_s: 14.0,
-            },
-            backend: "cpu",
-        };
-        let device = ThisDevice::build(&measured, "laptop").unwrap();
+        let device = sample_device();
         let low_battery = Scenario::default().with("budget", 0.4);
         let mut race = Race::new(low_battery, Vec::new(), Some(&device)).unwrap();
         let names: Vec<&str> = race

@@ -219,19 +219,37 @@ impl ThisDevice {
     }
 }
 
+/// SmolLM2-135M Q4_1 (the shipped file): 30 layers, 9 query and 3 KV heads of 64.
+#[cfg(test)]
+fn smollm() -> ModelWork {
+    ModelWork {
+        weight_bytes: 98_362_432.0,
+        params: 134_515_008.0,
+        kv_bytes_per_token: 30.0 * 2.0 * 3.0 * 64.0 * 4.0,
+        attn_width: 30.0 * 9.0 * 64.0,
+    }
+}
+
+/// The shipped model measured at 150 prefill and 14 decode tokens/s on the CPU, priced as a
+/// laptop: the device the races' tests add.
+#[cfg(test)]
+pub(crate) fn sample_device() -> ThisDevice {
+    let measured = Measured {
+        model_variant: "q4_1",
+        model_bytes: 98_362_432.0,
+        work: smollm(),
+        speed: HostSpeed {
+            prefill_tok_s: 150.0,
+            decode_tok_s: 14.0,
+        },
+        backend: "cpu",
+    };
+    ThisDevice::build(&measured, "laptop").expect("the sample measurement builds a class")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// SmolLM2-135M Q4_1 (the shipped file): 30 layers, 9 query and 3 KV heads of 64.
-    fn smollm() -> ModelWork {
-        ModelWork {
-            weight_bytes: 98_362_432.0,
-            params: 134_515_008.0,
-            kv_bytes_per_token: 30.0 * 2.0 * 3.0 * 64.0 * 4.0,
-            attn_width: 30.0 * 9.0 * 64.0,
-        }
-    }
 
     fn measured(prefill: f64, decode: f64) -> Measured<'static> {
         Measured {

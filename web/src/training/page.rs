@@ -9,6 +9,7 @@ use super::race::DEFAULT_BUDGET;
 use crate::channel::{Received, WorkerChannel};
 use crate::entrants::Entrant;
 use crate::scenario::Scenario;
+use crate::simulation::this_device::ThisDevice;
 
 /// The trainer worker (`www/trainer.js` loads the `edgewise-trainer` wasm module).
 type TrainerWorker = WorkerChannel<ToTrainer, FromTrainer>;
@@ -168,11 +169,12 @@ impl TrainState {
         &mut self,
         msg: TrainMsg,
         scenario: Scenario,
+        this_device: Option<&ThisDevice>,
         on_message: impl Fn(Received<FromTrainer>) + 'static,
     ) -> Option<Vec<(Entrant, String)>> {
         match msg {
             TrainMsg::Budget(b) => self.budget = b,
-            TrainMsg::Start => self.start(scenario, on_message),
+            TrainMsg::Start => self.start(scenario, this_device, on_message),
             TrainMsg::Stop => {
                 if let Some(w) = &self.worker {
                     w.send(&ToTrainer::Stop);
@@ -204,9 +206,15 @@ impl TrainState {
         None
     }
 
-    fn start(&mut self, scenario: Scenario, on_message: impl Fn(Received<FromTrainer>) + 'static) {
+    fn start(
+        &mut self,
+        scenario: Scenario,
+        this_device: Option<&ThisDevice>,
+        on_message: impl Fn(Received<FromTrainer>) + 'static,
+    ) {
         let request = TrainRequest {
             scenario,
+            this_device: this_device.cloned(),
             env_steps: self.budget,
         };
         self.error = None;
@@ -232,7 +240,7 @@ impl TrainState {
         if self.ready {
             self.phase = Phase::Running;
             if let Some(w) = &self.worker {
-                w.send(&ToTrainer::Start(request));
+                w.send(&ToTrainer::Start(Box::new(request)));
             }
         } else {
             self.phase = Phase::Loading;
@@ -246,7 +254,7 @@ impl TrainState {
                 self.ready = true;
                 if let (Some(request), Some(w)) = (self.pending.take(), &self.worker) {
                     self.phase = Phase::Running;
-                    w.send(&ToTrainer::Start(request));
+                    w.send(&ToTrainer::Start(Box::new(request)));
                 }
             }
             FromTrainer::Started {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::curve::CurvePoint;
 use crate::entrants::Entrant;
 use crate::scenario::Scenario;
+use crate::simulation::this_device::ThisDevice;
 
 /// The two learners of the race.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,12 +59,16 @@ impl fmt::Display for Algo {
     }
 }
 
-/// What to train: the scenario (its seed seeds both learners and their simulators) and
-/// the budget of real environment steps per algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// What to train: the scenario (its seed seeds both learners and their simulators), the
+/// visitor's device when the simulation races it, and the budget of real environment steps
+/// per algorithm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainRequest {
     /// The page's scenario (clamped before use).
     pub scenario: Scenario,
+    /// The measured `this-browser` class added to the simulation, trained on as there.
+    #[serde(default)]
+    pub this_device: Option<ThisDevice>,
     /// Real environment steps per algorithm (a positive multiple of
     /// [`super::race::TrainRace::steps_per_iteration`] is used: the budget is rounded up).
     pub env_steps: u64,
@@ -96,7 +101,7 @@ pub struct IterationReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToTrainer {
     /// Start (or restart) a race.
-    Start(TrainRequest),
+    Start(Box<TrainRequest>),
     /// Stop now and report the policies as they are.
     Stop,
 }

@@ -77,11 +77,15 @@ impl TrainRace {
         let per_iter = Self::steps_per_iteration();
         let budget = request.env_steps.div_ceil(per_iter) * per_iter;
         let mut sim = scenario.config();
+        let mut catalogue = Catalogue::default_catalogue();
+        // The visitor's device joins as it does in the simulation race.
+        if let Some(device) = &request.this_device {
+            device.apply(&mut sim, &mut catalogue, scenario.get("budget"))?;
+        }
         // Paid as the shipped policies were trained (`www/policies/README.md`).
         sim.reward.externality_credit = EXTERNALITY_CREDIT;
         sim.validate()
             .map_err(|e| format!("the simulator rejected this scenario: {e}"))?;
-        let catalogue = Catalogue::default_catalogue();
         let config = PpoConfig {
             total_env_steps: budget,
             ..PpoConfig::default()
@@ -246,7 +250,33 @@ mod tests {
     fn small() -> TrainRequest {
         TrainRequest {
             scenario: Scenario::default().with("devices", 10.0),
+            this_device: None,
             env_steps: 1_024,
+        }
+    }
+
+    /// The visitor's measured device is trained on as the simulation races it: its class
+    /// is in every learner's simulators, and the policies still export.
+    #[test]
+    fn the_visitors_device_is_trained_on() {
+        let device = crate::simulation::this_device::sample_device();
+        let request = TrainRequest {
+            this_device: Some(device.clone()),
+            ..small()
+        };
+        let race = TrainRace::new(&request, &edgewise_rl::cpu_device()).unwrap();
+        for sim in race.lanes.iter().flat_map(|lane| lane.env.sims()) {
+            let classes: Vec<&str> = sim
+                .config()
+                .classes
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            assert_eq!(
+                classes.last(),
+                Some(&device.class.name.as_str()),
+                "{classes:?}"
+            );
         }
     }
 
