@@ -71,6 +71,9 @@ impl VecEnv for RolloutClock<'_> {
     fn truncations(&self, truncated: &mut [bool], final_obs: &mut [f32]) {
         self.inner.truncations(truncated, final_obs);
     }
+    fn late_rewards(&self, late: &mut [f32]) -> bool {
+        self.inner.late_rewards(late)
+    }
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {
         self.inner.drain_finished(out);
         self.drained_at = Some(Instant::now());

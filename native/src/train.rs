@@ -97,6 +97,12 @@ pub struct TrainArgs {
     /// options again with --resume.
     #[arg(long, allow_negative_numbers = true)]
     pub externality_credit: Option<f64>,
+    /// For `--env mec`: when the externality credit prices the edge work an offload
+    /// leaves for later slots: `slot-end` (an estimate at the slot's end) or `next-slot`
+    /// (the estimate, settled in the next slot against the delay it caused there), in
+    /// place of the scenario's `reward.externality_settlement`.
+    #[arg(long, value_name = "slot-end|next-slot")]
+    pub externality_settlement: Option<mec::ExternalitySettlement>,
     /// Environments stepped in parallel (default: 8 for CartPole, 4 for MEC, or one per
     /// population when that is more).
     #[arg(long)]
@@ -155,10 +161,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         _ => GruWmConfig::default(),
     };
     if args.env == EnvKind::Cartpole
-        && (args.preset.is_some() || args.config.is_some() || args.externality_credit.is_some())
+        && (args.preset.is_some()
+            || args.config.is_some()
+            || args.externality_credit.is_some()
+            || args.externality_settlement.is_some())
     {
         bail!(
-            "--preset, --config and --externality-credit choose a MEC scenario: use them with --env mec"
+            "--preset, --config, --externality-credit and --externality-settlement choose a MEC scenario: use them with --env mec"
         );
     }
     let mut env: Box<dyn VecEnv> = match args.env {
@@ -292,10 +301,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             (None, None) => "default".to_owned(),
         };
         meta.insert("train_scenario".into(), scenario.into());
-        let credit = train_scenario(args, args.devices[0])?
-            .reward
-            .externality_credit;
-        meta.insert("externality_credit".into(), credit.into());
+        let reward = train_scenario(args, args.devices[0])?.reward;
+        meta.insert(
+            "externality_credit".into(),
+            reward.externality_credit.into(),
+        );
+        if reward.externality_credit > 0.0 {
+            meta.insert(
+                "externality_settlement".into(),
+                reward.externality_settlement.name().into(),
+            );
+        }
     }
     write_atomic(&args.out.join("policy.json"), &policy.to_bytes())?;
     bar.finish();
@@ -383,7 +399,7 @@ fn mec_env(args: &TrainArgs) -> anyhow::Result<Box<dyn VecEnv>> {
 }
 
 /// The MEC scenario `train` runs at `devices` devices: `--preset` or `--config` (else the
-/// shipped scenario) with `--externality-credit` applied.
+/// shipped scenario) with `--externality-credit` and `--externality-settlement` applied.
 fn train_scenario(args: &TrainArgs, devices: usize) -> anyhow::Result<mec::SimConfig> {
     let (mut config, _) = crate::simulate::load_scenario(
         args.config.as_ref(),
@@ -394,6 +410,9 @@ fn train_scenario(args: &TrainArgs, devices: usize) -> anyhow::Result<mec::SimCo
     )?;
     if let Some(w) = args.externality_credit {
         config.reward.externality_credit = w;
+    }
+    if let Some(rule) = args.externality_settlement {
+        config.reward.externality_settlement = rule;
     }
     config
         .validate()

@@ -225,6 +225,13 @@ fn mec_scenario_credit_and_config_files_reach_the_learner() {
         plain, credited,
         "the credit changes what the learner is paid"
     );
+    let mut settled_flags = credit_flags.to_vec();
+    settled_flags.extend(["--externality-settlement", "next-slot"]);
+    let settled = run_with("settled", &settled_flags);
+    assert_ne!(
+        credited, settled,
+        "settling the credit a slot late changes what the learner is paid"
+    );
     let default_scenario = run_with("default", &["--ppo-config", toml]);
     assert_ne!(
         plain, default_scenario,
@@ -236,6 +243,8 @@ fn mec_scenario_credit_and_config_files_reach_the_learner() {
     let m = meta(&credited);
     assert_eq!(m["train_scenario"], "preset bursty");
     assert_eq!(m["externality_credit"], 1.0);
+    assert_eq!(m["externality_settlement"], "slot-end");
+    assert_eq!(meta(&settled)["externality_settlement"], "next-slot");
     let m = meta(&default_scenario);
     assert_eq!(m["train_scenario"], "default");
     assert_eq!(m["externality_credit"], 0.0);
@@ -247,6 +256,11 @@ fn mec_scenario_credit_and_config_files_reach_the_learner() {
     };
     let err = fails(&["--externality-credit", "-1"]);
     assert!(err.contains("reward.externality_credit"), "{err}");
+    let err = fails(&["--externality-settlement", "later"]);
+    assert!(
+        err.contains("reward.externality_settlement") && err.contains("next-slot"),
+        "{err}"
+    );
     let json = dir.join("ppo.json");
     std::fs::write(&json, "epochs = 2\n").unwrap();
     let err = fails(&["--ppo-config", json.to_str().unwrap()]);

@@ -72,6 +72,17 @@ pub trait VecEnv {
         let _ = final_obs;
         truncated.fill(false);
     }
+    /// After [`VecEnv::step`]: corrections to the rewards of the step *before* it that
+    /// the environment could only work out now (a cost that shows up a step late), laid
+    /// out like the rewards; every entry is written, zero where there is none. Returns
+    /// whether any entry may be non-zero. An environment whose previous step ended an
+    /// episode reports none for it, and a learner that cannot apply one (its previous
+    /// step belongs to a batch already learned from) keeps the reward it had. Default:
+    /// none.
+    fn late_rewards(&self, late: &mut [f32]) -> bool {
+        late.fill(0.0);
+        false
+    }
     /// Move the summaries of episodes finished since the last call into `out`.
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>);
     /// This batch as a [`SequentialVecEnv`], if it supports sequential decisions (so a

@@ -164,6 +164,26 @@ pub struct RewardConfig {
     /// 0 turns it off. The slot's reward, which evaluations report, never includes it.
     /// Default 0 (files written before it existed read 0).
     pub externality_credit: f64,
+    /// When the credit prices the work an offload leaves on the edge for later slots.
+    /// Default `slot-end` (files written before it existed read it).
+    pub externality_settlement: ExternalitySettlement,
+}
+
+/// When the externality credit prices the edge work an offload leaves for later slots
+/// (`sim/externality.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExternalitySettlement {
+    /// At the slot's end, as if one later query waited for all of that work: an
+    /// estimate that overcharges a lightly loaded edge, where the next queries find a
+    /// worker free anyway.
+    #[default]
+    SlotEnd,
+    /// The same estimate at the slot's end, then settled in the next slot against the
+    /// delay that work actually caused there (reported as a late reward for the earlier
+    /// slot, [`crate::Simulator::late_rewards`]); what is still left after that slot
+    /// is priced like `slot-end`.
+    NextSlot,
 }
 
 /// A device class: radio and energy parameters and the locally installed model variant.
@@ -336,7 +356,43 @@ impl Default for RewardConfig {
             hallucination_weight: 2.0,
             energy_weight: 2.0,
             externality_credit: 0.0,
+            externality_settlement: ExternalitySettlement::SlotEnd,
         }
+    }
+}
+
+impl ExternalitySettlement {
+    /// Every rule, in the order the docs list them.
+    pub const ALL: [Self; 2] = [Self::SlotEnd, Self::NextSlot];
+
+    /// Its name in scenario files and on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SlotEnd => "slot-end",
+            Self::NextSlot => "next-slot",
+        }
+    }
+}
+
+impl std::fmt::Display for ExternalitySettlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ExternalitySettlement {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| ConfigError::OutOfRange {
+                field: "reward.externality_settlement".into(),
+                value: format!("{s:?}"),
+                expected: "slot-end or next-slot".into(),
+            })
     }
 }
 
@@ -637,6 +693,31 @@ mod tests {
         assert_eq!(c.devices, 50);
         assert!((c.radio.bandwidth_hz - 5e6).abs() < 1.0);
         assert_eq!(c.slots, 200);
+    }
+
+    #[test]
+    fn externality_settlement_reads_by_name_and_names_the_choices() {
+        let c =
+            SimConfig::from_toml_str("[reward]\nexternality_settlement = \"next-slot\"\n").unwrap();
+        assert_eq!(
+            c.reward.externality_settlement,
+            ExternalitySettlement::NextSlot
+        );
+        let e = SimConfig::from_toml_str("[reward]\nexternality_settlement = \"later\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slot-end") && e.contains("next-slot"), "{e}");
+        for rule in ExternalitySettlement::ALL {
+            assert_eq!(rule.name().parse::<ExternalitySettlement>().unwrap(), rule);
+        }
+        let e = "later"
+            .parse::<ExternalitySettlement>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("reward.externality_settlement") && e.contains("next-slot"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -40,8 +40,8 @@ mod vecenv;
 pub use catalogue::{CATALOGUE_FORMAT, CATALOGUE_VERSION, Catalogue, ClassProfile, VariantProfile};
 pub use commitments::SlotCommitments;
 pub use config::{
-    BurstConfig, DeviceClassConfig, EdgeConfig, QosConfig, QueryConfig, RadioConfig, RewardConfig,
-    SimConfig,
+    BurstConfig, DeviceClassConfig, EdgeConfig, ExternalitySettlement, QosConfig, QueryConfig,
+    RadioConfig, RewardConfig, SimConfig,
 };
 pub use error::{ConfigError, MecError};
 pub use exogenous::{mean_query_accuracy, query_accuracy};

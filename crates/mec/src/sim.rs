@@ -206,6 +206,11 @@ pub struct Simulator {
     credit_workers: Vec<f64>,
     credit_reqs: Vec<OffloadRequest>,
     credit_own: Vec<f64>,
+    /// What the credit charged for later slots, kept to settle in the next slot
+    /// (`reward.externality_settlement = "next-slot"`).
+    settlement: externality::Settlement,
+    /// Corrections to the previous slot's agent rewards found in this one.
+    late_rewards: Vec<f64>,
     acc: MetricsAccumulator,
     /// Decisions already announced in this slot (sequential decisions; empty otherwise).
     commitments: SlotCommitments,
@@ -317,6 +322,8 @@ impl Simulator {
             credit_workers: Vec::new(),
             credit_reqs: Vec::new(),
             credit_own: Vec::new(),
+            settlement: externality::Settlement::default(),
+            late_rewards: vec![0.0; n],
             acc: MetricsAccumulator::default(),
             commitments: SlotCommitments::default(),
             order_seed: edgewise_rng::derive_seed(seed, ORDER_STREAM),
@@ -533,6 +540,16 @@ impl Simulator {
     #[must_use]
     pub fn last_events(&self) -> &[QueryEvent] {
         &self.events
+    }
+
+    /// Corrections to the agent rewards of the slot before the last one, learned in the
+    /// last slot: with `reward.externality_settlement = "next-slot"`, a device that
+    /// offloaded then gets back the slot-end estimate of the delay its leftover edge work
+    /// would cause and pays the delay it did cause (`sim/externality.rs`). Zero for every
+    /// other device, and everywhere in the first slot of an episode and under `slot-end`.
+    #[must_use]
+    pub fn late_rewards(&self) -> &[f64] {
+        &self.late_rewards
     }
 
     /// Each device's share of the last slot's reward (sum over its queries of the
@@ -798,6 +815,7 @@ impl Simulator {
         }
         self.events.clear();
         self.agent_rewards.fill(0.0);
+        self.late_rewards.fill(0.0);
         self.commitments.clear();
         let offloaders = (0..n)
             .filter(|&u| self.devices[u].pending > 0 && actions[u] == Action::Offload)
@@ -810,6 +828,7 @@ impl Simulator {
         self.serve_edge_queue();
         let (reward, latency_sum, dropped) = self.account_slot();
         if credit {
+            self.settle_externalities();
             self.charge_externalities(actions);
         }
         self.last_offloaders = offloaders;

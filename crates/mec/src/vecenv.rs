@@ -2,8 +2,9 @@
 //!
 //! One agent per device, all sharing one policy; action 0 = local, 1 = offload. The agent
 //! reward is the device's own share of the slot's Lagrangian reward, with the externality
-//! credit when the scenario sets one ([`Simulator::agent_rewards`]); episode returns sum
-//! the environment reward.
+//! credit when the scenario sets one ([`Simulator::agent_rewards`]), and its next-slot
+//! settlement as late rewards ([`VecEnv::late_rewards`]); episode returns sum the
+//! environment reward.
 //!
 //! The end of an episode (`config.slots` slots) is a *truncation*, not a termination: the
 //! system model is a continuing one and the horizon only bounds a simulation, so
@@ -17,7 +18,7 @@
 use edgewise_env::{EpisodeInfo, SequentialVecEnv, VecEnv};
 
 use crate::catalogue::Catalogue;
-use crate::config::SimConfig;
+use crate::config::{ExternalitySettlement, SimConfig};
 use crate::error::MecError;
 use crate::observation::OBS_DIM;
 use crate::sim::{Action, Simulator};
@@ -38,6 +39,12 @@ pub struct MecVecEnv {
     final_obs: Vec<f32>,
     /// Actions committed in the current step (sequential decisions), per env and agent.
     committed: Vec<Option<Action>>,
+    /// Corrections to the previous step's rewards found in the last one
+    /// ([`Simulator::late_rewards`]), per env and agent; read before an ended episode's
+    /// simulator is reset.
+    late: Vec<f32>,
+    /// Whether the scenario settles the externality credit a slot late.
+    settles: bool,
 }
 
 impl MecVecEnv {
@@ -69,6 +76,9 @@ impl MecVecEnv {
             truncated: vec![false; num],
             final_obs: vec![0.0; num * n * OBS_DIM],
             committed: vec![None; num * n],
+            late: vec![0.0; num * n],
+            settles: config.reward.externality_credit > 0.0
+                && config.reward.externality_settlement == ExternalitySettlement::NextSlot,
         })
     }
 
@@ -111,6 +121,7 @@ impl VecEnv for MecVecEnv {
             self.sims[i].observe(&mut obs[i * per..(i + 1) * per]);
         }
         self.truncated.fill(false);
+        self.late.fill(0.0);
         self.finished.clear();
         self.committed.fill(None);
     }
@@ -133,6 +144,12 @@ impl VecEnv for MecVecEnv {
                 .zip(self.sims[i].agent_rewards())
             {
                 *r = ar as f32;
+            }
+            for (l, &lr) in self.late[i * n..(i + 1) * n]
+                .iter_mut()
+                .zip(self.sims[i].late_rewards())
+            {
+                *l = lr as f32;
             }
             self.returns[i] += out.reward;
             dones[i] = out.done;
@@ -181,6 +198,11 @@ impl VecEnv for MecVecEnv {
                     .copy_from_slice(&self.final_obs[i * per..(i + 1) * per]);
             }
         }
+    }
+
+    fn late_rewards(&self, late: &mut [f32]) -> bool {
+        late.copy_from_slice(&self.late);
+        self.settles
     }
 
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {

@@ -237,6 +237,16 @@ impl VecEnv for MixedVecEnv {
         }
     }
 
+    fn late_rewards(&self, late: &mut [f32]) -> bool {
+        let mut any = false;
+        for p in &self.parts {
+            let mut l = p.rewards.clone();
+            any |= p.env.late_rewards(&mut l);
+            self.scatter(p, &l, late, 1, 0.0);
+        }
+        any
+    }
+
     fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {
         for p in &mut self.parts {
             let start = out.len();
@@ -347,6 +357,12 @@ mod tests {
             }
             self.write(obs);
         }
+        /// Only batches tagged above 1 revise rewards late, by ten times the tag.
+        fn late_rewards(&self, late: &mut [f32]) -> bool {
+            let revises = self.tag > 1.0;
+            late.fill(if revises { 10.0 * self.tag } else { 0.0 });
+            revises
+        }
         fn drain_finished(&mut self, out: &mut Vec<EpisodeInfo>) {
             out.append(&mut self.finished);
         }
@@ -388,6 +404,9 @@ mod tests {
             mix.step(&actions, &mut obs, &mut rewards, &mut dones);
         }
         assert_eq!(rewards, [2.0, 0.0, 0.0, 1.0, 0.0, 0.0, 3.0, 2.0, 3.0]);
+        let mut late = vec![9.0; 9];
+        assert!(mix.late_rewards(&mut late), "one part revises");
+        assert_eq!(late, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0, 20.0, 20.0]);
         assert_eq!(dones, [true; 3]);
         let mut finished = Vec::new();
         mix.drain_finished(&mut finished);

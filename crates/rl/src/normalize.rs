@@ -178,6 +178,16 @@ impl RewardScaler {
             }
         }
     }
+
+    /// A reward already scaled by [`RewardScaler::scale`] with a late correction
+    /// (`late`, unscaled) added at the current scale and clipped again. The statistics
+    /// do not move: the correction is a revision of a reward they have already seen.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn add_late(&self, scaled: f32, late: f32) -> f32 {
+        let std = (self.stats.var[0] + self.epsilon).sqrt();
+        (f64::from(scaled) + f64::from(late) / std).clamp(-self.clip, self.clip) as f32
+    }
 }
 
 #[cfg(test)]

@@ -603,6 +603,7 @@ impl Ppo {
         let mut logits = vec![0.0f32; n * a];
         let mut values = vec![0.0f32; n];
         let mut rewards = vec![0.0f32; n];
+        let mut late = vec![0.0f32; n];
         let mut env_dones = vec![false; spec.num_envs];
         let mut agent_dones = vec![false; n];
         let mut env_truncated = vec![false; spec.num_envs];
@@ -681,6 +682,20 @@ impl Ppo {
                 self.state.reward_scaler.scale(&mut rewards, &agent_dones);
             }
             buf.rewards[rows.clone()].copy_from_slice(&rewards);
+            // A cost the environment could price only now belongs to the previous step's
+            // rewards; the first step's refers to a rollout already learned from.
+            if t > 0 && env.late_rewards(&mut late) {
+                let prev = &mut buf.rewards[(t - 1) * n..t * n];
+                for (r, &l) in prev.iter_mut().zip(&late) {
+                    if l != 0.0 {
+                        *r = if cfg.scale_rewards {
+                            self.state.reward_scaler.add_late(*r, l)
+                        } else {
+                            *r + l
+                        };
+                    }
+                }
+            }
             buf.dones[rows.clone()].copy_from_slice(&agent_dones);
             // Truncated episodes: bootstrap from the value of their final observation.
             let per = spec.agents_per_env;
@@ -1014,6 +1029,91 @@ mod tests {
             }
         }
         fn drain_finished(&mut self, _: &mut Vec<EpisodeInfo>) {}
+    }
+
+    /// Two environments of one agent; each step pays 1, and a step later revises the
+    /// previous step's reward of environment 0 by its step count (a cost found late).
+    struct LateCost {
+        t: u32,
+    }
+
+    impl VecEnv for LateCost {
+        fn num_envs(&self) -> usize {
+            2
+        }
+        fn agents_per_env(&self) -> usize {
+            1
+        }
+        fn obs_dim(&self) -> usize {
+            1
+        }
+        fn num_actions(&self) -> usize {
+            2
+        }
+        fn reset(&mut self, _seed: u64, obs: &mut [f32]) {
+            obs.fill(0.0);
+        }
+        fn step(&mut self, _: &[u32], obs: &mut [f32], rewards: &mut [f32], dones: &mut [bool]) {
+            self.t += 1;
+            rewards.fill(1.0);
+            dones.fill(false);
+            obs.fill(0.0);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        fn late_rewards(&self, late: &mut [f32]) -> bool {
+            late[0] = self.t as f32;
+            late[1] = 0.0;
+            true
+        }
+        fn drain_finished(&mut self, _: &mut Vec<EpisodeInfo>) {}
+    }
+
+    #[test]
+    #[allow(clippy::cast_precision_loss)]
+    fn late_rewards_revise_the_previous_step_and_the_first_is_dropped() {
+        let config = PpoConfig {
+            rollout_steps: 4,
+            normalize_observations: false,
+            scale_rewards: false,
+            ..PpoConfig::default()
+        };
+        let mut env = LateCost { t: 0 };
+        let mut ppo = Ppo::new(config.clone(), &env, &crate::cpu_device(), 1).unwrap();
+        ppo.collect(&mut env);
+        // Step t (1-based) revises row t-2 by t; the last row waits for a step that
+        // belongs to the next rollout.
+        assert_eq!(ppo.buf.rewards, [3.0, 1.0, 4.0, 1.0, 5.0, 1.0, 1.0, 1.0]);
+        ppo.collect(&mut env);
+        assert_eq!(ppo.buf.rewards, [7.0, 1.0, 8.0, 1.0, 9.0, 1.0, 1.0, 1.0]);
+
+        // Scaled: the revision is divided by the scale the step was scaled with, and
+        // the sum clipped; the statistics are those of the rewards alone.
+        let mut scaled = Ppo::new(
+            PpoConfig {
+                scale_rewards: true,
+                reward_clip: 3.0,
+                ..config
+            },
+            &LateCost { t: 0 },
+            &crate::cpu_device(),
+            1,
+        )
+        .unwrap();
+        let mut env = LateCost { t: 0 };
+        scaled.collect(&mut env);
+        let mut plain = RewardScaler::new(2, scaled.state.config.gamma, 3.0);
+        let mut want = Vec::new();
+        for t in 0..4 {
+            let mut r = [1.0f32; 2];
+            plain.scale(&mut r, &[false; 2]);
+            want.extend_from_slice(&r);
+            if t > 0 {
+                want[(t - 1) * 2] = plain.add_late(want[(t - 1) * 2], (t + 1) as f32);
+            }
+        }
+        assert_eq!(scaled.buf.rewards, want);
+        assert_eq!(scaled.state.reward_scaler, plain);
+        assert!(want.contains(&3.0), "the clip should bite: {want:?}");
     }
 
     /// One environment of four agents; only agent 0 ever has a decision to make, and the
