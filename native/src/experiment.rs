@@ -888,8 +888,13 @@ fn render_report(r: &Results, plots: &[PathBuf]) -> String {
         p.train_scenario,
         if p.externality_credit > 0.0 {
             format!(
-                " (externality credit {} in the training rewards)",
-                p.externality_credit
+                " (externality credit {} in the training rewards, settled {})",
+                p.externality_credit,
+                if p.externality_next_slot {
+                    "in the next slot"
+                } else {
+                    "at the slot's end"
+                }
             )
         } else {
             String::new()

@@ -57,6 +57,11 @@ pub struct PlanArgs {
     /// device also pays for the delay it causes the others; 0, the presets' value, is off).
     #[arg(long, allow_negative_numbers = true)]
     pub externality_credit: Option<f64>,
+    /// Override: when the credit prices the edge work an offload leaves for later slots,
+    /// `slot-end` (the presets' rule) or `next-slot` (settled against the delay it caused
+    /// in the next slot).
+    #[arg(long, value_name = "slot-end|next-slot")]
+    pub externality_settlement: Option<mec::ExternalitySettlement>,
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
@@ -103,6 +108,9 @@ impl PlanArgs {
         }
         if let Some(w) = self.externality_credit {
             plan.externality_credit = w;
+        }
+        if let Some(rule) = self.externality_settlement {
+            plan.externality_next_slot = rule == mec::ExternalitySettlement::NextSlot;
         }
         plan.validate().context("invalid experiment arguments")?;
         scenarios(&plan).context("invalid experiment arguments")?;
@@ -153,6 +161,12 @@ pub fn plan_argv(plan: &ExperimentPlan) -> Vec<String> {
     }
     if plan.externality_credit.to_bits() != preset.externality_credit.to_bits() {
         add("--externality-credit", plan.externality_credit.to_string());
+    }
+    if plan.externality_next_slot != preset.externality_next_slot {
+        add(
+            "--externality-settlement",
+            settlement(plan).name().to_owned(),
+        );
     }
     argv
 }
@@ -243,16 +257,27 @@ impl Shard {
     }
 }
 
+/// The simulator's settlement rule for a plan's externality credit.
+#[must_use]
+pub fn settlement(plan: &ExperimentPlan) -> mec::ExternalitySettlement {
+    if plan.externality_next_slot {
+        mec::ExternalitySettlement::NextSlot
+    } else {
+        mec::ExternalitySettlement::SlotEnd
+    }
+}
+
 /// The MEC scenario `name` (a simulator preset) with `devices` devices and the plan's
-/// externality credit `credit` (which changes what learners are paid, never an
-/// evaluation's reward, so one configuration serves training and evaluation).
+/// externality credit (which changes what learners are paid, never an evaluation's
+/// reward, so one configuration serves training and evaluation).
 ///
 /// # Errors
 /// When there is no such preset or the scenario does not validate.
-pub fn scenario(name: &str, devices: usize, credit: f64) -> anyhow::Result<SimConfig> {
+pub fn scenario(name: &str, devices: usize, plan: &ExperimentPlan) -> anyhow::Result<SimConfig> {
     let mut cfg = mec::preset(name).map_err(|e| anyhow::anyhow!("{e}"))?;
     cfg.devices = devices;
-    cfg.reward.externality_credit = credit;
+    cfg.reward.externality_credit = plan.externality_credit;
+    cfg.reward.externality_settlement = settlement(plan);
     cfg.validate()
         .with_context(|| format!("MEC scenario {name:?} with {devices} devices"))?;
     Ok(cfg)
@@ -270,7 +295,7 @@ pub fn scenarios(plan: &ExperimentPlan) -> anyhow::Result<Scenarios> {
     let mut out = Scenarios::new();
     let mut add = |name: &str, pops: &[usize]| -> anyhow::Result<()> {
         for &n in pops {
-            let cfg = scenario(name, n, plan.externality_credit)?;
+            let cfg = scenario(name, n, plan)?;
             out.entry(name.to_owned()).or_default().insert(n, cfg);
         }
         Ok(())
@@ -352,6 +377,7 @@ mod tests {
             scenarios: None,
             eval_seeds: None,
             externality_credit: None,
+            externality_settlement: None,
         }
     }
 
@@ -367,7 +393,9 @@ mod tests {
         a.scenarios = Some(vec!["edge-load".into()]);
         a.eval_seeds = Some(3);
         a.externality_credit = Some(0.75);
+        a.externality_settlement = Some(mec::ExternalitySettlement::NextSlot);
         let plan = a.plan().unwrap();
+        assert!(plan.externality_next_slot);
         let argv = plan_argv(&plan);
         #[derive(clap::Parser)]
         struct P {
@@ -446,7 +474,8 @@ mod tests {
             assert_eq!(pops.keys().copied().collect::<Vec<_>>(), [10, 20, 50, 100]);
             for (&n, cfg) in pops {
                 assert_eq!(cfg.devices, n);
-                assert_eq!(*cfg, scenario(name, n, 0.0).unwrap());
+                assert_eq!(*cfg, scenario(name, n, &plan).unwrap());
+                assert_eq!(cfg.reward.externality_credit, 0.0);
             }
         }
         assert_ne!(s["bursty"][&50], s["default"][&50]);
@@ -474,6 +503,9 @@ mod tests {
         assert_ne!(h, plan_hash(&other).unwrap());
         let mut other = quick;
         other.externality_credit = 1.0;
-        assert_ne!(h, plan_hash(&other).unwrap());
+        let credited = plan_hash(&other).unwrap();
+        assert_ne!(h, credited);
+        other.externality_next_slot = true;
+        assert_ne!(credited, plan_hash(&other).unwrap());
     }
 }

@@ -57,6 +57,7 @@ impl Preset {
             num_envs: POPULATION_MIX.len(),
             eval_seeds: Vec::new(),
             externality_credit: 0.0,
+            externality_next_slot: false,
         };
         match self {
             Self::Quick => ExperimentPlan {
@@ -226,6 +227,12 @@ pub struct ExperimentPlan {
     /// before it existed read 0, as they ran.
     #[serde(default)]
     pub externality_credit: f64,
+    /// Settle the credit's estimate of the work an offload leaves on the edge in the next
+    /// slot (the simulator's `reward.externality_settlement = "next-slot"`) instead of at
+    /// the slot's end. Left out of the file when false, so plans written before it
+    /// existed keep their hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub externality_next_slot: bool,
 }
 
 /// Why a plan is unusable.
@@ -303,6 +310,12 @@ impl ExperimentPlan {
         }
         if !(self.externality_credit.is_finite() && self.externality_credit >= 0.0) {
             return bad("externality_credit", "must be a number of at least 0");
+        }
+        if self.externality_next_slot && self.externality_credit == 0.0 {
+            return bad(
+                "externality_next_slot",
+                "settles the externality credit, so it needs a credit above 0",
+            );
         }
         if self.eval_seeds.iter().any(|s| self.seeds.contains(s)) {
             return bad("eval_seeds", "must not overlap the training seeds");
@@ -552,6 +565,20 @@ mod tests {
         let mut plan = Preset::Quick.plan();
         plan.eval_scenarios.push("default".into());
         assert_eq!(plan.validate().unwrap_err().field, "eval_scenarios");
+        let mut plan = Preset::Quick.plan();
+        plan.externality_next_slot = true;
+        assert_eq!(
+            plan.validate().unwrap_err().field,
+            "externality_next_slot",
+            "nothing to settle without a credit"
+        );
+        plan.externality_credit = 1.0;
+        plan.validate().unwrap();
+        let json = serde_json::to_string(&Preset::Quick.plan()).unwrap();
+        assert!(
+            !json.contains("externality_next_slot"),
+            "left out when false, so older plans keep their hash: {json}"
+        );
     }
 
     /// The shape issue 16 asks of both presets: at least 5 training seeds, every arm
