@@ -20,6 +20,10 @@ use crate::simulation::race::check_policy;
 /// training of the shipped policies. Evaluation rewards never include it.
 pub const EXTERNALITY_CREDIT: f64 = 1.0;
 
+/// When the credit prices the edge work an offload leaves behind: settled against the
+/// next slot, as the shipped policies were trained (`reward.externality_settlement`).
+pub const EXTERNALITY_SETTLEMENT: mec::ExternalitySettlement = mec::ExternalitySettlement::NextSlot;
+
 /// Simulators each learner steps in parallel (as `edgewise train --env mec`).
 pub const TRAIN_ENVS: usize = 4;
 
@@ -84,6 +88,7 @@ impl TrainRace {
         }
         // Paid as the shipped policies were trained (`www/policies/README.md`).
         sim.reward.externality_credit = EXTERNALITY_CREDIT;
+        sim.reward.externality_settlement = EXTERNALITY_SETTLEMENT;
         sim.validate()
             .map_err(|e| format!("the simulator rejected this scenario: {e}"))?;
         let config = PpoConfig {
