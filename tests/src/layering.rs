@@ -1,6 +1,6 @@
 //! The layering rules of the workspace, checked on the dependency graph.
 //!
-//! Dependencies point one way: apps (`edgewise`, `edgewise-web`) depend on libraries,
+//! Dependencies point one way: apps (`edgewise`, `edgewise-web`, `edgewise-llm-worker`) depend on libraries,
 //! never the reverse; the simulator (`edgewise-mec`), the environment trait
 //! (`edgewise-env`) and the policy-file inference (`edgewise-policy`) pull in no ML crate, not even transitively, so they stay small and
 //! build for wasm32 on their own; `edgewise-rl` knows the simulator only through
@@ -51,7 +51,7 @@ pub struct Graph {
 }
 
 /// The application packages: nothing under `crates/` may depend on them.
-pub const APP_PACKAGES: &[&str] = &["edgewise", "edgewise-web"];
+pub const APP_PACKAGES: &[&str] = &["edgewise", "edgewise-web", "edgewise-llm-worker"];
 
 /// Packages that must stay free of ML crates (even transitively).
 pub const ML_FREE_PACKAGES: &[&str] = &[
@@ -86,7 +86,8 @@ pub struct Rule {
 pub const RULES: &[Rule] = &[
     Rule {
         name: "libraries never depend on apps",
-        why: "packages under crates/ must not depend on `edgewise` or `edgewise-web`",
+        why: "packages under crates/ must not depend on `edgewise`, `edgewise-web` or \
+              `edgewise-llm-worker`",
         from: |p| p.in_dir("crates"),
         to: |p| p.is_member() && APP_PACKAGES.contains(&p.name.as_str()),
         include_dev: true,
@@ -117,7 +118,7 @@ pub const RULES: &[Rule] = &[
         name: "the web app never depends on the pipeline crate",
         why: "edgewise-web runs models with edgewise-llm only; compression, distillation and \
               evaluation (edgewise-ecld) stay out of the browser bundle",
-        from: |p| p.is_member() && p.name == "edgewise-web",
+        from: |p| p.is_member() && (p.name == "edgewise-web" || p.name == "edgewise-llm-worker"),
         to: |p| p.is_member() && p.name == "edgewise-ecld",
         include_dev: true,
     },

@@ -39,6 +39,7 @@ fn workspace_respects_layering() {
         "edgewise-policy",
         "edgewise",
         "edgewise-web",
+        "edgewise-llm-worker",
         "edgewise-llm",
         "edgewise-ecld",
     ] {

@@ -1,11 +1,12 @@
-//! The edgewise browser app, shared by its four wasm entries (each a thin binary):
+//! The edgewise browser app, shared by its four wasm entries (each a thin binary; the LLM
+//! worker's is the package `web/llm-worker`, built at a faster optimisation level):
 //!
 //! - the page (`src/main.rs`, yew): renders what the workers report and owns the controls;
 //! - the simulation worker (`src/bin/worker.rs`): one simulator per entrant ("lanes") on
 //!   the same seed, reporting frames ([`simulation`]);
 //! - the trainer worker (`src/bin/trainer.rs`), started only when the visitor starts a
 //!   training race: PPO and WM-PPO learn the current scenario ([`training`]);
-//! - the LLM worker (`src/bin/llm_worker.rs`), started only when the chat panel opens: a
+//! - the LLM worker (`llm-worker/src/main.rs`), started only when the chat panel opens: a
 //!   compact LLM answers in the page ([`chat`]).
 //!
 //! Each feature folder holds its `protocol` (page ↔ worker messages), its `worker`, the

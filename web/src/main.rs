@@ -5,7 +5,7 @@
 //! `edgewise_web::app::App`). The work runs in three dedicated web workers, each its own
 //! binary: the simulation (`src/bin/worker.rs`, a frame per tick), the training race
 //! (`src/bin/trainer.rs`, PPO vs WM-PPO learning live, started on the first "Start
-//! training") and the on-device LLM chat (`src/bin/llm_worker.rs`, started when the chat
+//! training") and the on-device LLM chat (`llm-worker/src/main.rs`, started when the chat
 //! panel opens). Everything else is the library `edgewise_web`.
 
 fn main() {

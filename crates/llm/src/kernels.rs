@@ -32,9 +32,33 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use crate::error::{Error, Result};
 
 mod iq4_nl;
+mod q8_0;
 mod simd128;
 
 pub use iq4_nl::matmul_iq4_nl;
+pub use q8_0::matmul_q8_0;
+
+/// Whether [`matmul`] has a kernel for weights of `dtype` in this build: Q4_1 always,
+/// Q8_0 in the wasm `simd128` build (natively candle's own Q8_0 path is as fast).
+#[must_use]
+pub fn has_kernel(dtype: GgmlDType) -> bool {
+    dtype == GgmlDType::Q4_1
+        || (dtype == GgmlDType::Q8_0
+            && cfg!(all(target_arch = "wasm32", target_feature = "simd128")))
+}
+
+/// `x Wᵀ` through this crate's kernel for `w`'s type ([`matmul_q4_1`], [`matmul_q8_0`]),
+/// or `None` when none applies (the caller then uses candle's `QMatMul`).
+///
+/// # Errors
+/// As the kernel's.
+pub fn matmul(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
+    match w.dtype() {
+        GgmlDType::Q4_1 => matmul_q4_1(w, x),
+        GgmlDType::Q8_0 => matmul_q8_0(w, x),
+        _ => Ok(None),
+    }
+}
 
 /// Values per quantization block (Q4_1 and Q8_1 alike).
 const QK: usize = 32;
@@ -81,6 +105,30 @@ fn quantize_row_q8_1(xs: &[f32], out: &mut [BlockQ81]) {
         #[allow(clippy::cast_precision_loss)]
         let s = f16::from_f32(sum as f32) * d16;
         b.s = s.to_f32();
+    }
+}
+
+/// A Q8_0 activation block with its f16 scale already widened to f32.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct BlockQ80 {
+    /// Scale (an f16 value).
+    d: f32,
+    qs: [i8; QK],
+}
+
+/// Quantizes one row of activations to Q8_0 (`d = amax/127`, round to nearest).
+fn quantize_row_q8_0(xs: &[f32], out: &mut [BlockQ80]) {
+    for (x, b) in xs.chunks_exact(QK).zip(out) {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        for (q, &v) in b.qs.iter_mut().zip(x) {
+            #[allow(clippy::cast_possible_truncation)]
+            let r = (v * id).round() as i8;
+            *q = r;
+        }
+        b.d = f16::from_f32(d).to_f32();
     }
 }
 

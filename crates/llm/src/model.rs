@@ -2,8 +2,8 @@
 //!
 //! Linear layers keep their GGUF block layout and multiply through candle's `QMatMul`
 //! (the activations are quantized on the fly, as ggml does), so a Q4_1 file runs without
-//! dequantising its weights; Q4_1 layers on the CPU take [`crate::kernels::matmul_q4_1`]
-//! instead, which gives candle's bits faster. IQ4_NL weights (which candle cannot hold) are
+//! dequantising its weights; Q4_1 layers on the CPU (and, in the wasm build, the Q8_0 LM
+//! head) take [`crate::kernels::matmul`] instead, which gives candle's bits faster. IQ4_NL weights (which candle cannot hold) are
 //! multiplied by [`crate::kernels::matmul_iq4_nl`] on the CPU and dequantised once on any
 //! other device. Only norms (already F32 in the file) are plain tensors.
 
@@ -30,11 +30,11 @@ pub struct Linear {
 /// How a [`Linear`] multiplies.
 #[derive(Debug, Clone)]
 enum Product {
-    /// candle's `QMatMul`; with `q4_1` (a Q4_1 weight on the CPU, shared with `mm`)
-    /// through [`crate::kernels::matmul_q4_1`] first: same bits, faster.
+    /// candle's `QMatMul`; with `own` (a CPU weight of a type this crate has a kernel
+    /// for, shared with `mm`) through [`crate::kernels::matmul`] first: same bits, faster.
     Candle {
         mm: QMatMul,
-        q4_1: Option<Arc<QTensor>>,
+        own: Option<Arc<QTensor>>,
     },
     /// An IQ4_NL weight on the CPU (its blocks shared with the layer's weight):
     /// [`crate::kernels::matmul_iq4_nl`].
@@ -50,13 +50,14 @@ impl Linear {
         let product = match &*weight {
             Weight::Ggml(q) => Product::Candle {
                 mm: QMatMul::from_arc(q.clone())?,
-                q4_1: (q.dtype() == GgmlDType::Q4_1 && q.device().is_cpu()).then(|| q.clone()),
+                own: (crate::kernels::has_kernel(q.dtype()) && q.device().is_cpu())
+                    .then(|| q.clone()),
             },
             Weight::Iq4Nl(m) if device.is_cpu() => Product::Iq4Nl(m.clone()),
             // No IQ4_NL kernel off the CPU: multiply the dequantised matrix there.
             Weight::Iq4Nl(m) => Product::Candle {
                 mm: QMatMul::Tensor(m.dequantize(device)?),
-                q4_1: None,
+                own: None,
             },
         };
         Ok(Self {
@@ -85,11 +86,11 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.product {
             Product::Iq4Nl(m) => crate::kernels::matmul_iq4_nl(m, x)?,
-            Product::Candle { mm, q4_1: Some(q) } => match crate::kernels::matmul_q4_1(q, x)? {
+            Product::Candle { mm, own: Some(q) } => match crate::kernels::matmul(q, x)? {
                 Some(y) => y,
                 None => mm.forward(x)?,
             },
-            Product::Candle { mm, q4_1: None } => mm.forward(x)?,
+            Product::Candle { mm, own: None } => mm.forward(x)?,
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -426,7 +427,7 @@ impl Model {
                 weight: l.weight.clone(),
                 product: Product::Candle {
                     mm: QMatMul::Tensor(l.weight.dequantize(&self.device)?),
-                    q4_1: None,
+                    own: None,
                 },
                 bias: l.bias.clone(),
             })

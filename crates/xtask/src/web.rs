@@ -28,7 +28,11 @@ use crate::util::{self, Context};
 /// The cargo package of the browser app.
 pub const WEB_PACKAGE: &str = "edgewise-web";
 
-/// Binaries of [`WEB_PACKAGE`] turned into ES modules named after the bin with `-`
+/// The cargo package of the LLM worker's binary (its own package so that `[profile.web]`
+/// can build it at opt-level 3 while the page stays small).
+pub const LLM_WORKER_PACKAGE: &str = "edgewise-llm-worker";
+
+/// Binaries of [`WEB_PACKAGE`] and [`LLM_WORKER_PACKAGE`] turned into ES modules named after the bin with `-`
 /// replaced by `_`: `edgewise-web` gives `edgewise_web.js` + `edgewise_web_bg.wasm`
 /// (what `www/index.html` imports); `edgewise-worker` is the simulation's dedicated web
 /// worker (loaded by `www/worker.js`); `edgewise-trainer` is the training race's worker
@@ -69,10 +73,20 @@ pub fn run(ctx: &Context, args: &WebArgs) -> Result<PathBuf> {
         (&["--profile", WEB_PROFILE], WEB_PROFILE)
     };
     util::run(
-        ctx.cargo(["build", "-p", WEB_PACKAGE, "--target", WASM_TARGET])
-            .args(profile_args),
+        ctx.cargo([
+            "build",
+            "-p",
+            WEB_PACKAGE,
+            "-p",
+            LLM_WORKER_PACKAGE,
+            "--target",
+            WASM_TARGET,
+        ])
+        .args(profile_args),
     )
-    .with_context(|| format!("building the wasm of {WEB_PACKAGE} failed"))?;
+    .with_context(|| {
+        format!("building the wasm of {WEB_PACKAGE} and {LLM_WORKER_PACKAGE} failed")
+    })?;
 
     let www = ctx.path("www");
     let dist = www.join("dist");
@@ -88,7 +102,7 @@ pub fn run(ctx: &Context, args: &WebArgs) -> Result<PathBuf> {
         let input = ctx.wasm_artifact(profile_dir, &format!("{bin}.wasm"));
         if !input.is_file() {
             bail!(
-                "cargo reported success but {} is missing (is `{bin}` a bin of {WEB_PACKAGE}?)",
+                "cargo reported success but {} is missing (is `{bin}` a bin of {WEB_PACKAGE} or {LLM_WORKER_PACKAGE}?)",
                 input.display()
             );
         }

@@ -16,37 +16,12 @@
 //! candle's thread pool by the Q4_1 kernel's [`gemm`].
 
 use candle_core::{Device, Tensor};
-use half::f16;
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zerocopy::FromZeros;
 
 use super::simd128::Lanes;
-use super::{Dot8, QK, gemm};
+use super::{BlockQ80, Dot8, QK, gemm, quantize_row_q8_0};
 use crate::error::{Error, Result};
 use crate::iq4_nl::{BlockIq4Nl, CODEBOOK, Iq4NlMatrix};
-
-/// A Q8_0 activation block with its f16 scale already widened to f32.
-#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-struct BlockQ80 {
-    /// Scale (an f16 value).
-    d: f32,
-    qs: [i8; QK],
-}
-
-/// Quantizes one row of activations to Q8_0 (`d = amax/127`, round to nearest).
-fn quantize_row_q8_0(xs: &[f32], out: &mut [BlockQ80]) {
-    for (x, b) in xs.chunks_exact(QK).zip(out) {
-        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-        for (q, &v) in b.qs.iter_mut().zip(x) {
-            #[allow(clippy::cast_possible_truncation)]
-            let r = (v * id).round() as i8;
-            *q = r;
-        }
-        b.d = f16::from_f32(d).to_f32();
-    }
-}
 
 /// `Σ CODEBOOK[idx]·q` over one block pair, exact.
 fn block_dot(w: &BlockIq4Nl, y: &BlockQ80) -> i32 {

@@ -29,8 +29,18 @@ pub(super) trait Lanes: Copy {
     /// Byte lanes: lane `i` = `table[self[i]]` (`self[i]` < 16; 0 for larger indices, as
     /// WebAssembly's swizzle gives).
     fn lookup(self, table: Self) -> Self;
-    /// `u8` lanes widened to `u16`: (lanes 0..8, lanes 8..16).
-    fn widen_u8(self) -> (Self, Self);
+    /// Sixteen bytes of packed nibbles as four vectors of `i16` lanes: the low nibbles
+    /// of the even bytes, of the odd bytes, then the high nibbles of the even bytes and
+    /// of the odd bytes (lane `i` of each from byte `2i` or `2i + 1`).
+    fn nibbles_i16(self) -> [Self; 4];
+    /// `i8` lanes sign-extended to `i16`: (the even bytes, the odd bytes).
+    fn split_i8(self) -> (Self, Self);
+    /// `i8` lanes multiplied into `i16` lanes: (lanes 0..8, lanes 8..16).
+    fn extmul_i8(self, b: Self) -> (Self, Self);
+    /// `i16` lanes added (wrapping).
+    fn add_i16(self, b: Self) -> Self;
+    /// Adjacent `i16` lanes summed into four `i32` lanes.
+    fn sum_pairs_i16(self) -> Self;
     /// `i8` lanes widened to `i16`: (lanes 0..8, lanes 8..16).
     fn widen_i8(self) -> (Self, Self);
     /// `i16` lanes multiplied pairwise and adjacent pairs summed into four `i32` lanes.
@@ -43,6 +53,9 @@ pub(super) trait Lanes: Copy {
     fn f32_from_i32(self) -> Self;
     /// Four little-endian f16 values widened to `f32` lanes, exactly.
     fn f32_from_f16(h: [[u8; 2]; 4]) -> Self;
+    /// Four pairs of little-endian f16 values (a Q4_1 block's `d` then `m`) widened to
+    /// `f32` lanes, exactly: (the first of each pair, the second).
+    fn f32_from_f16_pairs(h: [[u8; 4]; 4]) -> (Self, Self);
     /// All four `f32` lanes = `x`.
     fn f32_splat(x: f32) -> Self;
     /// `f32` lanes multiplied (IEEE, round to nearest).
@@ -78,6 +91,10 @@ const F16_RESCALE: f32 = 5.192_297e33;
 /// Eight weight rows `w` (8 × `kb` blocks, row after row) against `R` activation rows
 /// `y` (`kb` blocks each): `out[j·8 + i]` = row `i` · activation `j`. The same contract
 /// and the same bits as [`super::dot8_portable`].
+///
+/// Rows go four at a time (one `f32` vector of results), so that one group's nibbles,
+/// scales and accumulators stay in registers (V8 has sixteen 128-bit registers): with
+/// all eight rows' widened weights live at once, the browser spilled them to memory.
 #[inline(always)]
 pub(super) fn dot8<L: Lanes, const R: usize>(
     w: &[BlockQ41],
@@ -88,40 +105,28 @@ pub(super) fn dot8<L: Lanes, const R: usize>(
     // Accumulators: activation row j, weight rows 0..4 and 4..8.
     let mut acc = [[L::f32_splat(0.0); 2]; R];
     for b in 0..kb {
-        let r = |i: usize| &w[i * kb + b];
-        // Each weight row's 32 nibbles as i16 lanes, in the activation block's order:
-        // low nibbles are values 0..16, high nibbles 16..32.
-        let x: [[L; 4]; 8] = std::array::from_fn(|i| {
-            let q = L::bytes(r(i).qs);
-            let (x0, x1) = q.low_nibbles().widen_u8();
-            let (x2, x3) = q.high_nibbles().widen_u8();
-            [x0, x1, x2, x3]
-        });
-        let scales = |half: usize, f: fn(&BlockQ41) -> [u8; 2]| {
-            L::f32_from_f16(std::array::from_fn(|i| f(r(half * 4 + i))))
-        };
-        let dw = [scales(0, |blk| blk.d), scales(1, |blk| blk.d)];
-        let mw = [scales(0, |blk| blk.m), scales(1, |blk| blk.m)];
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let yb = &y[j * kb + b];
-            let [lo, hi]: [[u8; QK / 2]; 2] = zerocopy::transmute!(yb.qs);
-            let (a0, a1) = L::bytes(lo).widen_i8();
-            let (a2, a3) = L::bytes(hi).widen_i8();
-            let row = |i: usize| {
-                let [x0, x1, x2, x3] = x[i];
-                x0.dot_i16(a0)
-                    .add_i32(x1.dot_i16(a1))
-                    .add_i32(x2.dot_i16(a2).add_i32(x3.dot_i16(a3)))
-            };
-            let (dx, sx) = (L::f32_splat(yb.d), L::f32_splat(yb.s));
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let s = L::sum_each(std::array::from_fn(|i| row(h * 4 + i)));
+        for h in 0..2 {
+            let blocks = [0, 1, 2, 3].map(|i| &w[(h * 4 + i) * kb + b]);
+            let (dw, mw) = L::f32_from_f16_pairs(blocks.map(|blk| {
+                let [d0, d1] = blk.d;
+                let [m0, m1] = blk.m;
+                [d0, d1, m0, m1]
+            }));
+            let nibbles = blocks.map(|blk| {
+                let q = L::bytes(blk.qs);
+                (q.low_nibbles(), q.high_nibbles())
+            });
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let yb = &y[j * kb + b];
+                let [lo, hi]: [[u8; QK / 2]; 2] = zerocopy::transmute!(yb.qs);
+                let (a_lo, a_hi) = (L::bytes(lo), L::bytes(hi));
+                let s = L::sum_each(nibbles.map(|(x_lo, x_hi)| block_sum(x_lo, x_hi, a_lo, a_hi)));
                 let t = s
                     .f32_from_i32()
-                    .f32_mul(dw[h])
-                    .f32_mul(dx)
-                    .f32_add(mw[h].f32_mul(sx));
-                *acc = acc.f32_add(t);
+                    .f32_mul(dw)
+                    .f32_mul(L::f32_splat(yb.d))
+                    .f32_add(mw.f32_mul(L::f32_splat(yb.s)));
+                acc[h] = acc[h].f32_add(t);
             }
         }
     }
@@ -129,6 +134,63 @@ pub(super) fn dot8<L: Lanes, const R: usize>(
         o[..4].copy_from_slice(&acc[0].f32_lanes());
         o[4..].copy_from_slice(&acc[1].f32_lanes());
     }
+}
+
+/// [`dot8`] for one activation row (decoding), written out for the register
+/// allocator: each weight is used once, so both sides go to `i16` lanes for
+/// `i32x4.dot_i16x8` (one x86 instruction in V8; the extended multiplies of [`block_sum`]
+/// take several each) by 16-bit shifts and masks, which skip the byte-lane shift and
+/// widening that V8 lowers to several instructions each.
+#[inline(always)]
+fn dot8_one<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
+    let kb = y.len();
+    let rows: [&[BlockQ41]; 8] = std::array::from_fn(|i| &w[i * kb..(i + 1) * kb]);
+    let mut acc = [L::f32_splat(0.0); 2];
+    for (b, yb) in y.iter().enumerate() {
+        // Weight byte j holds value j (low nibble) and value 16 + j (high nibble); the
+        // activations are split the same way, even and odd positions.
+        let [lo, hi]: [[u8; QK / 2]; 2] = zerocopy::transmute!(yb.qs);
+        let (a0, a1) = L::bytes(lo).split_i8();
+        let (a2, a3) = L::bytes(hi).split_i8();
+        let (dx, sx) = (L::f32_splat(yb.d), L::f32_splat(yb.s));
+        for (h, acc) in acc.iter_mut().enumerate() {
+            let r0 = &rows[h * 4][b];
+            let r1 = &rows[h * 4 + 1][b];
+            let r2 = &rows[h * 4 + 2][b];
+            let r3 = &rows[h * 4 + 3][b];
+            let dot = |blk: &BlockQ41| {
+                let [x0, x1, x2, x3] = L::bytes(blk.qs).nibbles_i16();
+                x0.dot_i16(a0)
+                    .add_i32(x1.dot_i16(a1))
+                    .add_i32(x2.dot_i16(a2).add_i32(x3.dot_i16(a3)))
+            };
+            let s = L::sum_each([dot(r0), dot(r1), dot(r2), dot(r3)]);
+            let (dw, mw) = L::f32_from_f16_pairs([r0, r1, r2, r3].map(|blk| {
+                let [d0, d1] = blk.d;
+                let [m0, m1] = blk.m;
+                [d0, d1, m0, m1]
+            }));
+            let t = s
+                .f32_from_i32()
+                .f32_mul(dw)
+                .f32_mul(dx)
+                .f32_add(mw.f32_mul(sx));
+            *acc = acc.f32_add(t);
+        }
+    }
+    out[..4].copy_from_slice(&acc[0].f32_lanes());
+    out[4..8].copy_from_slice(&acc[1].f32_lanes());
+}
+
+/// One weight row's block against one activation block: four `i32` lanes summing to
+/// `Σ w·q`. The weights' low nibbles (values 0..16) meet the activations' first sixteen
+/// bytes, the high nibbles the last sixteen; each `i16` lane sums four products of at
+/// most 15·128 in magnitude, so nothing overflows before the widening pairwise add.
+#[inline(always)]
+fn block_sum<L: Lanes>(x_lo: L, x_hi: L, a_lo: L, a_hi: L) -> L {
+    let (p0, p1) = x_lo.extmul_i8(a_lo);
+    let (p2, p3) = x_hi.extmul_i8(a_hi);
+    p0.add_i16(p1).add_i16(p2.add_i16(p3)).sum_pairs_i16()
 }
 
 /// [`dot8`] with `R` = the number of activation rows when it is 1, 4 or 8 (the counts
@@ -145,7 +207,7 @@ pub(super) fn dot8_rows<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out
         out.len()
     );
     match rows {
-        1 => dot8::<L, 1>(w, y, kb, out),
+        1 => dot8_one::<L>(w, y, out),
         4 => dot8::<L, 4>(w, y, kb, out),
         8 => dot8::<L, 8>(w, y, kb, out),
         _ => super::dot8_portable(w, y, kb, out),
@@ -156,10 +218,12 @@ pub(super) fn dot8_rows<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(super) mod wasm {
     use std::arch::wasm32::{
-        f32x4_add, f32x4_convert_i32x4, f32x4_mul, f32x4_splat, i8x16_swizzle,
-        i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_shl,
-        i32x4_shuffle, u8x16_shr, u8x16_splat, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16,
-        u32x4, u32x4_ge, u32x4_gt, u32x4_splat, v128, v128_and, v128_bitselect, v128_or,
+        f32x4_add, f32x4_convert_i32x4, f32x4_mul, f32x4_splat, i8x16_swizzle, i16x8_add,
+        i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i16x8_extmul_high_i8x16,
+        i16x8_extmul_low_i8x16, i16x8_shl, i16x8_shr, i32x4_add, i32x4_dot_i16x8,
+        i32x4_extadd_pairwise_i16x8, i32x4_shl, i32x4_shuffle, u8x16_shr, u8x16_splat, u16x8_shr,
+        u16x8_splat, u32x4, u32x4_ge, u32x4_gt, u32x4_shr, u32x4_splat, v128, v128_and,
+        v128_bitselect, v128_or,
     };
 
     use super::{F16_RESCALE, Lanes};
@@ -185,11 +249,36 @@ pub(super) mod wasm {
             Self(i8x16_swizzle(table.0, self.0))
         }
         #[inline(always)]
-        fn widen_u8(self) -> (Self, Self) {
+        fn nibbles_i16(self) -> [Self; 4] {
+            let m = u16x8_splat(0x000F);
+            [
+                Self(v128_and(self.0, m)),
+                Self(v128_and(u16x8_shr(self.0, 8), m)),
+                Self(v128_and(u16x8_shr(self.0, 4), m)),
+                Self(u16x8_shr(self.0, 12)),
+            ]
+        }
+        #[inline(always)]
+        fn split_i8(self) -> (Self, Self) {
             (
-                Self(u16x8_extend_low_u8x16(self.0)),
-                Self(u16x8_extend_high_u8x16(self.0)),
+                Self(i16x8_shr(i16x8_shl(self.0, 8), 8)),
+                Self(i16x8_shr(self.0, 8)),
             )
+        }
+        #[inline(always)]
+        fn extmul_i8(self, b: Self) -> (Self, Self) {
+            (
+                Self(i16x8_extmul_low_i8x16(self.0, b.0)),
+                Self(i16x8_extmul_high_i8x16(self.0, b.0)),
+            )
+        }
+        #[inline(always)]
+        fn add_i16(self, b: Self) -> Self {
+            Self(i16x8_add(self.0, b.0))
+        }
+        #[inline(always)]
+        fn sum_pairs_i16(self) -> Self {
+            Self(i32x4_extadd_pairwise_i16x8(self.0))
         }
         #[inline(always)]
         fn widen_i8(self) -> (Self, Self) {
@@ -229,18 +318,17 @@ pub(super) mod wasm {
         #[inline(always)]
         fn f32_from_f16(h: [[u8; 2]; 4]) -> Self {
             let u = |i: usize| u32::from(u16::from_le_bytes(h[i]));
+            Self(f16_lanes(u32x4(u(0), u(1), u(2), u(3))))
+        }
+        #[inline(always)]
+        fn f32_from_f16_pairs(h: [[u8; 4]; 4]) -> (Self, Self) {
+            // One 32-bit gather per block instead of two 16-bit ones.
+            let u = |i: usize| u32::from_le_bytes(h[i]);
             let v = u32x4(u(0), u(1), u(2), u(3));
-            let exp_man = v128_and(v, u32x4_splat(0x7FFF));
-            let shifted = i32x4_shl(exp_man, 13);
-            let finite = f32x4_mul(shifted, f32x4_splat(F16_RESCALE));
-            let quiet = v128_and(
-                u32x4_gt(exp_man, u32x4_splat(0x7C00)),
-                u32x4_splat(0x0040_0000),
-            );
-            let special = v128_or(v128_or(shifted, u32x4_splat(0x7F80_0000)), quiet);
-            let mag = v128_bitselect(special, finite, u32x4_ge(exp_man, u32x4_splat(0x7C00)));
-            let sign = i32x4_shl(v128_and(v, u32x4_splat(0x8000)), 16);
-            Self(v128_or(mag, sign))
+            (
+                Self(f16_lanes(v128_and(v, u32x4_splat(0xFFFF)))),
+                Self(f16_lanes(u32x4_shr(v, 16))),
+            )
         }
         #[inline(always)]
         fn f32_splat(x: f32) -> Self {
@@ -258,6 +346,23 @@ pub(super) mod wasm {
         fn f32_lanes(self) -> [f32; 4] {
             zerocopy::transmute!(self.0)
         }
+    }
+
+    /// f16 bit patterns in the low halves of `u32` lanes (high halves zero) widened to
+    /// `f32` lanes, exactly (as `f16_bits_to_f32_bits` in the tests).
+    #[inline(always)]
+    fn f16_lanes(v: v128) -> v128 {
+        let exp_man = v128_and(v, u32x4_splat(0x7FFF));
+        let shifted = i32x4_shl(exp_man, 13);
+        let finite = f32x4_mul(shifted, f32x4_splat(F16_RESCALE));
+        let quiet = v128_and(
+            u32x4_gt(exp_man, u32x4_splat(0x7C00)),
+            u32x4_splat(0x0040_0000),
+        );
+        let special = v128_or(v128_or(shifted, u32x4_splat(0x7F80_0000)), quiet);
+        let mag = v128_bitselect(special, finite, u32x4_ge(exp_man, u32x4_splat(0x7C00)));
+        let sign = i32x4_shl(v128_and(v, u32x4_splat(0x8000)), 16);
+        v128_or(mag, sign)
     }
 
     /// The kernel with `v128` lanes, for [`super::super::Dot8`].
@@ -315,9 +420,45 @@ pub(super) mod emulated {
                     .map(|i| table.0.get(usize::from(i)).copied().unwrap_or(0)),
             )
         }
-        fn widen_u8(self) -> (Self, Self) {
-            let w = |o: usize| from_i16(std::array::from_fn(|i| i16::from(self.0[o + i])));
-            (w(0), w(8))
+        fn nibbles_i16(self) -> [Self; 4] {
+            let v = self.0;
+            let lane = |f: fn(u8) -> u8, odd: usize| {
+                from_i16(std::array::from_fn(|i| i16::from(f(v[2 * i + odd]))))
+            };
+            [
+                lane(|b| b & 0x0F, 0),
+                lane(|b| b & 0x0F, 1),
+                lane(|b| b >> 4, 0),
+                lane(|b| b >> 4, 1),
+            ]
+        }
+        fn split_i8(self) -> (Self, Self) {
+            #[allow(clippy::cast_possible_wrap)]
+            let lane = |odd: usize| {
+                from_i16(std::array::from_fn(|i| {
+                    i16::from(self.0[2 * i + odd] as i8)
+                }))
+            };
+            (lane(0), lane(1))
+        }
+        fn extmul_i8(self, b: Self) -> (Self, Self) {
+            #[allow(clippy::cast_possible_wrap)]
+            let p = |o: usize| {
+                from_i16(std::array::from_fn(|i| {
+                    i16::from(self.0[o + i] as i8) * i16::from(b.0[o + i] as i8)
+                }))
+            };
+            (p(0), p(8))
+        }
+        fn add_i16(self, b: Self) -> Self {
+            let (a, b) = (i16s(self), i16s(b));
+            from_i16(std::array::from_fn(|i| a[i].wrapping_add(b[i])))
+        }
+        fn sum_pairs_i16(self) -> Self {
+            let a = i16s(self);
+            from_i32(std::array::from_fn(|i| {
+                i32::from(a[2 * i]) + i32::from(a[2 * i + 1])
+            }))
         }
         fn widen_i8(self) -> (Self, Self) {
             #[allow(clippy::cast_possible_wrap)]
@@ -344,6 +485,10 @@ pub(super) mod emulated {
         }
         fn f32_from_f16(h: [[u8; 2]; 4]) -> Self {
             from_f32(h.map(|b| f32::from_bits(f16_bits_to_f32_bits(u16::from_le_bytes(b)))))
+        }
+        fn f32_from_f16_pairs(h: [[u8; 4]; 4]) -> (Self, Self) {
+            let half = |o: usize| Self::f32_from_f16(h.map(|b| [b[o], b[o + 1]]));
+            (half(0), half(2))
         }
         fn f32_splat(x: f32) -> Self {
             from_f32([x; 4])
