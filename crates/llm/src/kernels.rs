@@ -612,6 +612,24 @@ mod tests {
         }
     }
 
+    /// The relaxed-SIMD decode path (two 8-bit dot products a block, on emulated lanes)
+    /// has the portable kernel's bits too.
+    #[test]
+    fn relaxed_simd_decode_path_matches_portable() {
+        for seed in 0..6 {
+            let kb = 7 + 3 * usize::try_from(seed).unwrap();
+            let (qw, y) = blocks(seed, 1, kb, 8);
+            let data = qw.data().unwrap();
+            let w = <[BlockQ41]>::ref_from_bytes(&data).unwrap();
+            let mut portable = vec![0f32; 8];
+            dot8_portable(w, &y, kb, &mut portable);
+            let mut relaxed = vec![0f32; 8];
+            simd128::dot8_one::<simd128::emulated::E, true>(w, &y, &mut relaxed);
+            assert!(portable.iter().all(|v| *v != 0.0));
+            assert_eq!(bits(&relaxed), bits(&portable), "kb={kb}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 

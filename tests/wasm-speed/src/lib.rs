@@ -10,6 +10,11 @@
 //! ```
 //!
 //! (`[profile.web.package.edgewise-wasm-speed]` builds it at the LLM worker's level.)
+//! `node tests/wasm-speed/chromium.mjs MODULE MODEL [RUNS]` runs the same module in headless
+//! Chromium. Adding `--config 'target.wasm32-unknown-unknown.rustflags=["-C",
+//! "target-feature=+relaxed-simd"]'` (and another target directory) to the build gives the
+//! relaxed-SIMD variant, whose Q4_1 decode kernel uses the 8-bit dot product (Chromium has
+//! relaxed SIMD; Node 20 needs `--experimental-wasm-relaxed-simd`).
 //!
 //! A plain C-ABI module (no wasm-bindgen): the script copies the model into the module's
 //! memory (`alloc`, `load`) and calls `bench`; the module imports only `env.now`

@@ -35,6 +35,10 @@ pub(super) trait Lanes: Copy {
     fn nibbles_i16(self) -> [Self; 4];
     /// `i8` lanes sign-extended to `i16`: (the even bytes, the odd bytes).
     fn split_i8(self) -> (Self, Self);
+    /// `i8` lanes of `self` times the `u8` lanes of `w` (each below 64), four adjacent
+    /// products summed into each `i32` lane and added to `acc`: relaxed SIMD's
+    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`, exact for such `w`.
+    fn dot_i8_add(self, w: Self, acc: Self) -> Self;
     /// `i8` lanes multiplied into `i16` lanes: (lanes 0..8, lanes 8..16).
     fn extmul_i8(self, b: Self) -> (Self, Self);
     /// `i16` lanes added (wrapping).
@@ -141,8 +145,15 @@ pub(super) fn dot8<L: Lanes, const R: usize>(
 /// `i32x4.dot_i16x8` (one x86 instruction in V8; the extended multiplies of [`block_sum`]
 /// take several each) by 16-bit shifts and masks, which skip the byte-lane shift and
 /// widening that V8 lowers to several instructions each.
+///
+/// With `DOT_I8` (the relaxed-SIMD build) each block is two 8-bit dot products of the
+/// unwidened nibbles with the activation bytes instead.
 #[inline(always)]
-fn dot8_one<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
+pub(super) fn dot8_one<L: Lanes, const DOT_I8: bool>(
+    w: &[BlockQ41],
+    y: &[BlockQ81],
+    out: &mut [f32],
+) {
     let kb = y.len();
     let rows: [&[BlockQ41]; 8] = std::array::from_fn(|i| &w[i * kb..(i + 1) * kb]);
     let mut acc = [L::f32_splat(0.0); 2];
@@ -150,8 +161,9 @@ fn dot8_one<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
         // Weight byte j holds value j (low nibble) and value 16 + j (high nibble); the
         // activations are split the same way, even and odd positions.
         let [lo, hi]: [[u8; QK / 2]; 2] = zerocopy::transmute!(yb.qs);
-        let (a0, a1) = L::bytes(lo).split_i8();
-        let (a2, a3) = L::bytes(hi).split_i8();
+        let (a_lo, a_hi) = (L::bytes(lo), L::bytes(hi));
+        let (a0, a1) = a_lo.split_i8();
+        let (a2, a3) = a_hi.split_i8();
         let (dx, sx) = (L::f32_splat(yb.d), L::f32_splat(yb.s));
         for (h, acc) in acc.iter_mut().enumerate() {
             let r0 = &rows[h * 4][b];
@@ -159,10 +171,16 @@ fn dot8_one<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], out: &mut [f32]) {
             let r2 = &rows[h * 4 + 2][b];
             let r3 = &rows[h * 4 + 3][b];
             let dot = |blk: &BlockQ41| {
-                let [x0, x1, x2, x3] = L::bytes(blk.qs).nibbles_i16();
-                x0.dot_i16(a0)
-                    .add_i32(x1.dot_i16(a1))
-                    .add_i32(x2.dot_i16(a2).add_i32(x3.dot_i16(a3)))
+                let q = L::bytes(blk.qs);
+                if DOT_I8 {
+                    let zero = L::f32_splat(0.0);
+                    a_lo.dot_i8_add(q.low_nibbles(), a_hi.dot_i8_add(q.high_nibbles(), zero))
+                } else {
+                    let [x0, x1, x2, x3] = q.nibbles_i16();
+                    x0.dot_i16(a0)
+                        .add_i32(x1.dot_i16(a1))
+                        .add_i32(x2.dot_i16(a2).add_i32(x3.dot_i16(a3)))
+                }
             };
             let s = L::sum_each([dot(r0), dot(r1), dot(r2), dot(r3)]);
             let (dw, mw) = L::f32_from_f16_pairs([r0, r1, r2, r3].map(|blk| {
@@ -207,7 +225,7 @@ pub(super) fn dot8_rows<L: Lanes>(w: &[BlockQ41], y: &[BlockQ81], kb: usize, out
         out.len()
     );
     match rows {
-        1 => dot8_one::<L>(w, y, out),
+        1 => dot8_one::<L, { cfg!(target_feature = "relaxed-simd") }>(w, y, out),
         4 => dot8::<L, 4>(w, y, kb, out),
         8 => dot8::<L, 8>(w, y, kb, out),
         _ => super::dot8_portable(w, y, kb, out),
@@ -264,6 +282,22 @@ pub(super) mod wasm {
                 Self(i16x8_shr(i16x8_shl(self.0, 8), 8)),
                 Self(i16x8_shr(self.0, 8)),
             )
+        }
+        #[inline(always)]
+        fn dot_i8_add(self, w: Self, acc: Self) -> Self {
+            #[cfg(target_feature = "relaxed-simd")]
+            let sum = std::arch::wasm32::i32x4_relaxed_dot_i8x16_i7x16_add(self.0, w.0, acc.0);
+            // The baseline build never calls this (`dot8_one` without `DOT_I8`); the
+            // same sums in baseline SIMD keep it total.
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            let sum = i32x4_add(
+                acc.0,
+                i32x4_add(
+                    i32x4_extadd_pairwise_i16x8(i16x8_extmul_low_i8x16(self.0, w.0)),
+                    i32x4_extadd_pairwise_i16x8(i16x8_extmul_high_i8x16(self.0, w.0)),
+                ),
+            );
+            Self(sum)
         }
         #[inline(always)]
         fn extmul_i8(self, b: Self) -> (Self, Self) {
@@ -440,6 +474,17 @@ pub(super) mod emulated {
                 }))
             };
             (lane(0), lane(1))
+        }
+        fn dot_i8_add(self, w: Self, acc: Self) -> Self {
+            let acc = i32s(acc);
+            #[allow(clippy::cast_possible_wrap)]
+            from_i32(std::array::from_fn(|k| {
+                (0..4).fold(acc[k], |s, j| {
+                    let (a, b) = (self.0[4 * k + j] as i8, w.0[4 * k + j]);
+                    assert!(b < 64, "relaxed dot: weight lane {b} outside 0..64");
+                    s.wrapping_add(i32::from(a) * i32::from(b))
+                })
+            }))
         }
         fn extmul_i8(self, b: Self) -> (Self, Self) {
             #[allow(clippy::cast_possible_wrap)]
